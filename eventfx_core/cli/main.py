@@ -1,4 +1,4 @@
-"""``eventfx`` entry point: dispatches to ``eventfx_core.cli.<command>`` modules.
+"""``eventfx`` entry point: dispatches to one module per command.
 
 Each command module defines ``add_parser(subparsers)`` (registers its arguments and sets
 ``func=run``) and ``run(args) -> int``. User errors (``EventfxError``) print one line and
@@ -12,16 +12,17 @@ import sys
 
 from ..errors import EventfxError
 
-# Command name -> module under eventfx_core.cli (imported lazily so `eventfx info` stays fast).
+# Command name -> module (imported lazily so `eventfx info` stays fast). `replay` talks DDS,
+# so it lives in eventfx_ros: eventfx_core itself never imports rclpy.
 COMMANDS = {
-    "info": "info",
-    "convert": "convert",
-    "denoise": "denoise",
-    "generate": "generate",
-    "train": "train",
-    "evaluate": "evaluate",
-    "replay": "replay",
-    "bench": "bench",
+    "info": "eventfx_core.cli.info",
+    "convert": "eventfx_core.cli.convert",
+    "denoise": "eventfx_core.cli.denoise",
+    "generate": "eventfx_core.cli.generate",
+    "train": "eventfx_core.cli.train",
+    "evaluate": "eventfx_core.cli.evaluate",
+    "bench": "eventfx_core.cli.bench",
+    "replay": "eventfx_ros.replay_cli",
 }
 
 
@@ -29,18 +30,18 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="eventfx", description="Clean event-camera streams: "
                                      "convert, denoise, deflare, synthesise, train, evaluate, replay, bench.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    wanted = [a for a in argv if a in COMMANDS][:1]
+    wanted = next((a for a in argv if a in COMMANDS), None)
     for name, module in COMMANDS.items():
-        # Import only the requested command (help lists all names without importing them).
-        if wanted and name != wanted[0]:
-            sub.add_parser(name)
+        # Import only the requested command; `eventfx --help` lists the names without imports.
+        if name != wanted:
+            sub.add_parser(name, help=f"(see eventfx {name} --help)")
             continue
         try:
-            mod = importlib.import_module(f"eventfx_core.cli.{module}")
+            mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:
-            if exc.name != f"eventfx_core.cli.{module}":
-                raise
-            continue
+            if exc.name and module.startswith(exc.name):
+                parser.error(f"command {name!r} is not available in this installation")
+            raise
         mod.add_parser(sub)
     return parser
 
