@@ -1,0 +1,273 @@
+"""The one pipeline object: ordered stages -> a keep decision for every event.
+
+The ROS node and the offline CLI both drive it the same way, message by message:
+
+    pipe = Pipeline(cfg.pipeline, sensor=(w, h), base_dir=cfg.base_dir)
+    for msg in messages:
+        for d in pipe.push(events_of(msg), tag=msg):   # Decisions, in push order
+            write(d.tag, d.events[d.keep])
+    for d in pipe.flush(): ...                          # end of stream
+
+Event stages (filters, the Mamba denoiser) decide every event at once; windowed stages (the
+voxel deflarer) decide when their window closes, so a message is handed back only once all
+of its events are decided, and messages always come back in the order they were pushed.
+Every stage sees only the events that the stages before it kept. Because all state lives in
+the stages and every stage is split-invariant, cutting a stream into messages differently
+never changes a decision.
+
+Input hygiene, applied identically online and offline: events outside the sensor are
+dropped and counted; an event earlier than the one before it (a looping bag, a camera
+restart) flushes the windowed stages, resets every stage with a warning, and counts a reset.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import from_dict, to_dict
+from .errors import ConfigError, EventfxError
+from .events import Events, concat
+from .pipeline_config import PipelineConfig
+from .stages import EventStage, WindowedStage, stage_class
+
+log = logging.getLogger("eventfx.pipeline")
+
+
+@dataclass
+class Decision:
+    tag: Any  # whatever the caller pushed with the events (a message, an index)
+    events: Events  # the events as pushed
+    keep: np.ndarray  # bool[n]
+    score: np.ndarray  # float32[n]: confidence that the event is signal (0 = removed, 1 = kept
+    #                    by stages that give no score)
+
+
+@dataclass
+class PipelineStats:
+    events_in: int = 0
+    events_kept: int = 0
+    out_of_range: int = 0  # events outside the sensor, dropped
+    resets: int = 0  # time went backwards
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # compute time per stage
+
+
+@dataclass
+class _Pending:
+    tag: Any
+    events: Events
+    keep: np.ndarray  # final decisions so far (False until decided True)
+    score: np.ndarray
+    first_id: int  # global id of this message's first event
+    undecided: int  # events still inside a windowed stage
+
+
+class Pipeline:
+    """Stateful chain of stages built from a ``PipelineConfig``."""
+
+    def __init__(self, config: PipelineConfig, sensor: tuple[int, int], base_dir: Path | None = None):
+        self.config = config
+        self.sensor = (int(sensor[0]), int(sensor[1]))
+        self.base_dir = base_dir
+        self.stages = []
+        for name in config.stages:
+            cls = stage_class(name)
+            stage = cls(config.stage_configs[name], sensor=self.sensor, device=config.device,
+                        base_dir=base_dir)
+            if not isinstance(stage, (EventStage, WindowedStage)):
+                raise ConfigError(f"stage {name!r} implements neither process() nor push()/flush()")
+            self.stages.append(stage)
+        self.event_stages = [s for s in self.stages if not isinstance(s, WindowedStage)]
+        self.windowed_stages = [s for s in self.stages if isinstance(s, WindowedStage)]
+        if self.windowed_stages and self.stages.index(self.windowed_stages[0]) < len(self.event_stages):
+            raise ConfigError("windowed stages (deflare) must come after all event stages in `stages`")
+        self.stats = PipelineStats(stage_seconds={s.name: 0.0 for s in self.stages})
+        self._pending: deque[_Pending] = deque()
+        # per windowed stage: FIFO of (global ids, events) waiting for a decision
+        self._fifo: list[deque[tuple[np.ndarray, Events]]] = [deque() for _ in self.windowed_stages]
+        self._next_id = 0
+        self._last_t: int | None = None
+
+    # ------------------------------------------------------------------ public API
+    def push(self, events: Events, tag: Any = None) -> list[Decision]:
+        """Feed one message's events; returns the messages now fully decided, in order."""
+        if events.sensor_size != self.sensor:
+            raise EventfxError(f"events are {events.width}x{events.height}, the pipeline was "
+                               f"built for {self.sensor[0]}x{self.sensor[1]}")
+        n = len(events)
+        self.stats.events_in += n
+        keep = np.zeros(n, bool)
+        score = np.ones(n, np.float32)  # stays 1 for events no stage scores and all keep
+        entry = _Pending(tag, events, keep, score, self._next_id, 0)
+        self._next_id += n
+        self._pending.append(entry)
+        inside = (events.x < self.sensor[0]) & (events.y < self.sensor[1])
+        self.stats.out_of_range += int(n - np.count_nonzero(inside))
+        score[~inside] = 0.0
+        # Split at backwards jumps in time: each segment runs on one continuous clock.
+        t = events.t
+        back = np.flatnonzero(t[1:] < t[:-1]) + 1 if n > 1 else np.empty(0, np.int64)
+        starts = [0, *back.tolist()]
+        ends = [*back.tolist(), n]
+        for a, b in zip(starts, ends):
+            if a == b:
+                continue
+            if self._last_t is not None and t[a] < self._last_t:
+                self._reset_for_backwards(self._last_t, int(t[a]))
+            self._last_t = int(t[b - 1])
+            self._run_segment(entry, a, b, inside[a:b])
+        return self._pop_ready()
+
+    def flush(self) -> list[Decision]:
+        """Decide everything still buffered (end of stream); state is kept."""
+        self._flush_windowed()
+        return self._pop_ready()
+
+    def reset(self) -> None:
+        """Forget all stage state (pending messages are decided first by ``flush``)."""
+        self._flush_windowed()
+        for s in self.stages:
+            s.reset()
+        self._last_t = None
+
+    @property
+    def latency_bound_us(self) -> int:
+        """How long a windowed stage may hold an event (0 for event stages only)."""
+        return sum(int(getattr(s.config, "window_us", 0)) for s in self.windowed_stages)
+
+    def runtime_params(self) -> dict[str, Any]:
+        """The parameters changeable while running, as ``{"stage.field": value}``."""
+        out = {}
+        for s in self.stages:
+            for name in getattr(s, "RUNTIME_PARAMS", ()):
+                out[f"{s.name}.{name}"] = getattr(s.config, name)
+        return out
+
+    def set_param(self, dotted: str, value: Any) -> None:
+        """Change a run-time parameter such as ``mamba.threshold``; ``ConfigError`` with the
+        reason (and the old value kept) when the name or value is invalid."""
+        stage_name, _, field_name = dotted.partition(".")
+        stage = next((s for s in self.stages if s.name == stage_name), None)
+        if stage is None:
+            raise ConfigError(f"{dotted}: no stage {stage_name!r} in this pipeline")
+        if field_name not in getattr(stage, "RUNTIME_PARAMS", ()):
+            raise ConfigError(f"{dotted}: not changeable at run time; changeable: "
+                              f"{', '.join(self.runtime_params()) or 'none'}")
+        merged = to_dict(stage.config)
+        merged[field_name] = value
+        new = from_dict(type(stage.config), merged, dotted.rsplit(".", 1)[0])
+        stage.config = new
+        self.config.stage_configs[stage_name] = new
+
+    # ------------------------------------------------------------------ internals
+    def _reset_for_backwards(self, last_t: int, t: int) -> None:
+        log.warning("time went backwards (%d -> %d us): resetting the pipeline state", last_t, t)
+        self.stats.resets += 1
+        self.reset()
+
+    def _run_segment(self, entry: _Pending, a: int, b: int, inside: np.ndarray) -> None:
+        """Run event stages on events [a, b) of ``entry``, then hand survivors to the windows."""
+        idx = np.arange(a, b)[inside]
+        ev = entry.events[idx]
+        for stage in self.event_stages:
+            if len(ev) == 0:
+                break
+            t0 = time.perf_counter()
+            res = stage.process(ev)
+            self.stats.stage_seconds[stage.name] += time.perf_counter() - t0
+            if res.score is not None:
+                entry.score[idx] = res.score
+            kept = np.asarray(res.keep, bool)
+            if not kept.all():
+                entry.score[idx[~kept]] = 0.0
+                idx = idx[kept]
+                ev = ev[kept]
+        if not self.windowed_stages:
+            entry.keep[idx] = True
+            return
+        if len(idx) == 0:
+            return
+        entry.undecided += len(idx)
+        self._feed_windowed(0, entry.first_id + idx, ev)
+
+    def _feed_windowed(self, j: int, ids: np.ndarray, ev: Events) -> None:
+        stage = self.windowed_stages[j]
+        self._fifo[j].append((ids, ev))
+        t0 = time.perf_counter()
+        decided = np.asarray(stage.push(ev), bool)
+        self.stats.stage_seconds[stage.name] += time.perf_counter() - t0
+        self._apply_windowed(j, decided)
+
+    def _apply_windowed(self, j: int, decided: np.ndarray) -> None:
+        """Pop ``len(decided)`` events from stage j's FIFO; pass the kept ones on."""
+        k = len(decided)
+        if k == 0:
+            return
+        ids_parts, ev_parts, need = [], [], k
+        fifo = self._fifo[j]
+        while need:
+            ids, ev = fifo[0]
+            if len(ids) <= need:
+                fifo.popleft()
+                ids_parts.append(ids)
+                ev_parts.append(ev)
+                need -= len(ids)
+            else:
+                ids_parts.append(ids[:need])
+                ev_parts.append(ev[:need])
+                fifo[0] = (ids[need:], ev[need:])
+                need = 0
+        ids = np.concatenate(ids_parts)
+        self._decide(ids[~decided], False)
+        if j + 1 < len(self.windowed_stages):
+            kept_ids = ids[decided]
+            if len(kept_ids):
+                self._feed_windowed(j + 1, kept_ids, concat(ev_parts)[decided])
+        else:
+            self._decide(ids[decided], True)
+
+    def _decide(self, ids: np.ndarray, value: bool) -> None:
+        if len(ids) == 0:
+            return
+        firsts = np.fromiter((p.first_id for p in self._pending), np.int64, len(self._pending))
+        which = np.searchsorted(firsts, ids, side="right") - 1
+        for w in np.unique(which):
+            entry = self._pending[int(w)]
+            local = ids[which == w] - entry.first_id
+            entry.keep[local] = value
+            if not value:
+                entry.score[local] = 0.0
+            entry.undecided -= len(local)
+
+    def _flush_windowed(self) -> None:
+        for j, stage in enumerate(self.windowed_stages):
+            t0 = time.perf_counter()
+            decided = np.asarray(stage.flush(), bool)
+            self.stats.stage_seconds[stage.name] += time.perf_counter() - t0
+            self._apply_windowed(j, decided)
+
+    def _pop_ready(self) -> list[Decision]:
+        out = []
+        while self._pending and self._pending[0].undecided == 0:
+            e = self._pending.popleft()
+            self.stats.events_kept += int(np.count_nonzero(e.keep))
+            out.append(Decision(e.tag, e.events, e.keep, e.score))
+        return out
+
+
+def build_pipeline(config: PipelineConfig, sensor: tuple[int, int], base_dir: Path | None = None,
+                   overrides: dict[str, Any] | None = None) -> Pipeline:
+    """Convenience: a pipeline with some stage fields replaced (e.g. for bench and evaluate)."""
+    if overrides:
+        config = replace(config, stage_configs=dict(config.stage_configs))
+        for dotted, value in overrides.items():
+            name, _, fld = dotted.partition(".")
+            merged = to_dict(config.stage_configs[name])
+            merged[fld] = value
+            config.stage_configs[name] = from_dict(type(config.stage_configs[name]), merged, name)
+    return Pipeline(config, sensor, base_dir)

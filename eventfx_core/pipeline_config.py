@@ -1,0 +1,155 @@
+"""The denoise config file: one ROS 2 params file read by both the node and the offline CLI.
+
+    /**:
+      ros__parameters:
+        input_topic: /events          # node keys (NodeConfig)
+        ...
+        device: cpu                   # pipeline keys (PipelineConfig)
+        stages: [hot_pixel, mamba]    # stage names in order (see eventfx_core.stages.REGISTRY)
+        hot_pixel: {...}              # one mapping per stage: that stage's Config fields
+        mamba: {threshold: 0.5, checkpoint: default}
+
+A stage mapping may be present for a stage not listed in ``stages`` (it is validated and
+then unused), so a user switches stages on and off by editing one list.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import from_dict, load_yaml, ros_parameters
+from .errors import ConfigError
+from .stages import REGISTRY, stage_class
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+WEIGHTS_DIR = PACKAGE_DIR / "weights"  # shipped default weights ("checkpoint: default")
+MESSAGE_TYPES = (
+    "event_camera_msgs/msg/EventPacket",
+    "dvs_msgs/msg/EventArray",
+    "prophesee_event_msgs/msg/EventArray",
+    "eventfx_msgs/msg/EventArray",
+)
+
+
+@dataclass
+class NodeConfig:
+    input_topic: str = "/events"  # topic the camera driver publishes
+    output_topic: str = "/events_clean"  # kept events, same type and encoding as the input
+    input_type: str = "auto"  # "auto" = read the type from the graph, or one of MESSAGE_TYPES
+    reliable: bool = False  # False = best effort, as metavision_driver / libcaer_driver publish
+    queue_depth: int = 1000  # KeepLast depth of subscription and publisher (drivers use 1000)
+    diagnostics_period_s: float = 1.0  # /diagnostics publishing period
+
+    def check(self, where: str) -> None:
+        if self.input_type != "auto" and self.input_type not in MESSAGE_TYPES:
+            raise ConfigError(f"{where}.input_type: {self.input_type!r} is not auto or one of "
+                              f"{', '.join(MESSAGE_TYPES)}")
+        if self.queue_depth < 1:
+            raise ConfigError(f"{where}.queue_depth: must be >= 1, got {self.queue_depth}")
+        if self.diagnostics_period_s <= 0:
+            raise ConfigError(f"{where}.diagnostics_period_s: must be > 0")
+        for name in ("input_topic", "output_topic"):
+            if not getattr(self, name):
+                raise ConfigError(f"{where}.{name}: must not be empty")
+
+
+@dataclass
+class PipelineConfig:
+    stages: list[str] = field(default_factory=list)  # stage names, applied in this order
+    device: str = "cpu"  # torch device of the model stages ("cpu", "cuda", "cuda:1")
+    stage_configs: dict[str, Any] = field(default_factory=dict)  # name -> that stage's Config
+
+
+@dataclass
+class DenoiseConfig:
+    node: NodeConfig
+    pipeline: PipelineConfig
+    base_dir: Path  # relative checkpoint paths resolve against this (the config's folder)
+    path: Path | None = None  # the file it was read from
+
+
+NODE_KEYS = tuple(NodeConfig.__dataclass_fields__)
+
+
+def default_config_path() -> Path:
+    """``config/denoise.yaml`` of the source tree, else of the installed share directory."""
+    candidates = [PACKAGE_DIR.parent / "config" / "denoise.yaml"]
+    for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
+        if prefix:
+            candidates.append(Path(prefix) / "share" / "eventfx_ros" / "config" / "denoise.yaml")
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise ConfigError("no default config found (looked for config/denoise.yaml in the source "
+                      "tree and share/eventfx_ros/config); pass --config")
+
+
+def _set_dotted(params: dict, dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    d = params
+    for k in keys[:-1]:
+        d = d.setdefault(k, {})
+        if not isinstance(d, dict):
+            raise ConfigError(f"override {dotted}: {k} is not a mapping")
+    d[keys[-1]] = value
+
+
+def parse_params(params: dict, where: str = "config") -> tuple[NodeConfig, PipelineConfig]:
+    """Validate a ``ros__parameters`` mapping; unknown keys raise ``ConfigError``."""
+    node_part = {k: v for k, v in params.items() if k in NODE_KEYS}
+    node = from_dict(NodeConfig, node_part, where)
+    stages = params.get("stages", [])
+    if stages is None:
+        stages = []
+    if not isinstance(stages, list) or not all(isinstance(s, str) for s in stages):
+        raise ConfigError(f"{where}.stages: expected a list of stage names, got {stages!r}")
+    device = params.get("device", "cpu")
+    if not isinstance(device, str) or not device:
+        raise ConfigError(f"{where}.device: expected a device name such as cpu or cuda")
+    stage_configs: dict[str, Any] = {}
+    for key, value in params.items():
+        if key in NODE_KEYS or key in ("stages", "device"):
+            continue
+        if key not in REGISTRY:
+            raise ConfigError(f"{where}: unknown key {key!r}; node keys: {', '.join(NODE_KEYS)}; "
+                              f"pipeline keys: stages, device, {', '.join(REGISTRY)}")
+        if key in stages or value:
+            stage_configs[key] = from_dict(stage_class(key).Config, value or {}, f"{where}.{key}")
+    for name in stages:
+        if name not in REGISTRY:
+            raise ConfigError(f"{where}.stages: unknown stage {name!r}; known: {', '.join(REGISTRY)}")
+        if name not in stage_configs:
+            stage_configs[name] = from_dict(stage_class(name).Config, {}, f"{where}.{name}")
+    if len(set(stages)) != len(stages):
+        raise ConfigError(f"{where}.stages: a stage is listed twice: {stages}")
+    return node, PipelineConfig(stages=list(stages), device=device, stage_configs=stage_configs)
+
+
+def load_denoise_config(path: str | Path | None = None,
+                        overrides: dict[str, Any] | None = None) -> DenoiseConfig:
+    """Read a denoise params file (default: ``default_config_path()``), apply dotted
+    ``overrides`` such as ``{"mamba.threshold": 0.7}``, and validate everything."""
+    path = Path(path) if path is not None else default_config_path()
+    params = dict(ros_parameters(load_yaml(path), path))
+    params = {k: (dict(v) if isinstance(v, dict) else v) for k, v in params.items()}
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(params, dotted, value)
+    node, pipeline = parse_params(params, str(path))
+    return DenoiseConfig(node=node, pipeline=pipeline, base_dir=path.resolve().parent, path=path)
+
+
+def resolve_checkpoint(value: str, base_dir: Path | None, default_name: str) -> Path:
+    """``default`` -> the shipped weights ``eventfx_core/weights/<default_name>``; a relative
+    path -> against ``base_dir`` (then the current directory); a missing file -> ConfigError."""
+    if value in ("", "default"):
+        path = WEIGHTS_DIR / default_name
+    else:
+        path = Path(value).expanduser()
+        if not path.is_absolute():
+            tried = [(base_dir / path) if base_dir else None, Path.cwd() / path]
+            path = next((p for p in tried if p is not None and p.exists()), tried[0] or tried[1])
+    if not path.is_file():
+        raise ConfigError(f"checkpoint not found: {path}")
+    return path

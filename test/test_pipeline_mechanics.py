@@ -1,0 +1,193 @@
+"""The pipeline's message bookkeeping: order, windowed delays, resets, out-of-range events.
+
+The stages here are small but real stateful stages written for the test (the shipped stages
+have their own tests and run through the pipeline in test_pipeline_real.py): they make the
+expected decisions easy to compute by hand.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from eventfx_core import stages as stages_mod
+from eventfx_core.errors import ConfigError
+from eventfx_core.events import Events, concat
+from eventfx_core.pipeline import Pipeline
+from eventfx_core.pipeline_config import PipelineConfig, parse_params
+from eventfx_core.stages import StageResult
+
+W, H = 16, 8
+
+
+class EveryOtherAtPixel:
+    """Event stage: keeps every second event at each pixel (state across calls)."""
+
+    name = "every_other"
+
+    @dataclass
+    class Config:
+        threshold: float = 0.5  # unused by the decision; changeable at run time
+
+    RUNTIME_PARAMS = ("threshold",)
+
+    def __init__(self, config, sensor, device="cpu", base_dir=None):
+        self.config = config
+        self.count = np.zeros(sensor[0] * sensor[1], np.int64)
+
+    def process(self, ev):
+        keep = np.zeros(len(ev), bool)
+        for i in range(len(ev)):
+            k = int(ev.y[i]) * W + int(ev.x[i])
+            keep[i] = self.count[k] % 2 == 1
+            self.count[k] += 1
+        return StageResult(keep, keep.astype(np.float32) * 0.9)
+
+    def reset(self):
+        self.count[:] = 0
+
+
+class WindowMajority:
+    """Windowed stage: in each 1000 us window keeps events whose polarity is the majority."""
+
+    name = "window_majority"
+
+    @dataclass
+    class Config:
+        window_us: int = 1000  # window length
+
+    def __init__(self, config, sensor, device="cpu", base_dir=None):
+        self.config = config
+        self.buf: list[Events] = []
+
+    def _decide(self, ev):
+        keep = np.zeros(len(ev), bool)
+        win = ev.t // self.config.window_us
+        for w in np.unique(win):
+            m = win == w
+            on = int(ev.p[m].sum())
+            keep[m] = ev.p[m] == (1 if on * 2 >= m.sum() else 0)
+        return keep
+
+    def push(self, ev):
+        self.buf.append(ev)
+        allev = concat(self.buf, W, H)
+        if len(allev) == 0:
+            return np.zeros(0, bool)
+        closed = allev.t // self.config.window_us < allev.t[-1] // self.config.window_us
+        k = int(np.count_nonzero(closed))
+        self.buf = [allev[k:]]
+        return self._decide(allev[:k])
+
+    def flush(self):
+        allev = concat(self.buf, W, H)
+        self.buf = []
+        return self._decide(allev)
+
+    def reset(self):
+        self.buf = []
+
+
+@pytest.fixture(autouse=True)
+def register(monkeypatch):
+    monkeypatch.setitem(stages_mod.REGISTRY, "every_other", f"{__name__}:EveryOtherAtPixel")
+    monkeypatch.setitem(stages_mod.REGISTRY, "window_majority", f"{__name__}:WindowMajority")
+
+
+def make_pipeline(names=("every_other", "window_majority")):
+    _, cfg = parse_params({"stages": list(names)})
+    return Pipeline(cfg, (W, H))
+
+
+def random_events(seed, n=400):
+    rng = np.random.default_rng(seed)
+    t = np.cumsum(rng.integers(0, 40, n))
+    return Events.from_arrays(t, rng.integers(0, W, n), rng.integers(0, H, n), rng.integers(0, 2, n), W, H)
+
+
+def run(pipe, parts):
+    out = []
+    for i, p in enumerate(parts):
+        out += pipe.push(p, tag=i)
+    out += pipe.flush()
+    return out
+
+
+def test_messages_come_back_in_order_and_complete():
+    ev = random_events(0)
+    parts = [ev[i:i + 37] for i in range(0, len(ev), 37)]
+    out = run(make_pipeline(), parts)
+    assert [d.tag for d in out] == list(range(len(parts)))
+    assert all(len(d.keep) == len(p) for d, p in zip(out, parts))
+
+
+def test_windowed_stage_delays_decisions_until_window_closes():
+    pipe = make_pipeline(("window_majority",))
+    ev = Events.from_arrays([10, 20, 30], [1, 2, 3], [1, 1, 1], [1, 1, 0], W, H)
+    assert pipe.push(ev, tag="a") == []  # window 0 still open
+    later = Events.from_arrays([1500], [4], [1], [1], W, H)
+    out = pipe.push(later, tag="b")
+    assert [d.tag for d in out] == ["a"]
+    assert out[0].keep.tolist() == [True, True, False]
+    assert [d.tag for d in pipe.flush()] == ["b"]
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10_000), st.lists(st.integers(0, 400), max_size=8))
+def test_any_message_cut_gives_the_same_decisions(seed, cuts):
+    ev = random_events(seed)
+    whole = np.concatenate([d.keep for d in run(make_pipeline(), [ev])])
+    bounds = [0, *sorted(cuts), len(ev)]
+    parts = [ev[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    split = np.concatenate([d.keep for d in run(make_pipeline(), parts)])
+    assert np.array_equal(whole, split)
+
+
+def test_out_of_range_events_are_dropped_and_counted():
+    pipe = make_pipeline(())
+    ev = Events.from_arrays([1, 2, 3], [1, W + 3, 2], [1, 1, H], [1, 1, 1], W, H)
+    (d,) = pipe.push(ev)
+    assert d.keep.tolist() == [True, False, False]
+    assert pipe.stats.out_of_range == 2
+
+
+def test_backwards_time_resets_state_wherever_the_cut_is():
+    a = random_events(1, 100)
+    b = random_events(2, 100)  # starts again near t=0: a camera restart
+    stream = concat([a, b])
+    p1, p2 = make_pipeline(), make_pipeline()
+    whole = np.concatenate([d.keep for d in run(p1, [stream])])
+    split = np.concatenate([d.keep for d in run(p2, [a, b])])
+    assert np.array_equal(whole, split)
+    assert p1.stats.resets == p2.stats.resets == 1
+    # after the reset, b is decided as if the pipeline were fresh
+    fresh = np.concatenate([d.keep for d in run(make_pipeline(), [b])])
+    assert np.array_equal(split[len(a):], fresh)
+
+
+def test_runtime_parameter_validation_keeps_old_value():
+    pipe = make_pipeline()
+    pipe.set_param("every_other.threshold", 0.7)
+    assert pipe.runtime_params()["every_other.threshold"] == 0.7
+    with pytest.raises(ConfigError):
+        pipe.set_param("every_other.threshold", "high")
+    with pytest.raises(ConfigError):
+        pipe.set_param("window_majority.window_us", 5)
+    assert pipe.runtime_params()["every_other.threshold"] == 0.7
+
+
+def test_unknown_keys_and_stages_are_rejected():
+    with pytest.raises(ConfigError, match="unknown key"):
+        parse_params({"stages": [], "bogus": 1})
+    with pytest.raises(ConfigError, match="unknown stage"):
+        parse_params({"stages": ["nope"]})
+    with pytest.raises(ConfigError, match="unknown key"):
+        parse_params({"stages": ["window_majority"], "window_majority": {"windw_us": 3}})
+    with pytest.raises(ConfigError, match="input_type"):
+        parse_params({"input_type": "std_msgs/msg/String"})
+
+
+def test_sensor_size_mismatch_is_an_error():
+    pipe = make_pipeline()
+    with pytest.raises(Exception, match="pipeline was built"):
+        pipe.push(Events.empty(W + 1, H))
