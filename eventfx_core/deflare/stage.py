@@ -1,0 +1,162 @@
+"""``deflare``: the voxel 3D-UNet deflarer as a windowed pipeline stage.
+
+After E-Deflare (Han et al., arXiv 2512.09016): events are gathered into windows aligned to
+absolute time (``t // window_us``), each closed window becomes a voxel grid, the residual 3D
+U-Net predicts the flare-free grid, and :func:`decode.keep_mask` keeps the input events whose
+cells the network did not empty. Decisions come back in arrival order; the added latency is
+one window plus the compute of one forward pass.
+
+Policies (documented here, tested in ``test/test_deflare_stage.py``):
+
+* time going backwards: the buffered windows are decided first, then the stage resets
+  (with a warning) and continues with the new time line;
+* a window with no events is never formed (nothing to compute);
+* a burst: grid values are clipped to ``+-input_clip`` of the checkpoint before the network
+  and the flare share is judged relative to the clipped value, so a saturated cell behaves
+  like a cell at the clip level (no overflow, no NaN);
+* another sensor than the checkpoint's: ``ConfigError`` unless ``allow_other_sensor: true``;
+  then the fully convolutional U-Net runs at the native size (zero-padded to a multiple of
+  ``2**levels``, cropped back), no resizing;
+* ``window_us``/``bins`` must equal the checkpoint's voxel spec (the network learnt that time
+  scale), else ``ConfigError``.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+from ..events import Events, first_time_decrease
+from .checkpoint import load_checkpoint
+from .decode import keep_mask
+from .voxel import VoxelSpec, events_to_voxel
+from .window import Window, WindowBuffer
+
+log = logging.getLogger(__name__)
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "weights" / "deflarer.pt"
+
+
+@dataclass
+class DeflareConfig:
+    checkpoint: str = "default"  # path (relative to the config's folder) or "default" = weights/deflarer.pt
+    threshold: float = 0.5  # drop an event when its cell's predicted flare share is >= this
+    window_us: int = 20000  # window length; must match the checkpoint (E-Deflare: 20 ms)
+    bins: int = 8  # time bins per window; must match the checkpoint (E-Deflare: 8)
+    device: str | None = None  # torch device; None = the pipeline's device
+    allow_other_sensor: bool = False  # run a checkpoint trained on another sensor size natively
+    threads: int = 0  # torch intra-op threads for the forward pass; 0 = leave torch's setting
+
+    def check(self, where: str) -> None:
+        if not 0.0 < self.threshold <= 1.0:
+            raise ConfigError(f"{where}.threshold: must be in (0, 1], got {self.threshold}")
+        VoxelSpec(self.window_us, self.bins).check(where)
+        if self.threads < 0:
+            raise ConfigError(f"{where}.threads: must be >= 0, got {self.threads}")
+
+
+def resolve_checkpoint(name: str, base_dir: Path | None) -> Path:
+    if name == "default":
+        return DEFAULT_CHECKPOINT
+    path = Path(name).expanduser()
+    return path if path.is_absolute() or base_dir is None else Path(base_dir) / path
+
+
+class DeflareStage:
+    """Windowed stage: ``push(events) -> keep`` for the oldest buffered events, ``flush()``."""
+
+    name = "deflare"
+    Config = DeflareConfig
+
+    def __init__(self, config: DeflareConfig, sensor: tuple[int, int] = (346, 260),
+                 device: str = "cpu", base_dir: Path | None = None):
+        self.config = config
+        self.sensor = (int(sensor[0]), int(sensor[1]))
+        path = resolve_checkpoint(config.checkpoint, base_dir)
+        if config.checkpoint == "default" and not path.is_file():
+            raise ConfigError(f"deflare: default weights {path} are missing; train them with "
+                              f"`eventfx train --config training/deflarer.yaml` or set deflare.checkpoint")
+        ckpt = load_checkpoint(path)
+        self.spec = VoxelSpec(config.window_us, config.bins)
+        if ckpt.voxel != self.spec:
+            raise ConfigError(f"deflare: {path} was trained on {ckpt.voxel.window_us} us / "
+                              f"{ckpt.voxel.bins} bins, the config asks {config.window_us} us / {config.bins} bins")
+        if ckpt.sensor != self.sensor and not config.allow_other_sensor:
+            raise ConfigError(f"deflare: {path} was trained on a {ckpt.sensor[0]}x{ckpt.sensor[1]} sensor, "
+                              f"the stream is {self.sensor[0]}x{self.sensor[1]}; set deflare.allow_other_sensor: "
+                              f"true to run it at the native size (padded, not resized)")
+        self.device = torch.device(config.device or device)
+        self.model = ckpt.model.to(self.device).eval()
+        self.clip = float(ckpt.model.config.input_clip)
+        self.checkpoint_path = path
+        self._buffer = WindowBuffer(self.spec.window_us, self.sensor)
+        self._last_t: int | None = None  # newest time stamp pushed since the last reset
+        self.windows_decided = 0  # counters for diagnostics
+        self.resets = 0
+
+    # ------------------------------------------------------------------ protocol
+    def push(self, events: Events) -> np.ndarray:
+        """Keep decisions for the events of every window that has now closed (arrival order)."""
+        out: list[np.ndarray] = []
+        while len(events):
+            back = first_time_decrease(events, self._last_t)
+            if back < 0:
+                out += self._decide(self._buffer.push(events))
+                self._last_t = int(events.t[-1])
+                break
+            if back > 0:
+                out += self._decide(self._buffer.push(events[:back]))
+            prev = int(events.t[back - 1]) if back > 0 else self._last_t
+            log.warning("deflare: time goes backwards (%s -> %d us): deciding %d buffered events "
+                        "and resetting", prev, int(events.t[back]), self._buffer.pending)
+            out += self._decide(self._buffer.flush())
+            self._buffer.reset()
+            self._last_t = None
+            self.resets += 1
+            events = events[back:]
+        return np.concatenate(out) if out else np.zeros(0, bool)
+
+    def flush(self) -> np.ndarray:
+        out = self._decide(self._buffer.flush())
+        return np.concatenate(out) if out else np.zeros(0, bool)
+
+    def reset(self) -> None:
+        """Forget buffered events (their decisions are never returned) and the time line."""
+        self._buffer.reset()
+        self._last_t = None
+
+    @property
+    def pending(self) -> int:
+        """Events pushed whose decision has not been returned yet."""
+        return self._buffer.pending
+
+    # ------------------------------------------------------------------ one window
+    def decide_window(self, window: Window) -> np.ndarray:
+        """Keep mask of one closed window's events."""
+        vin, vpred = self.predict(window.events, window.start_us)
+        return keep_mask(window.events, window.start_us, vin, vpred, self.config.threshold, self.spec)
+
+    def predict(self, events: Events, start_us: int) -> tuple[np.ndarray, np.ndarray]:
+        """(clipped input grid, predicted clean grid) of the window starting at ``start_us``."""
+        vin = np.clip(events_to_voxel(events, start_us, self.spec), -self.clip, self.clip)
+        threads = torch.get_num_threads()
+        if self.config.threads:
+            torch.set_num_threads(self.config.threads)
+        try:
+            with torch.inference_mode():
+                x = torch.from_numpy(vin).to(self.device)[None, None]
+                vpred = self.model(x)[0, 0].float().cpu().numpy()
+        finally:
+            if self.config.threads:
+                torch.set_num_threads(threads)
+        return vin, vpred
+
+    def _decide(self, windows: list[Window]) -> list[np.ndarray]:
+        out = []
+        for w in windows:
+            out.append(self.decide_window(w))
+            self.windows_decided += 1
+        return out
