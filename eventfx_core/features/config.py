@@ -1,0 +1,75 @@
+"""The feature set: its config and the names of its columns.
+
+The polarity-change quantities follow PFD (polarity-focused denoising, Duan et al., 2024/2025):
+per pixel the number of polarity changes within a time window (Mf), their sum over the 3x3
+neighbourhood (Ma), the number of active pixels in the 3x3 neighbourhood (Ne) and the density
+D = Ma / Ne. The time surfaces follow HOTS / MLPF (Guo & Delbruck, TPAMI 2022).
+
+Every feature of an event is computed from the per-pixel state *before* that event is added
+(causal), and lies in [0, 1] or [-1, 1]:
+
+    polarity            2p - 1                                             {-1, +1}
+    pixel_same_polarity +1 if the pixel's previous event had this polarity, -1 if not,
+                        0 if the pixel never fired                        {-1, 0, +1}
+    ts_pixel_<tau>      exp(-dt_pixel / tau), dt_pixel = t - last event at the pixel;
+                        0 if the pixel never fired                         [0, 1]
+    ts_neigh_<tau>      exp(-dt_neigh / tau), dt_neigh = t - latest event among the 8
+                        neighbours; 0 if none ever fired                   [0, 1]
+    log_dt_pixel        min(1, log1p(dt_pixel) / log1p(dt_cap_us)); 1 if never fired
+    log_dt_global       min(1, log1p(t - previous event of the stream) / log1p(global_dt_cap_us));
+                        1 for the first event
+    pfd_mf              log1p(Mf) / log1p(max_changes)                     [0, 1]
+    pfd_ma              log1p(Ma) / log1p(9 * max_changes)                 [0, 1]
+    pfd_ne              Ne / 9                                             [0, 1]
+    pfd_density         D / max_changes, D = Ma / Ne (0 when Ne = 0)       [0, 1]
+    support_same        8-neighbours active within the window whose last polarity is p, / 8
+    support_opposite    8-neighbours active within the window whose last polarity is not p, / 8
+    x_norm, y_norm      (x + 0.5) / width, (y + 0.5) / height              (0, 1)
+
+Definitions (exact, so that any split of a stream gives the same features):
+  * a pixel is *active* for an event at time t if its last event time l satisfies
+    t - l <= window_us; Ne counts active pixels in the 3x3 block including the centre;
+  * a *polarity change* happens at a pixel when an event's polarity differs from the previous
+    event's at that pixel; its time is that event's time;
+  * Mf(q, t) = number of the pixel's last ``max_changes`` polarity changes at times c with
+    t - c <= window_us (so Mf saturates at ``max_changes``: a ring of the last change times
+    per pixel is all the state this needs); Ma = sum of Mf over the 3x3 block.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+
+
+@dataclass
+class FeatureConfig:
+    window_us: int = 10_000  # PFD time window: activity and polarity changes count within it
+    taus_us: tuple[float, ...] = (5_000.0, 50_000.0)  # time-surface decay constants exp(-dt/tau)
+    max_changes: int = 4  # polarity change times kept per pixel; Mf saturates here
+    dt_cap_us: float = 1_000_000.0  # log_dt_pixel reaches 1 at this per-pixel gap (1 s)
+    global_dt_cap_us: float = 10_000.0  # log_dt_global reaches 1 at this stream gap (10 ms)
+
+    def check(self, where: str = "features") -> None:
+        if self.window_us <= 0:
+            raise ConfigError(f"{where}.window_us must be > 0, got {self.window_us}")
+        if not self.taus_us or any(t <= 0 for t in self.taus_us):
+            raise ConfigError(f"{where}.taus_us must be a non-empty list of values > 0")
+        if not 1 <= self.max_changes <= 64:
+            raise ConfigError(f"{where}.max_changes must be in 1..64, got {self.max_changes}")
+        if self.dt_cap_us <= 0 or self.global_dt_cap_us <= 0:
+            raise ConfigError(f"{where}: dt_cap_us and global_dt_cap_us must be > 0")
+
+
+def _tau_label(tau_us: float) -> str:
+    return f"{tau_us / 1000:g}ms"
+
+
+def feature_names(cfg: FeatureConfig) -> list[str]:
+    """Column names of the feature matrix, in order (its width is ``len(feature_names(cfg))``)."""
+    names = ["polarity", "pixel_same_polarity"]
+    names += [f"ts_pixel_{_tau_label(t)}" for t in cfg.taus_us]
+    names += [f"ts_neigh_{_tau_label(t)}" for t in cfg.taus_us]
+    names += ["log_dt_pixel", "log_dt_global", "pfd_mf", "pfd_ma", "pfd_ne", "pfd_density",
+              "support_same", "support_opposite", "x_norm", "y_norm"]
+    return names

@@ -1,0 +1,81 @@
+"""Per-event Python reference of the feature extractor: the test oracle for ``extractor.py``.
+
+Deliberately plain: dictionaries keyed by pixel, one event at a time, the definitions of
+``config.py`` written out directly. It performs the same float64 operations in the same
+order as the numba kernel, so the two agree bit for bit.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..events import Events
+from .config import FeatureConfig, feature_names
+
+
+class ReferenceFeatureExtractor:
+    def __init__(self, cfg: FeatureConfig, width: int, height: int):
+        self.cfg, self.width, self.height = cfg, width, height
+        self.num_features = len(feature_names(cfg))
+        self.reset()
+
+    def reset(self) -> None:
+        self.last_t: dict[tuple[int, int], int] = {}
+        self.last_p: dict[tuple[int, int], int] = {}
+        self.changes: dict[tuple[int, int], list[int]] = {}  # newest last, at most max_changes
+        self.last_global: int | None = None
+
+    def _mf(self, pixel, t: int) -> int:
+        return sum(1 for c in self.changes.get(pixel, []) if t - c <= self.cfg.window_us)
+
+    def extract(self, events: Events) -> np.ndarray:
+        cfg = self.cfg
+        out = np.zeros((len(events), self.num_features), np.float32)
+        for i in range(len(events)):
+            t, x, y, p = int(events.t[i]), int(events.x[i]), int(events.y[i]), int(events.p[i])
+            if self.last_global is not None and t < self.last_global:
+                self.reset()
+            here = (x, y)
+            neighbours = [(x + dx, y + dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1)
+                          if (dx, dy) != (0, 0)]
+            active = [q for q in [here] + neighbours
+                      if q in self.last_t and t - self.last_t[q] <= cfg.window_us]
+            mf = self._mf(here, t) if here in active else 0
+            ma = sum(self._mf(q, t) for q in active)
+            ne = len(active)
+            same = sum(1 for q in active if q != here and self.last_p[q] == p)
+            opposite = sum(1 for q in active if q != here and self.last_p[q] != p)
+            seen_neigh = [self.last_t[q] for q in neighbours if q in self.last_t]
+            row = [2.0 * p - 1.0]
+            if here in self.last_p:
+                row.append(1.0 if self.last_p[here] == p else -1.0)
+            else:
+                row.append(0.0)
+            dt_pixel = float(t - self.last_t[here]) if here in self.last_t else None
+            for tau in cfg.taus_us:
+                row.append(math.exp(-dt_pixel / tau) if dt_pixel is not None else 0.0)
+            dt_neigh = float(t - max(seen_neigh)) if seen_neigh else None
+            for tau in cfg.taus_us:
+                row.append(math.exp(-dt_neigh / tau) if dt_neigh is not None else 0.0)
+            row.append(min(1.0, math.log1p(dt_pixel) / math.log1p(cfg.dt_cap_us))
+                       if dt_pixel is not None else 1.0)
+            row.append(min(1.0, math.log1p(float(t - self.last_global)) / math.log1p(cfg.global_dt_cap_us))
+                       if self.last_global is not None else 1.0)
+            k = cfg.max_changes
+            row.append(math.log1p(float(mf)) / math.log1p(float(k)))
+            row.append(math.log1p(float(ma)) / math.log1p(9.0 * k))
+            row.append(ne / 9.0)
+            row.append((ma / ne) / k if ne > 0 else 0.0)
+            row.append(same / 8.0)
+            row.append(opposite / 8.0)
+            row.append((x + 0.5) / self.width)
+            row.append((y + 0.5) / self.height)
+            out[i] = np.array(row, np.float64).astype(np.float32)
+            # add the event
+            if here in self.last_p and self.last_p[here] != p:
+                self.changes[here] = (self.changes.get(here, []) + [t])[-k:]
+            self.last_t[here] = t
+            self.last_p[here] = p
+            self.last_global = t
+        return out
