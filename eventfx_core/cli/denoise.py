@@ -1,0 +1,146 @@
+"""``eventfx denoise IN OUT [--config C]``: run the pipeline offline over any input format.
+
+The event topic is rewritten with the kept events: one output message per input message, the
+same message type and encoding, header and sequence number; other topics are copied as they
+are. It runs the very code the node runs (``Pipeline`` + ``messages.TopicCodec``), so a bag
+denoised here and the same bag replayed through the node give the same events.
+
+A message that cannot be decoded is skipped with a warning and counted, as the node does;
+``--strict`` turns it into an error instead.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ..errors import EventfxError
+from ..events import Events, concat
+from ..pipeline import Pipeline
+from ..pipeline_config import load_denoise_config
+
+PREVIEW_EVENTS = 2_000_000  # at most this many input events are kept for the --preview PNG
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("denoise", help="denoise (and deflare) a recording offline",
+                       description=__doc__.split("\n\n")[0])
+    p.add_argument("input", help="bag folder/.bag/.mcap, DSEC events.h5, eventfx archive .h5, .raw, .aedat4")
+    p.add_argument("output", help="output path (format from the name or --format)")
+    p.add_argument("--config", help="denoise params file (default: config/denoise.yaml)")
+    p.add_argument("--topic", help="event topic of a bag (default: the only event topic)")
+    p.add_argument("--format", help="output format where the name does not say (e.g. dsec, archive)")
+    p.add_argument("--set", action="append", default=[], metavar="STAGE.FIELD=VALUE",
+                   help="override a config value, e.g. --set mamba.threshold=0.7 (repeatable)")
+    p.add_argument("--scores", help="also write per-event decisions (t,x,y,p,score,keep) to this .h5")
+    p.add_argument("--preview", help="also write a before/after event-frame PNG here")
+    p.add_argument("--strict", action="store_true", help="stop at the first undecodable message")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def parse_overrides(items: list[str]) -> dict:
+    import yaml
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise EventfxError(f"--set {item!r}: expected STAGE.FIELD=VALUE")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+class ScoreWriter:
+    """Appends (t, x, y, p, score, keep) of every input event to an HDF5 file."""
+
+    def __init__(self, path: str):
+        import h5py
+
+        self.path = Path(path)
+        self.f = h5py.File(self.path, "w")
+        self.ds = {}
+        for name, dt in (("t", "i8"), ("x", "u2"), ("y", "u2"), ("p", "u1"), ("score", "f4"), ("keep", "u1")):
+            self.ds[name] = self.f.create_dataset(name, (0,), dtype=dt, maxshape=(None,), chunks=(1 << 16,))
+
+    def append(self, ev: Events, score: np.ndarray, keep: np.ndarray) -> None:
+        n0 = self.ds["t"].shape[0]
+        for name, arr in (("t", ev.t), ("x", ev.x), ("y", ev.y), ("p", ev.p), ("score", score),
+                          ("keep", keep.astype(np.uint8))):
+            self.ds[name].resize((n0 + len(arr),))
+            self.ds[name][n0:] = arr
+
+    def close(self) -> None:
+        self.f.close()
+
+
+def run(args) -> int:
+    from ..io import Passthrough, open_sink, open_source
+
+    cfg = load_denoise_config(args.config, parse_overrides(args.set))
+    src = open_source(args.input, topic=args.topic)
+    scores = ScoreWriter(args.scores) if args.scores else None
+    preview_in: list[Events] = []
+    preview_out: list[Events] = []
+    n_preview = 0
+    pipe: Pipeline | None = None
+    n_in = n_out = n_msgs = n_bad = 0
+    t0 = time.perf_counter()
+
+    def emit(decisions, sink):
+        nonlocal n_out, n_preview
+        for d in decisions:
+            sink.write(d.tag, d.keep)
+            n_out += int(np.count_nonzero(d.keep))
+            if scores:
+                scores.append(d.events, d.score, d.keep)
+            if args.preview and n_preview < PREVIEW_EVENTS and len(d.events):
+                preview_in.append(d.events)
+                preview_out.append(d.events[d.keep])
+                n_preview += len(d.events)
+
+    try:
+        with open_sink(args.output, source=src, format=args.format) as sink:
+            bar = tqdm(total=getattr(src, "num_packets", None), unit="msg", disable=args.quiet,
+                       desc="denoise", file=sys.stderr)
+            for item in src:
+                if isinstance(item, Passthrough):
+                    sink.write_passthrough(item)
+                    continue
+                bar.update(1)
+                error = getattr(item, "error", None)
+                if error is not None:  # a message that could not be decoded
+                    if args.strict:
+                        raise error
+                    n_bad += 1
+                    tqdm.write(f"eventfx: warning: skipped message {item.index}: {error}", file=sys.stderr)
+                    continue
+                ev = item.events
+                if pipe is None or ev.sensor_size != pipe.sensor:
+                    if pipe is not None:
+                        emit(pipe.flush(), sink)
+                    pipe = Pipeline(cfg.pipeline, ev.sensor_size, cfg.base_dir)
+                n_in += len(ev)
+                n_msgs += 1
+                emit(pipe.push(ev, tag=item), sink)
+            if pipe is not None:
+                emit(pipe.flush(), sink)
+            bar.close()
+    finally:
+        if scores:
+            scores.close()
+    dt = time.perf_counter() - t0
+    if args.preview and preview_in:
+        from ..viz import before_after_png
+
+        before_after_png(args.preview, concat(preview_in), concat(preview_out),
+                         title=f"{Path(args.input).name}: {' -> '.join(cfg.pipeline.stages) or 'pass-through'}")
+    frac = n_out / n_in if n_in else 0.0
+    resets = pipe.stats.resets if pipe else 0
+    print(f"{n_msgs} messages, {n_in:,} events in, {n_out:,} kept ({100 * frac:.1f} %), "
+          f"{n_bad} undecodable messages skipped, {resets} time resets, "
+          f"{n_in / dt / 1e6 if dt > 0 else 0:.2f} M events/s -> {args.output}")
+    return 0
