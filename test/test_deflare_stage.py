@@ -1,0 +1,160 @@
+"""The residual 3D U-Net, its checkpoints and the windowed ``deflare`` stage."""
+import logging
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from eventfx_core.config import from_dict
+from eventfx_core.deflare.checkpoint import load_checkpoint, save_checkpoint
+from eventfx_core.deflare.stage import DeflareStage
+from eventfx_core.deflare.unet3d import ResidualUNet3D, UNet3DConfig
+from eventfx_core.deflare.voxel import VoxelSpec
+from eventfx_core.errors import ConfigError
+from eventfx_core.events import Events, concat
+from eventfx_core.stages import WindowedStage, stage_class
+
+W, H = 24, 18
+
+
+@pytest.fixture(scope="module")
+def trained_ckpt(tmp_path_factory):
+    """A checkpoint whose weights are random (not identity), so decisions vary per event."""
+    torch.manual_seed(0)
+    model = ResidualUNet3D(UNet3DConfig(base_channels=4, levels=2))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    return save_checkpoint(tmp_path_factory.mktemp("ck") / "random.pt", model, VoxelSpec(), (W, H))
+
+
+@pytest.fixture(scope="module")
+def identity_ckpt(tmp_path_factory):
+    model = ResidualUNet3D(UNet3DConfig(base_channels=4, levels=1))
+    return save_checkpoint(tmp_path_factory.mktemp("ck") / "identity.pt", model, VoxelSpec(), (W, H))
+
+
+def make_stage(ckpt, **kw):
+    cfg = from_dict(DeflareStage.Config, {"checkpoint": str(ckpt), **kw}, "deflare")
+    return DeflareStage(cfg, sensor=(W, H))
+
+
+def stream(seed, n, t_end=95000):
+    rng = np.random.default_rng(seed)
+    t = np.sort(rng.integers(0, t_end, n))
+    # a blob of dense activity (flare-like) plus scattered events
+    x = np.where(rng.random(n) < 0.5, rng.integers(8, 13, n), rng.integers(0, W, n))
+    y = np.where(rng.random(n) < 0.5, rng.integers(5, 10, n), rng.integers(0, H, n))
+    return Events.from_arrays(t, x, y, rng.integers(0, 2, n), W, H)
+
+
+def run(stage, parts):
+    out = [stage.push(p) for p in parts] + [stage.flush()]
+    return np.concatenate(out)
+
+
+@pytest.mark.parametrize("levels,hw", [(0, (5, 7)), (2, (18, 24)), (2, (13, 29)), (3, (9, 10))])
+def test_untrained_model_is_exact_identity(levels, hw):
+    torch.manual_seed(1)
+    model = ResidualUNet3D(UNet3DConfig(base_channels=4, levels=levels)).eval()
+    v = torch.randn(2, 1, 8, *hw) * 3
+    with torch.no_grad():
+        out = model(v)
+    assert torch.equal(out, v)
+    # real-valued output: once the head is non-zero, values leave [0, 1] freely
+    with torch.no_grad():
+        model.head.bias.fill_(-5.0)
+        assert model(v).min() < -5
+
+
+def test_stage_is_registered_and_windowed(identity_ckpt):
+    assert stage_class("deflare") is DeflareStage
+    assert isinstance(make_stage(identity_ckpt), WindowedStage)
+
+
+def test_identity_checkpoint_keeps_everything(identity_ckpt):
+    ev = stream(1, 3000)
+    keep = run(make_stage(identity_ckpt), [ev])
+    assert keep.shape == (len(ev),) and keep.all()
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 1000), cuts=st.lists(st.integers(0, 2000), max_size=8))
+def test_decisions_do_not_depend_on_the_message_cut(trained_ckpt, seed, cuts):
+    ev = stream(seed % 7, 2000)
+    whole = run(make_stage(trained_ckpt, threshold=0.3), [ev])
+    assert 0 < whole.sum() < len(ev)  # the random model keeps some and drops some
+    bounds = [0] + sorted(cuts) + [len(ev)]
+    stage = make_stage(trained_ckpt, threshold=0.3)
+    parts = [ev[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    np.testing.assert_array_equal(run(stage, parts), whole)
+
+
+def test_window_decided_when_a_later_event_arrives(identity_ckpt):
+    stage = make_stage(identity_ckpt)
+    ev = Events.from_arrays([100, 19999, 20000, 45000], [1, 2, 3, 4], [1, 1, 1, 1], [1, 0, 1, 1], W, H)
+    assert len(stage.push(ev[:2])) == 0 and stage.pending == 2  # window 0 still open
+    assert len(stage.push(ev[2:3])) == 2  # an event at its end closes window 0
+    assert len(stage.push(Events.empty(W, H))) == 0  # an empty message changes nothing
+    assert len(stage.push(ev[3:])) == 1  # window 1 closes; the empty window is skipped
+    assert len(stage.flush()) == 1 and stage.pending == 0
+    assert len(stage.flush()) == 0  # nothing buffered: nothing to do
+
+
+def test_time_going_backwards_decides_buffer_then_resets(trained_ckpt, caplog):
+    ev = stream(2, 1500, t_end=60000)
+    stage = make_stage(trained_ckpt)
+    first = run(stage, [ev])
+    stage = make_stage(trained_ckpt)
+    with caplog.at_level(logging.WARNING, logger="eventfx_core.deflare.stage"):
+        out = run(stage, [ev[:700], concat([ev[700:], ev])])
+    assert "time goes backwards" in caplog.text and stage.resets == 1
+    # every event got exactly one decision; after the reset the replay decides like a fresh stage
+    assert len(out) == 2 * len(ev)
+    np.testing.assert_array_equal(out[len(ev):], first)
+
+
+def test_overflow_burst_is_clipped_and_defined(trained_ckpt, identity_ckpt):
+    n = 200_000  # one pixel firing 200k events in 2.5 ms: far beyond any sensor
+    t = np.sort(np.random.default_rng(0).integers(20000, 22500, n))
+    burst = Events.from_arrays(t, np.full(n, 5), np.full(n, 5), np.ones(n), W, H)
+    rest = stream(3, 500, t_end=40000)
+    ev = concat([burst, rest[rest.t >= 22500]])
+    stage = make_stage(trained_ckpt)
+    vin, vpred = stage.predict(burst, 20000)
+    assert vin.max() == stage.clip and np.isfinite(vpred).all()  # clipped, not overflowing
+    keep = run(stage, [ev])
+    assert keep.shape == (len(ev),)
+    assert run(make_stage(identity_ckpt), [ev]).all()
+
+
+def test_wrong_sensor_checkpoint_is_a_config_error(identity_ckpt):
+    cfg = from_dict(DeflareStage.Config, {"checkpoint": str(identity_ckpt)}, "deflare")
+    with pytest.raises(ConfigError, match="trained on a 24x18 sensor"):
+        DeflareStage(cfg, sensor=(640, 480))
+    cfg = from_dict(DeflareStage.Config, {"checkpoint": str(identity_ckpt), "allow_other_sensor": True}, "d")
+    stage = DeflareStage(cfg, sensor=(37, 21))  # padded to a multiple of 2, cropped back
+    ev = Events.from_arrays([10, 30000], [36, 0], [20, 0], [1, 0], 37, 21)
+    assert run(stage, [ev]).all()
+
+
+def test_bad_checkpoints_are_config_errors(tmp_path, identity_ckpt):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    blob = torch.load(identity_ckpt, weights_only=True)
+    edited = dict(blob, model=dict(blob["model"], base_channels=8))
+    torch.save(edited, tmp_path / "edited.pt")
+    torch.save(dict(blob, format="other"), tmp_path / "other.pt")
+    torch.save(dict(blob, voxel={"window_us": 10000, "bins": 8}), tmp_path / "spec.pt")
+    for name, msg in [("missing.pt", "not found"), ("junk.pt", "not a loadable"),
+                      ("edited.pt", "do not match the model config"),
+                      ("other.pt", "not an eventfx deflarer")]:
+        with pytest.raises(ConfigError, match=msg):
+            load_checkpoint(tmp_path / name)
+    with pytest.raises(ConfigError, match="10000 us / 8 bins"):
+        make_stage(tmp_path / "spec.pt")
+    with pytest.raises(ConfigError, match="relative.pt: deflarer checkpoint not found"):
+        DeflareStage(DeflareStage.Config(checkpoint="relative.pt"), (W, H), base_dir=tmp_path)
+    with pytest.raises(ConfigError, match="threshold"):
+        from_dict(DeflareStage.Config, {"threshold": 0.0}, "deflare")
