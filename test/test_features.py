@@ -1,0 +1,161 @@
+"""Streaming per-event features: fast path == Python reference, split invariance, resets."""
+import math
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from eventfx_core.errors import EventfxError
+from eventfx_core.events import Events, concat
+from eventfx_core.features import FeatureConfig, FeatureExtractor, feature_names
+from eventfx_core.features.reference import ReferenceFeatureExtractor
+
+
+def random_stream(seed: int, n: int, width: int = 9, height: int = 7, max_gap: int = 3000) -> Events:
+    """Events on a small sensor, dense enough that windows, changes and rings all fill up."""
+    rng = np.random.default_rng(seed)
+    t = 1000 + np.cumsum(rng.integers(0, max_gap, n))
+    return Events.from_arrays(t, rng.integers(0, width, n), rng.integers(0, height, n),
+                              rng.integers(0, 2, n), width, height)
+
+
+def extract_in_parts(cfg, ev: Events, cuts) -> np.ndarray:
+    fx = FeatureExtractor(cfg, ev.width, ev.height)
+    bounds = [0, *sorted(cuts), len(ev)]
+    return np.concatenate([fx.extract(ev[a:b]) for a, b in zip(bounds[:-1], bounds[1:])])
+
+
+CONFIGS = [FeatureConfig(),
+           FeatureConfig(window_us=3000, taus_us=(1000.0,), max_changes=2),
+           FeatureConfig(window_us=50_000, taus_us=(2000.0, 20_000.0, 200_000.0), max_changes=7)]
+
+
+def test_names_and_shape():
+    for cfg in CONFIGS:
+        fx = FeatureExtractor(cfg, 9, 7)
+        F = fx.extract(random_stream(0, 50))
+        assert F.shape == (50, fx.num_features) == (50, len(feature_names(cfg)))
+        assert F.dtype == np.float32 and F.flags.c_contiguous
+    assert len(feature_names(FeatureConfig())) == 16
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31), n=st.integers(1, 400), which=st.integers(0, len(CONFIGS) - 1),
+       max_gap=st.sampled_from([5, 300, 3000, 40_000]))
+def test_fast_equals_reference(seed, n, which, max_gap):
+    cfg = CONFIGS[which]
+    ev = random_stream(seed, n, max_gap=max_gap)
+    fast = FeatureExtractor(cfg, ev.width, ev.height).extract(ev)
+    ref = ReferenceFeatureExtractor(cfg, ev.width, ev.height).extract(ev)
+    np.testing.assert_array_equal(fast, ref)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31), n=st.integers(0, 600), which=st.integers(0, len(CONFIGS) - 1),
+       data=st.data())
+def test_split_invariance(seed, n, which, data):
+    cfg = CONFIGS[which]
+    ev = random_stream(seed, n)
+    cuts = data.draw(st.lists(st.integers(0, n), max_size=6))
+    whole = FeatureExtractor(cfg, ev.width, ev.height).extract(ev)
+    np.testing.assert_array_equal(extract_in_parts(cfg, ev, cuts), whole)
+
+
+def test_values_in_range_and_deterministic():
+    ev = random_stream(3, 5000, width=30, height=20, max_gap=200)
+    a = FeatureExtractor(FeatureConfig(), 30, 20).extract(ev)
+    b = FeatureExtractor(FeatureConfig(), 30, 20).extract(ev)
+    np.testing.assert_array_equal(a, b)
+    assert np.isfinite(a).all() and a.min() >= -1.0 and a.max() <= 1.0
+    # every feature varies on a busy stream (none is constant by mistake)
+    assert (a.std(axis=0) > 0).all()
+
+
+def test_pfd_quantities_by_hand():
+    """One pixel flipping polarity every 1 ms: Mf counts the changes within the window."""
+    cfg = FeatureConfig(window_us=2500, max_changes=4)
+    names = feature_names(cfg)
+    t = [1000, 2000, 3000, 4000, 5000]
+    ev = Events.from_arrays(t, [4] * 5, [3] * 5, [1, 0, 1, 0, 1], 9, 7)
+    F = FeatureExtractor(cfg, 9, 7).extract(ev)
+    mf = F[:, names.index("pfd_mf")]
+    # changes happen at 2000, 3000, 4000, 5000; event k sees those strictly before it within 2.5 ms
+    expected_mf = [0, 0, 1, 2, 2]
+    np.testing.assert_allclose(mf, [math.log1p(m) / math.log1p(4) for m in expected_mf], rtol=1e-6)
+    np.testing.assert_array_equal(F[:, names.index("pfd_ne")], np.float32([0, 1 / 9, 1 / 9, 1 / 9, 1 / 9]))
+    np.testing.assert_array_equal(F[:, names.index("pixel_same_polarity")], [0, -1, -1, -1, -1])
+    np.testing.assert_array_equal(F[:, names.index("polarity")], [1, -1, 1, -1, 1])
+    assert F[0, names.index("log_dt_global")] == 1.0
+    np.testing.assert_allclose(F[1, names.index("ts_pixel_5ms")], math.exp(-1000 / 5000), rtol=1e-6)
+
+
+def test_neighbour_support():
+    cfg = FeatureConfig(window_us=1000)
+    names = feature_names(cfg)
+    # three ON neighbours and one OFF neighbour of (4, 3), then the centre event (ON)
+    ev = Events.from_arrays([100, 200, 300, 400, 500], [3, 5, 4, 4, 4], [3, 3, 2, 4, 3],
+                            [1, 1, 1, 0, 1], 9, 7)
+    F = FeatureExtractor(cfg, 9, 7).extract(ev)
+    assert F[4, names.index("support_same")] == np.float32(3 / 8)
+    assert F[4, names.index("support_opposite")] == np.float32(1 / 8)
+    assert F[4, names.index("pfd_ne")] == np.float32(4 / 9)
+    np.testing.assert_allclose(F[4, names.index("ts_neigh_5ms")], math.exp(-100 / 5000), rtol=1e-6)
+
+
+def test_time_backwards_resets_with_warning():
+    ev = random_stream(5, 300)
+    later = Events.from_arrays(ev.t - 500, ev.x, ev.y, ev.p, ev.width, ev.height)  # starts earlier
+    fx = FeatureExtractor(FeatureConfig(), ev.width, ev.height)
+    fx.extract(ev)
+    with pytest.warns(RuntimeWarning, match="backwards"):
+        F = fx.extract(later)
+    np.testing.assert_array_equal(F, FeatureExtractor(FeatureConfig(), ev.width, ev.height).extract(later))
+    # the same inside one call: the whole stream equals the two halves from fresh state
+    with pytest.warns(RuntimeWarning, match="backwards"):
+        G = FeatureExtractor(FeatureConfig(), ev.width, ev.height).extract(concat([ev, later]))
+    np.testing.assert_array_equal(G[len(ev):], F)
+
+
+def test_sensor_change_resets_with_warning():
+    fx = FeatureExtractor(FeatureConfig(), 9, 7)
+    fx.extract(random_stream(1, 100))
+    other = random_stream(2, 100, width=11, height=5)
+    with pytest.warns(RuntimeWarning, match="sensor size"):
+        F = fx.extract(other)
+    assert (fx.width, fx.height) == (11, 5)
+    np.testing.assert_array_equal(F, FeatureExtractor(FeatureConfig(), 11, 5).extract(other))
+
+
+def test_no_warning_on_normal_stream():
+    fx = FeatureExtractor(FeatureConfig(), 9, 7)
+    ev = random_stream(8, 200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fx.extract(ev[:100])
+        fx.extract(ev[100:])
+
+
+def test_out_of_range_raises():
+    bad = Events.from_arrays([1, 2], [1, 9], [1, 1], [0, 1], 9, 7)
+    with pytest.raises(EventfxError, match="event 1 .*outside"):
+        FeatureExtractor(FeatureConfig(), 9, 7).extract(bad)
+
+
+def test_state_dict_round_trip():
+    ev = random_stream(9, 500)
+    whole = FeatureExtractor(FeatureConfig(), 9, 7).extract(ev)
+    a = FeatureExtractor(FeatureConfig(), 9, 7)
+    a.extract(ev[:200])
+    b = FeatureExtractor(FeatureConfig(), 1, 1)
+    b.load_state_dict(a.state_dict())
+    np.testing.assert_array_equal(b.extract(ev[200:]), whole[200:])
+    a.reset()
+    np.testing.assert_array_equal(a.extract(ev), whole)
+
+
+def test_config_checked():
+    with pytest.raises(EventfxError):
+        FeatureExtractor(FeatureConfig(window_us=0), 9, 7)
+    with pytest.raises(EventfxError):
+        FeatureExtractor(FeatureConfig(taus_us=()), 9, 7)
