@@ -1,0 +1,211 @@
+"""``eventfx train`` with ``kind: deflarer``: fit the residual 3D U-Net on labelled archives.
+
+After E-Deflare (Han et al., arXiv 2512.09016): input = voxel grid of all events of a
+window, target = voxel grid of the events that are not flare (label != 2; see ``data.py``).
+Both are clipped to ``+-model.input_clip``. Loss: squared error per cell, cells that hold
+input events weighted ``event_cell_weight`` times more (the keep decode reads only those
+cells; empty cells just need to stay near zero). No flare-mask head: the keep decode derives
+the flare share from the two grids. Training runs on random spatial crops (the network is
+fully convolutional), half of them centred on a flare event, for ``epochs`` x ``steps``
+optimiser steps or until ``max_minutes``; a checkpoint (with optimiser state for
+``--resume``) is written after every epoch, and the validation metrics of
+``metrics.evaluate_deflarer`` are printed.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import from_dict
+from ..errors import ConfigError
+from ..events import Events
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data import FLARE, expand, read_labelled
+from .metrics import evaluate_deflarer
+from .stage import DeflareConfig, DeflareStage
+from .unet3d import ResidualUNet3D, UNet3DConfig
+from .voxel import VoxelSpec, events_to_voxel
+from .window import window_index
+
+
+@dataclass
+class DataConfig:
+    train: list[str] = field(default_factory=list)  # archive globs, relative to the config file
+    val: list[str] = field(default_factory=list)  # archive globs for the per-epoch metrics
+    min_window_events: int = 50  # windows with fewer events are not used for training
+
+
+@dataclass
+class OptimConfig:
+    epochs: int = 10  # checkpoint + validation after each
+    steps: int = 100  # optimiser steps per epoch
+    batch: int = 4  # crops per step
+    crop: int = 64  # crop side in pixels (clamped to the sensor)
+    flare_crop_prob: float = 0.5  # share of crops centred on a flare event
+    lr: float = 2e-3  # Adam learning rate
+    event_cell_weight: float = 10.0  # loss weight of cells holding input events (empty cells: 1)
+    max_minutes: float = 12.0  # stop (and save) after this wall time
+    seed: int = 0  # crops, sampling and initialisation
+    threads: int = 2  # torch intra-op threads
+    val_threshold: float = 0.5  # keep threshold used for the validation metrics
+
+    def check(self, where: str) -> None:
+        if min(self.epochs, self.steps, self.batch, self.crop) < 1:
+            raise ConfigError(f"{where}: epochs, steps, batch and crop must be >= 1")
+        if not self.lr > 0 or self.max_minutes <= 0:
+            raise ConfigError(f"{where}: lr and max_minutes must be > 0")
+
+
+@dataclass
+class DeflarerTrainConfig:
+    kind: str = "deflarer"  # dispatch key of `eventfx train`
+    data: DataConfig = field(default_factory=DataConfig)
+    model: UNet3DConfig = field(default_factory=UNet3DConfig)
+    voxel: VoxelSpec = field(default_factory=VoxelSpec)
+    train: OptimConfig = field(default_factory=OptimConfig)
+    output: str = "../eventfx_core/weights/deflarer.pt"  # checkpoint path, relative to the config file
+
+
+@dataclass
+class WindowSample:
+    events: Events
+    labels: np.ndarray
+    start_us: int
+
+
+def windows_of(events: Events, labels: np.ndarray, spec: VoxelSpec, min_events: int) -> list[WindowSample]:
+    idx = window_index(events.t, spec.window_us)
+    cuts = np.flatnonzero(np.diff(idx)) + 1
+    out = []
+    for a, b in zip(np.concatenate([[0], cuts]).tolist(), np.concatenate([cuts, [len(events)]]).tolist()):
+        if b - a >= min_events:
+            out.append(WindowSample(events[a:b], labels[a:b], int(idx[a]) * spec.window_us))
+    return out
+
+
+def make_batch(samples: list[WindowSample], cfg: DeflarerTrainConfig, rng: np.random.Generator):
+    """(input, target, weight) tensors (batch, 1, bins, crop, crop) of random crops."""
+    spec, clip, o = cfg.voxel, cfg.model.input_clip, cfg.train
+    ins, tgts = [], []
+    for _ in range(o.batch):
+        s = samples[rng.integers(len(samples))]
+        w, h = s.events.width, s.events.height
+        cw, ch = min(o.crop, w), min(o.crop, h)
+        flare = np.flatnonzero(s.labels == FLARE)
+        if len(flare) and rng.random() < o.flare_crop_prob:
+            i = flare[rng.integers(len(flare))]
+            x0 = int(np.clip(int(s.events.x[i]) - cw // 2, 0, w - cw))
+            y0 = int(np.clip(int(s.events.y[i]) - ch // 2, 0, h - ch))
+        else:
+            x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+        vin = events_to_voxel(s.events, s.start_us, spec)[:, y0:y0 + ch, x0:x0 + cw]
+        vgt = events_to_voxel(s.events[s.labels != FLARE], s.start_us, spec)[:, y0:y0 + ch, x0:x0 + cw]
+        ins.append(np.clip(vin, -clip, clip))
+        tgts.append(np.clip(vgt, -clip, clip))
+    x = torch.from_numpy(np.stack(ins))[:, None]
+    y = torch.from_numpy(np.stack(tgts))[:, None]
+    weight = torch.where(x != 0, o.event_cell_weight, 1.0)
+    return x, y, weight
+
+
+def weighted_mse(pred, target, weight) -> torch.Tensor:
+    return (weight * (pred - target) ** 2).sum() / weight.sum()
+
+
+def load_samples(files: list[Path], spec: VoxelSpec, min_events: int):
+    samples, sensor = [], None
+    for f in files:
+        ev, lab = read_labelled(f)
+        if sensor is None:
+            sensor = ev.sensor_size
+        samples += windows_of(ev, lab, spec, min_events)
+    return samples, sensor
+
+
+def validate(ckpt: Path, val_files: list[Path], cfg: DeflarerTrainConfig, sensor) -> dict:
+    """Metrics of the checkpoint on the validation archives (voxel grids take each
+    archive's own size, so archives of another sensor size are fine)."""
+    stage_cfg = DeflareConfig(checkpoint=str(ckpt), threshold=cfg.train.val_threshold,
+                              window_us=cfg.voxel.window_us, bins=cfg.voxel.bins, allow_other_sensor=True)
+    return evaluate_deflarer(val_files, DeflareStage(stage_cfg, sensor=sensor))
+
+
+def format_metrics(m: dict) -> str:
+    keys = ("chamfer", "voxel_mse", "removal_f1", "retention_f1", "flare_removed_pct",
+            "signal_kept_pct", "noise_kept_pct", "light_kept_pct")
+    return " ".join(f"{k}={m[k]:.4g}" for k in keys)
+
+
+def run(config: dict, args) -> int:
+    """Entry point of ``eventfx train --config training/deflarer.yaml``.
+
+    Reads from ``args`` (all optional): ``config`` (its folder resolves relative paths),
+    ``resume`` (continue from the output checkpoint's training state), ``output`` (override),
+    ``max_minutes`` (override).
+    """
+    cfg = from_dict(DeflarerTrainConfig, config, "deflarer")
+    if cfg.kind != "deflarer":
+        raise ConfigError(f"deflarer: kind is {cfg.kind!r}, expected 'deflarer'")
+    base = Path(getattr(args, "config", None) or ".").resolve()
+    base = base.parent if base.suffix else base
+    out = Path(getattr(args, "output", None) or cfg.output)
+    out = out if out.is_absolute() else base / out
+    max_minutes = getattr(args, "max_minutes", None) or cfg.train.max_minutes
+    o = cfg.train
+    torch.set_num_threads(o.threads)
+    torch.manual_seed(o.seed)
+    rng = np.random.default_rng(o.seed)
+
+    train_files = expand(cfg.data.train, base, "deflarer.data.train")
+    val_files = expand(cfg.data.val, base, "deflarer.data.val") if cfg.data.val else []
+    samples, sensor = load_samples(train_files, cfg.voxel, cfg.data.min_window_events)
+    if not samples:
+        raise ConfigError(f"deflarer: no window with >= {cfg.data.min_window_events} events in the training archives")
+    print(f"deflarer: {len(samples)} training windows from {len(train_files)} archives, "
+          f"sensor {sensor[0]}x{sensor[1]}, {len(val_files)} validation archives")
+
+    model = ResidualUNet3D(cfg.model)
+    opt = torch.optim.Adam(model.parameters(), lr=o.lr)
+    epoch0 = 0
+    if getattr(args, "resume", False) and out.is_file():
+        ck = load_checkpoint(out)
+        if ck.model.config != cfg.model or ck.voxel != cfg.voxel:
+            raise ConfigError(f"{out}: cannot resume, its model/voxel config differs from the training config")
+        model.load_state_dict(ck.model.state_dict())
+        if ck.train and "optimizer" in ck.train:
+            opt.load_state_dict(ck.train["optimizer"])
+            epoch0 = int(ck.train.get("epoch", 0))
+            rng = np.random.default_rng([o.seed, epoch0])
+        print(f"deflarer: resuming from {out} after epoch {epoch0}")
+
+    start = time.monotonic()
+    stopped = False
+    for epoch in range(epoch0, o.epochs):
+        model.train()
+        losses = []
+        for _ in range(o.steps):
+            x, y, w = make_batch(samples, cfg, rng)
+            loss = weighted_mse(model(x), y, w)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+            if time.monotonic() - start > 60 * max_minutes:
+                stopped = True
+                break
+        model.eval()
+        save_checkpoint(out, model, cfg.voxel, sensor,
+                        train={"epoch": epoch + 1, "optimizer": opt.state_dict(), "loss": float(np.mean(losses))})
+        line = f"epoch {epoch + 1}/{o.epochs} loss={np.mean(losses):.5f} ({time.monotonic() - start:.0f} s)"
+        if val_files:
+            line += " val: " + format_metrics(validate(out, val_files, cfg, sensor))
+        print(line, flush=True)
+        if stopped:
+            print(f"deflarer: stopped after {max_minutes} min (max_minutes)")
+            break
+    print(f"deflarer: wrote {out}")
+    return 0
