@@ -1,0 +1,134 @@
+"""Counters and timings of the denoise node, and their ``diagnostic_msgs/DiagnosticArray`` form.
+
+``NodeStats`` is plain Python (thread-safe: the worker thread counts, the timer reports).
+``report()`` returns the period figures (rates, kept fraction, latency p50/p99) and the
+running totals as strings keyed by name, which is what a ``DiagnosticStatus`` carries;
+``to_diagnostic_array`` wraps them, ``status_values`` reads them back (replay, tests).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# Latency samples kept per report period (a ring: enough for p99 at 1 kHz messages).
+LATENCY_SAMPLES = 4096
+
+# Totals that mean something went wrong: a period in which one of them grew is reported WARN.
+TROUBLE_COUNTERS = ("messages_lost", "messages_rejected", "queue_drops", "resets",
+                    "events_out_of_range", "events_out_of_order")
+
+
+@dataclass
+class _Totals:
+    messages_in: int = 0  # messages received (including rejected ones)
+    messages_out: int = 0  # messages published on the output topic
+    events_in: int = 0  # events decoded from accepted messages
+    events_out: int = 0  # events published (kept)
+    messages_lost: int = 0  # gaps in the input sequence numbers
+    messages_rejected: int = 0  # undecodable messages (garbage, unknown encoding, wrong sizes, too big)
+    queue_drops: int = 0  # messages dropped because the worker queue was full
+    resets: int = 0  # pipeline resets after time went backwards
+    events_out_of_range: int = 0  # events outside the sensor (dropped)
+    events_out_of_order: int = 0  # events earlier than their predecessor inside a message (dropped)
+    messages_empty: int = 0  # messages without events (passed on empty)
+
+
+@dataclass
+class NodeStats:
+    """What the node counts; ``report`` returns and restarts the period figures."""
+
+    totals: _Totals = field(default_factory=_Totals)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _period_start: float = field(default_factory=time.monotonic)
+    _period_in: int = 0
+    _period_out: int = 0
+    _period_msgs: int = 0
+    _lat: np.ndarray = field(default_factory=lambda: np.zeros(LATENCY_SAMPLES), repr=False)
+    _lat_n: int = 0
+    _queue_max: int = 0
+
+    def count(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            setattr(self.totals, name, getattr(self.totals, name) + n)
+
+    def received(self) -> None:
+        self.count("messages_in")
+
+    def queue_depth(self, depth: int) -> None:
+        with self._lock:
+            self._queue_max = max(self._queue_max, depth)
+
+    def decoded(self, n_events: int) -> None:
+        with self._lock:
+            self.totals.events_in += n_events
+            self._period_in += n_events
+
+    def published(self, n_events: int, latency_s: float) -> None:
+        with self._lock:
+            self.totals.messages_out += 1
+            self.totals.events_out += n_events
+            self._period_out += n_events
+            self._period_msgs += 1
+            self._lat[self._lat_n % LATENCY_SAMPLES] = latency_s
+            self._lat_n += 1
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(vars(self.totals))
+
+    def report(self, now: float | None = None) -> dict[str, float | int]:
+        """Period figures since the last report plus the running totals."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            dt = max(now - self._period_start, 1e-9)
+            lat = self._lat[: min(self._lat_n, LATENCY_SAMPLES)]
+            p50, p99 = (np.percentile(lat, [50, 99]) * 1e3) if lat.size else (float("nan"),) * 2
+            out = {
+                "period_s": dt,
+                "input_event_rate_ev_s": self._period_in / dt,
+                "output_event_rate_ev_s": self._period_out / dt,
+                "output_message_rate_msg_s": self._period_msgs / dt,
+                "kept_fraction": (self._period_out / self._period_in) if self._period_in else float("nan"),
+                "latency_p50_ms": float(p50),
+                "latency_p99_ms": float(p99),
+                "queue_max": self._queue_max,
+                **vars(self.totals),
+            }
+            self._period_start, self._period_in, self._period_out = now, 0, 0
+            self._period_msgs, self._lat_n, self._queue_max = 0, 0, 0
+        return out
+
+
+def _fmt(v) -> str:
+    return f"{v:.6g}" if isinstance(v, float) else str(v)
+
+
+def to_diagnostic_array(report: dict, stamp, name: str, hardware_id: str,
+                        previous: dict | None = None):
+    """A ``DiagnosticArray`` with one status: OK, or WARN when a trouble counter grew."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+    grew = [k for k in TROUBLE_COUNTERS if report[k] > (previous or {}).get(k, 0)]
+    status = DiagnosticStatus(
+        level=DiagnosticStatus.WARN if grew else DiagnosticStatus.OK,
+        name=name, hardware_id=hardware_id,
+        message=("input trouble: " + ", ".join(grew)) if grew else "ok",
+        values=[KeyValue(key=k, value=_fmt(v)) for k, v in report.items()],
+    )
+    arr = DiagnosticArray(status=[status])
+    arr.header.stamp = stamp
+    return arr
+
+
+def status_values(status) -> dict[str, float]:
+    """The numeric key/values of a ``DiagnosticStatus`` (as written by ``to_diagnostic_array``)."""
+    out = {}
+    for kv in status.values:
+        try:
+            out[kv.key] = float(kv.value)
+        except ValueError:
+            pass
+    return out
