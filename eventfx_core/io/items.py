@@ -1,0 +1,28 @@
+"""What a source yields: ``Packet`` (events of the event topic) and ``Passthrough`` (any other
+bag message, kept as raw bytes so a bag -> bag run copies it untouched)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import EventfxError
+from ..events import Events
+
+
+@dataclass
+class Packet:
+    events: Events  # decoded events, t in µs (empty when ``error`` is set)
+    index: int  # 0-based position among the source's packets (message index for bags)
+    timestamp_ns: int | None = None  # bag receive time; None for files without one
+    message: Any = None  # the original message object (bags), else None
+    decoded: Any = None  # codecs.Decoded (events + triggers) for bag messages, else None
+    error: EventfxError | None = None  # set instead of raising when one message cannot be decoded
+
+
+@dataclass
+class Passthrough:
+    topic: str
+    msgtype: str
+    timestamp_ns: int
+    raw: bytes | memoryview  # serialised message, in the source bag's wire format
+    connection: Any  # rosbags Connection of the source bag
