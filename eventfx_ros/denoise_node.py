@@ -35,8 +35,13 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile
 from rclpy.signals import SignalHandlerOptions
 
+import numpy as np
+
+from eventfx_core.codecs import ENCODERS
 from eventfx_core.errors import ConfigError, EventfxError
-from eventfx_core.messages import EVENT_TYPES, TopicCodec, canonical_type, message_seq
+from eventfx_core.events import Events
+from eventfx_core.messages import (EVENT_PACKET, EVENT_TYPES, TopicCodec, build_message,
+                                   canonical_type, message_seq)
 from eventfx_core.pipeline import Pipeline
 from eventfx_core.pipeline_config import (NODE_KEYS, DenoiseConfig, NodeConfig, PipelineConfig,
                                           default_config_path, load_denoise_config, parse_params)
@@ -64,6 +69,25 @@ def fallback_config() -> DenoiseConfig:
         return DenoiseConfig(node=NodeConfig(), pipeline=PipelineConfig(), base_dir=Path.cwd())
 
 
+def warm_up(msgtype: str, pipe_cfg: PipelineConfig, base_dir: Path | None) -> None:
+    """Run a few synthetic events through every codec path and a throwaway pipeline, so numba
+    compiles (or loads its cache, ~0.5 s per codec) before the first real message arrives."""
+    n, w, h = 64, 64, 48
+    rng = np.random.default_rng(0)
+    ev = Events.from_arrays(np.sort(rng.integers(0, 20_000, n)), rng.integers(0, w, n),
+                            rng.integers(0, h, n), rng.integers(0, 2, n), w, h)
+    encodings = ENCODERS if msgtype == EVENT_PACKET else (None,)
+    for enc in encodings:
+        codec = TopicCodec(msgtype)
+        msg = codec.deserialize(codec.serialize(build_message(
+            msgtype, ev, header_stamp_ns=0, seq=0, encoding=enc)))
+        decoded = codec.decode(msg)
+        codec.serialize(codec.rewrite(msg, decoded, np.arange(len(decoded.events)) % 2 == 0))
+    pipe = Pipeline(pipe_cfg, sensor=(w, h), base_dir=base_dir)
+    pipe.push(ev)
+    pipe.flush()
+
+
 class DenoiseNode(Node):
     """Subscribes ``input_topic``, publishes the kept events on ``output_topic`` and
     ``/diagnostics``. ``config`` gives the parameter defaults (a params file on the command line
@@ -88,6 +112,7 @@ class DenoiseNode(Node):
         self._pipe: Pipeline | None = None
         self._codec: TopicCodec | None = None
         self._last_seq: int | None = None
+        self._unsequenced_rejects = 0  # rejected before their seq could be read
         self._sub = self._pub = None
         self.input_type: str | None = None
 
@@ -199,6 +224,9 @@ class DenoiseNode(Node):
         msgtype = canonical_type(msgtype)
         cls = message_class(msgtype)
         self.input_type = msgtype
+        t0 = time.monotonic()
+        warm_up(msgtype, self._pipe_cfg_copy(), self._base_dir)
+        self.get_logger().info(f"warmed up codecs and stages in {time.monotonic() - t0:.2f} s")
         self._codec = TopicCodec(msgtype)
         self._pub = self.create_publisher(cls, self.node_config.output_topic, self._qos)
         self._sub = self.create_subscription(cls, self.node_config.input_topic, self._on_message,
@@ -247,12 +275,14 @@ class DenoiseNode(Node):
 
     def _process(self, raw: bytes, recv_ns: int) -> None:
         if len(raw) > self.node_config.max_message_bytes:
+            self._unsequenced_rejects += 1
             return self._reject(f"{len(raw)} bytes is over max_message_bytes "
                                 f"({self.node_config.max_message_bytes})")
         codec = self._codec
         try:
             msg = codec.deserialize(raw)
         except EventfxError as exc:
+            self._unsequenced_rejects += 1
             return self._reject(str(exc))
         self._track_seq(message_seq(msg))
         try:
@@ -260,6 +290,12 @@ class DenoiseNode(Node):
         except EventfxError as exc:
             return self._reject(str(exc))
         ev = decoded.events
+        if decoded.n_out_of_range:
+            self.stats.count("events_out_of_range", decoded.n_out_of_range)
+            self.get_logger().warning(f"{decoded.n_out_of_range} events outside the {ev.width}x"
+                                      f"{ev.height} sensor dropped", throttle_duration_sec=WARN_EVERY_S)
+        if decoded.n_before_time:
+            self.stats.count("events_before_time", decoded.n_before_time)
         if ev.width <= 0 or ev.height <= 0 or ev.width > 65535 or ev.height > 65535:
             return self._reject(f"invalid sensor size {ev.width}x{ev.height}")
         if len(ev) == 0:
@@ -299,9 +335,12 @@ class DenoiseNode(Node):
         if seq is None:
             return
         last, self._last_seq = self._last_seq, seq
-        if last is not None and seq > last + 1:
-            self.stats.count("messages_lost", seq - last - 1)
-            self.get_logger().warning(f"{seq - last - 1} message(s) lost (seq {last} -> {seq})",
+        # A gap is a loss unless the missing messages arrived and were rejected unread.
+        unread, self._unsequenced_rejects = self._unsequenced_rejects, 0
+        if last is not None and seq > last + 1 + unread:
+            lost = seq - last - 1 - unread
+            self.stats.count("messages_lost", lost)
+            self.get_logger().warning(f"{lost} message(s) lost (seq {last} -> {seq})",
                                       throttle_duration_sec=WARN_EVERY_S)
 
     def _publish(self, decisions) -> None:

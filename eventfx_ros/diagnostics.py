@@ -18,7 +18,7 @@ LATENCY_SAMPLES = 4096
 
 # Totals that mean something went wrong: a period in which one of them grew is reported WARN.
 TROUBLE_COUNTERS = ("messages_lost", "messages_rejected", "queue_drops", "resets",
-                    "events_out_of_range", "events_out_of_order")
+                    "events_out_of_range")
 
 
 @dataclass
@@ -32,7 +32,7 @@ class _Totals:
     queue_drops: int = 0  # messages dropped because the worker queue was full
     resets: int = 0  # pipeline resets after time went backwards
     events_out_of_range: int = 0  # events outside the sensor (dropped)
-    events_out_of_order: int = 0  # events earlier than their predecessor inside a message (dropped)
+    events_before_time: int = 0  # events before the stream's first time reference (evt2/evt3, dropped)
     messages_empty: int = 0  # messages without events (passed on empty)
 
 

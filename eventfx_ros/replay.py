@@ -290,7 +290,9 @@ def replay(opt: ReplayOptions, log=print) -> ReplaySummary:
         log(f"node ready (domain {env['ROS_DOMAIN_ID']}); publishing {len(msgs)} messages of {topic} "
             f"at {'flow-controlled' if opt.rate == 0 else f'{opt.rate:g}x'} speed")
 
+        rec.last_progress = time.monotonic()
         pub_ns = _publish_all(pub, msgs, opt.rate, rec, proc)
+        rec.last_progress = max(rec.last_progress, time.monotonic() - 0.5 * IDLE_S)
         # Wait for the node to return everything (or stop making progress), then stop it.
         while len(rec.outputs) < len(msgs) and time.monotonic() - rec.last_progress < IDLE_S \
                 and proc.poll() is None:
@@ -374,7 +376,7 @@ def _summarise(opt, cfg, bag, out, topic, msgtype, pub_type, msgs, pub_ns, rec, 
     totals = {k: int(v) for k, v in (reports[-1] if reports else {}).items()
               if k in ("messages_in", "messages_out", "events_in", "events_out", "messages_lost",
                        "messages_rejected", "queue_drops", "resets", "events_out_of_range",
-                       "events_out_of_order", "messages_empty", "queue_max")}
+                       "events_before_time", "messages_empty", "queue_max")}
     node_p50 = [r["latency_p50_ms"] for r in reports if not np.isnan(r.get("latency_p50_ms", np.nan))]
     node_p99 = [r["latency_p99_ms"] for r in reports if not np.isnan(r.get("latency_p99_ms", np.nan))]
     lost = (len(msgs) - len(rec.outputs)) + totals.get("messages_lost", 0)
