@@ -41,6 +41,8 @@ class NodeConfig:
     reliable: bool = False  # False = best effort, as metavision_driver / libcaer_driver publish
     queue_depth: int = 1000  # KeepLast depth of subscription and publisher (drivers use 1000)
     diagnostics_period_s: float = 1.0  # /diagnostics publishing period
+    worker_queue: int = 256  # messages waiting for the worker thread; full: oldest dropped, counted
+    max_message_bytes: int = 64 * 1024 * 1024  # larger messages are rejected (counted), not decoded
 
     def check(self, where: str) -> None:
         if self.input_type != "auto" and self.input_type not in MESSAGE_TYPES:
@@ -48,6 +50,10 @@ class NodeConfig:
                               f"{', '.join(MESSAGE_TYPES)}")
         if self.queue_depth < 1:
             raise ConfigError(f"{where}.queue_depth: must be >= 1, got {self.queue_depth}")
+        if self.worker_queue < 1:
+            raise ConfigError(f"{where}.worker_queue: must be >= 1, got {self.worker_queue}")
+        if self.max_message_bytes < 1:
+            raise ConfigError(f"{where}.max_message_bytes: must be >= 1")
         if self.diagnostics_period_s <= 0:
             raise ConfigError(f"{where}.diagnostics_period_s: must be > 0")
         for name in ("input_topic", "output_topic"):
