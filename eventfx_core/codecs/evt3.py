@@ -27,9 +27,10 @@ Encoder: each non-empty packet starts with TIME_HIGH, TIME_LOW and ADDR_Y, so it
 its own (absolute time then modulo 2**24); runs of same-time, same-row, same-polarity events
 with increasing x use VECT_BASE_X + VECT_12/VECT_8 where that takes fewer words; triggers are
 merged in by time (a trigger goes before events of the same time). The encoder remembers the
-last TIME_HIGH it wrote; when time advances by more than 4000 high ticks (16.4 s) it writes
-intermediate TIME_HIGH words, so a decoder that reads every packet of the stream from the
-start recovers the exact microseconds across any number of wraps: ``decode(encode(x)) == x``.
+last TIME_HIGH it wrote and crosses every wrap as TIME_HIGH 0xFFF then 0x000 (a real sensor's
+sequence; decoders such as faery only recognise a wrap in that form), so a decoder that reads
+every packet of the stream from the start recovers the exact microseconds across any number
+of wraps and any gap: ``decode(encode(x)) == x``.
 Time may go back by at most 10 high ticks within one wrap period (what the decoder accepts
 as a backward jump); more raises ``EncodeError``.
 """
@@ -45,7 +46,6 @@ from .base import (Decoded, EncodeError, Triggers, check_events_for_encoding, pa
 MAX_COORD = 2047  # 11-bit x and y fields
 WRAP_US = 1 << 24  # the 24-bit time counter wraps every 16.777216 s
 BACKJUMP_TICKS = 10  # a TIME_HIGH this much smaller than the last is not a wrap (upstream)
-PAD_STEP_TICKS = 4000  # largest forward TIME_HIGH step the encoder writes (< 4096 - 10)
 BAD_CODES = (0x1, 0x9, 0xB, 0xC, 0xD)  # word types EVT 3.0 does not define
 
 POPCOUNT12 = np.array([bin(i).count("1") for i in range(4096)], dtype=np.int64)
@@ -213,12 +213,18 @@ def _encode(t, x, y, p, tr_t, tr_id, tr_val, state, out):
             d = h - hcur
             if d < 0 and (d < -BACKJUMP_TICKS or (h >> 12) != (hcur >> 12)):
                 return n, (ne + j) if is_trig else i
-            while h - hcur > PAD_STEP_TICKS:
-                hcur += PAD_STEP_TICKS
-                out[n] = 0x8000 | (hcur & 0xFFF)
+            wrote = False
+            while (h >> 12) > (hcur >> 12):  # cross each wrap as 0xFFF -> 0x000
+                if (hcur & 0xFFF) != 0xFFF:
+                    out[n] = 0x8FFF
+                    n += 1
+                hcur = ((hcur >> 12) + 1) << 12
+                out[n] = 0x8000
                 n += 1
-            out[n] = 0x8000 | (h & 0xFFF)
-            n += 1
+                wrote = True
+            if h != hcur or not wrote:
+                out[n] = 0x8000 | (h & 0xFFF)
+                n += 1
             hcur = h
             cur_low = -1
             first = False
@@ -297,8 +303,8 @@ class Evt3Encoder:
             raise EncodeError(f"evt3: time stamps must be in [0, 2**60) us, got "
                               f"[{times.min()}, {times.max()}]")
         hcur = int(self._state[0])
-        span = int(times.max() >> 12) - min(hcur, int(times.min() >> 12))
-        cap = 5 * n_items + (span + BACKJUMP_TICKS * n_items) // PAD_STEP_TICKS + n_items + 4
+        wraps = int(times.max() >> 24) - (min(hcur, int(times.min() >> 12)) >> 12)
+        cap = 5 * n_items + 2 * wraps + 4
         out = np.empty(cap, np.uint16)
         state = self._state.copy()
         n, bad = _encode(events.t, events.x, events.y, events.p, trig.t, trig.id, trig.value,
