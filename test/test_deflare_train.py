@@ -57,7 +57,7 @@ def archives(tmp_path_factory):
 def tiny_config(epochs):
     return {"kind": "deflarer", "data": {"train": ["train/*.h5"], "val": ["val/*.h5"]},
             "model": {"base_channels": 4, "levels": 1, "input_clip": 8.0},
-            "train": {"epochs": epochs, "steps": 12, "batch": 2, "crop": 24, "lr": 1e-2, "threads": 1},
+            "train": {"epochs": epochs, "steps": 12, "batch": 2, "crop": 24, "lr": 1e-2, "threads": 1, "val_every": 1},
             "output": "out/deflarer.pt"}
 
 
