@@ -99,13 +99,17 @@ def test_libcaer_roundtrip(seed, n, n_packets, max_gap, time_base):
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 300),
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 300), n_packets=st.integers(1, 4),
        time_base=st.integers(0, 1_800_000_000_000_000_000))
-def test_mono_roundtrip(seed, n, time_base):
+def test_mono_roundtrip(seed, n, n_packets, time_base):
     rng = np.random.default_rng(seed)
     ev = random_stream(rng, n, 640, 480, 10_000, t0=time_base // 1000)
     ev = ev[ev.t - time_base // 1000 < 4_000_000]  # mono holds 4.29 s after the time base
-    check_stream("mono", ev, [], [time_base])
+    cuts = split_points(rng, len(ev), n_packets)
+    # each packet's time_base (ns, any sub-microsecond part) at or before its first event
+    starts = [ev.t[c] if c < len(ev) else 0 for c in (0, *cuts)] if len(ev) else [0] * n_packets
+    bases = [max(time_base, int(s) * 1000 + int(rng.integers(-3000, 1000))) for s in starts]
+    check_stream("mono", ev, cuts, bases)
 
 
 def test_libcaer_rollover_within_packet():
