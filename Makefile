@@ -30,8 +30,11 @@ setup:
 test: setup
 	ROS_DOMAIN_ID=$$(( RANDOM % 100 + 100 )) $(PY) -m pytest -q test
 
+# The bundled recording through the real node over DDS (loopback): cleaned bag, summary, PNG.
 demo: setup
-	$(VENV)/bin/eventfx demo
+	rm -rf out/demo
+	$(VENV)/bin/eventfx replay data/demo/emlb_demo_evt3 --out out/demo/cleaned_bag \
+	  --config config/denoise.yaml --summary-dir out/demo --preview out/demo/before_after.png
 
 bench: setup
 	$(VENV)/bin/eventfx bench

@@ -27,6 +27,7 @@ from eventfx_core.events import Events, concat
 from eventfx_core.io.typestore import ros2_typestore
 from eventfx_core.messages import TopicCodec, canonical_type, is_event_type, message_seq
 from eventfx_core.pipeline_config import default_config_path, load_denoise_config
+from eventfx_core.stages import stage_class
 
 DIAG_TYPE = "diagnostic_msgs/msg/DiagnosticArray"
 FLOW_WINDOW = 64  # rate 0: messages in flight (published, not yet returned) before waiting
@@ -381,8 +382,8 @@ def _summarise(opt, cfg, bag, out, topic, msgtype, pub_type, msgs, pub_ns, rec, 
     node_p99 = [r["latency_p99_ms"] for r in reports if not np.isnan(r.get("latency_p99_ms", np.nan))]
     lost = (len(msgs) - len(rec.outputs)) + totals.get("messages_lost", 0)
     wall = ((rec.outputs[-1][0] - pub_ns[0]) * 1e-9) if rec.outputs else float("nan")
-    window_s = sum(getattr(cfg.pipeline.stage_configs[s], "window_us", 0)
-                   for s in cfg.pipeline.stages) * 1e-6
+    window_s = sum(getattr(cfg.pipeline.stage_configs[s], "window_us", 0)  # windowed stages hold
+                   for s in cfg.pipeline.stages if hasattr(stage_class(s), "flush")) * 1e-6  # events back
     drops = totals.get("queue_drops", 0)
     if lost or drops:
         kept_up, why = False, f"{lost} message(s) lost, {drops} dropped from the worker queue"
