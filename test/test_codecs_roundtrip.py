@@ -130,8 +130,12 @@ def test_evt3_wraparound_is_unwrapped():
                   9 * WRAP + 3, 30 * WRAP - 1], np.int64)
     ev = Events.from_arrays(t, np.arange(10), np.arange(10), np.arange(10) % 2, 64, 64)
     check_stream("evt3", ev, [2, 4, 7], [0] * 4)
-    d = make_decoder("evt3", 64, 64).decode(make_encoder("evt3", 64, 64).encode(ev))
+    payload = make_encoder("evt3", 64, 64).encode(ev)
+    d = make_decoder("evt3", 64, 64).decode(payload)
     assert d.events.t.tolist() == t.tolist() and np.all(np.diff(d.events.t) >= 0)
+    highs = [w for w in words(payload).tolist() if w >> 12 == 0x8]
+    # each of the 29 wraps is written as a real sensor does: TIME_HIGH 0xFFF then 0x000
+    assert sum(a == 0x8FFF and b == 0x8000 for a, b in zip(highs, highs[1:])) == 29
 
 
 def test_evt3_packet_decodes_standalone():

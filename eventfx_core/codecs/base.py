@@ -127,9 +127,9 @@ def no_triggers(triggers: Triggers | None, encoding: str) -> None:
                           f"({len(triggers)} given)")
 
 
-def ns_base_us(time_base: int) -> tuple[int, int]:
+def ns_base_us(time_base: int, error: type = DecodeError) -> tuple[int, int]:
     """Split a ``time_base`` in nanoseconds into (whole microseconds, remaining ns)."""
     tb = int(time_base)
     if tb < 0 or tb >= 1 << 64:
-        raise DecodeError(f"time_base {tb} is outside uint64")
+        raise error(f"time_base {tb} is outside uint64")
     return tb // 1000, tb % 1000

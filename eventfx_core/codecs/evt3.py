@@ -46,7 +46,6 @@ from .base import (Decoded, EncodeError, Triggers, check_events_for_encoding, pa
 MAX_COORD = 2047  # 11-bit x and y fields
 WRAP_US = 1 << 24  # the 24-bit time counter wraps every 16.777216 s
 BACKJUMP_TICKS = 10  # a TIME_HIGH this much smaller than the last is not a wrap (upstream)
-BAD_CODES = (0x1, 0x9, 0xB, 0xC, 0xD)  # word types EVT 3.0 does not define
 
 POPCOUNT12 = np.array([bin(i).count("1") for i in range(4096)], dtype=np.int64)
 

@@ -111,7 +111,7 @@ class LibcaerEncoder:
         check_events_for_encoding(events, self.encoding, MAX_COORD, MAX_COORD)
         if len(events) == 0:
             return b""
-        tb_us, _ = ns_base_us(time_base)
+        tb_us, _ = ns_base_us(time_base, EncodeError)
         rel = events.t - tb_us
         # the decoder adds 2**31 at each decrease of the 31-bit stamp: check that this
         # reproduces rel exactly (first stamp in range, time never decreasing)

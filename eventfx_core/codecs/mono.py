@@ -66,7 +66,7 @@ class MonoEncoder:
         check_events_for_encoding(events, self.encoding, MAX_X, MAX_Y)
         if len(events) == 0:
             return b""
-        tb_us, _ = ns_base_us(time_base)
+        tb_us, _ = ns_base_us(time_base, EncodeError)
         if events.t.min() < tb_us:
             i = int(np.argmin(events.t))
             raise EncodeError(f"mono: event {i} at t={events.t[i]} us is before the time_base "
