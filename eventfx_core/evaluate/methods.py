@@ -1,0 +1,133 @@
+"""The cleaners ``eventfx evaluate`` compares, behind one interface: ``run(events) ->
+(keep, score)`` over one whole sequence, fed in messages, state reset between sequences.
+
+    registry stage names (hot_pixel, refractory, baf, stcf, mamba, deflare): one stage,
+        settings from --config's section for it when present, else its defaults
+    pipeline: the whole pipeline of --config (``eventfx_core.pipeline.Pipeline``)
+    dv_baf: dv-processing's BackgroundActivityNoiseFilter (when ``dv_processing`` imports)
+"""
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, EventfxError
+from ..events import Events
+
+MESSAGE_US = 10_000  # evaluation feeds sequences in 10 ms messages, like a driver would
+
+
+def message_bounds(ev: Events, message_us: int = MESSAGE_US) -> list[tuple[int, int]]:
+    """(start, stop) index pairs of consecutive ``message_us`` slices of ``ev`` (non-empty)."""
+    if len(ev) == 0:
+        return []
+    t0 = int(ev.t[0])
+    n_msgs = (int(ev.t[-1]) - t0) // message_us + 1
+    idx = np.r_[0, np.searchsorted(ev.t, t0 + message_us * np.arange(1, n_msgs + 1))]
+    return [(int(a), int(b)) for a, b in zip(idx[:-1], idx[1:]) if b > a]
+
+
+class StageMethod:
+    """One registry stage (event or windowed)."""
+
+    def __init__(self, name: str, sensor, config=None, base_dir: Path | None = None):
+        from ..stages import stage_class
+        cls = stage_class(name)
+        self.name = name
+        self.stage = cls(config if config is not None else cls.Config(), sensor=sensor, base_dir=base_dir)
+
+    def run(self, ev: Events) -> tuple[np.ndarray, np.ndarray]:
+        self.stage.reset()
+        keep, score = [], []
+        if hasattr(self.stage, "process"):
+            for a, b in message_bounds(ev):
+                r = self.stage.process(ev[a:b])
+                keep.append(np.asarray(r.keep, bool))
+                score.append(r.keep.astype(np.float32) if r.score is None else np.asarray(r.score, np.float32))
+        else:
+            for a, b in message_bounds(ev):
+                keep.append(np.asarray(self.stage.push(ev[a:b]), bool))
+            keep.append(np.asarray(self.stage.flush(), bool))
+            k = np.concatenate(keep) if keep else np.zeros(0, bool)
+            return k, k.astype(np.float32)
+        k = np.concatenate(keep) if keep else np.zeros(0, bool)
+        s = np.concatenate(score) if score else np.zeros(0, np.float32)
+        return k, s
+
+
+class PipelineMethod:
+    """The whole configured pipeline."""
+
+    def __init__(self, cfg, sensor):
+        from ..pipeline import Pipeline
+        self.name = "pipeline"
+        self.pipe = Pipeline(cfg.pipeline, sensor=sensor, base_dir=cfg.base_dir)
+
+    def run(self, ev: Events) -> tuple[np.ndarray, np.ndarray]:
+        self.pipe.reset()
+        decisions = []
+        for a, b in message_bounds(ev):
+            decisions += self.pipe.push(ev[a:b], tag=a)
+        decisions += self.pipe.flush()
+        decisions.sort(key=lambda d: d.tag)
+        if not decisions:
+            return np.zeros(0, bool), np.zeros(0, np.float32)
+        return (np.concatenate([d.keep for d in decisions]).astype(bool),
+                np.concatenate([d.score for d in decisions]).astype(np.float32))
+
+
+class DvBafMethod:
+    """dv-processing's BackgroundActivityNoiseFilter; keep mask recovered by an in-order walk
+    (it returns the kept events in input order)."""
+
+    def __init__(self, sensor, window_us: int = 2000):
+        import dv_processing  # noqa: F401  (ImportError -> method unavailable)
+        self.name = "dv_baf"
+        self.sensor, self.window_us = sensor, window_us
+
+    def run(self, ev: Events) -> tuple[np.ndarray, np.ndarray]:
+        import dv_processing as dv
+        f = dv.noise.BackgroundActivityNoiseFilter(
+            tuple(self.sensor), backgroundActivityDuration=datetime.timedelta(microseconds=self.window_us))
+        keep = np.zeros(len(ev), bool)
+        for a, b in message_bounds(ev):
+            store = dv.EventStore()
+            for t, x, y, p in zip(ev.t[a:b].tolist(), ev.x[a:b].tolist(), ev.y[a:b].tolist(), ev.p[a:b].tolist()):
+                store.push_back(t, x, y, bool(p))
+            f.accept(store)
+            kept = f.generateEvents().numpy()
+            j, kt, kx, ky = 0, kept["timestamp"], kept["x"], kept["y"]
+            for i in range(a, b):
+                if j < len(kept) and kt[j] == ev.t[i] and kx[j] == ev.x[i] and ky[j] == ev.y[i]:
+                    keep[i] = True
+                    j += 1
+            if j != len(kept):
+                raise EventfxError("dv_baf: dv-processing returned events out of input order")
+        return keep, keep.astype(np.float32)
+
+
+def build_method(name: str, sensor, denoise_cfg=None):
+    """A method by name; ``denoise_cfg`` (``pipeline_config.DenoiseConfig``) supplies stage
+    settings and the pipeline. Raises ``EventfxError`` if it cannot be built."""
+    from ..stages import REGISTRY
+    if name == "dv_baf":
+        try:
+            window = 2000
+            if denoise_cfg is not None and "baf" in denoise_cfg.pipeline.stage_configs:
+                window = int(denoise_cfg.pipeline.stage_configs["baf"].time_window_us)
+            return DvBafMethod(sensor, window)
+        except ImportError:
+            raise EventfxError("dv_baf: dv_processing is not installed") from None
+    if name == "pipeline":
+        if denoise_cfg is None:
+            raise ConfigError("method 'pipeline' needs --config")
+        return PipelineMethod(denoise_cfg, sensor)
+    if name not in REGISTRY:
+        raise ConfigError(f"unknown method {name!r}; known: {', '.join(REGISTRY)}, pipeline, dv_baf")
+    cfg = base = None
+    if denoise_cfg is not None:
+        cfg = denoise_cfg.pipeline.stage_configs.get(name)
+        base = denoise_cfg.base_dir
+    return StageMethod(name, sensor, cfg, base)
