@@ -1,0 +1,100 @@
+"""The ``mamba`` pipeline stage: per-event features -> stateful Mamba2 denoiser -> keep mask.
+
+An event stage (see ``eventfx_core/stages.py``): every event is decided on arrival from the
+features of the events before it and the model state, both carried across calls, so the way a
+stream is cut into messages never changes a decision. On the CPU the numba fast path runs
+(``fast.py``); on CUDA the torch model with mamba_ssm's scan (``gpu.py``).
+
+Keep rule: P(signal) (+ P(light_source) for a model with that class) >= ``threshold``; the
+score is P(signal). Time going backwards resets the features and the model state with a
+warning (the pipeline does the same for all stages).
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..events import Events, first_time_decrease
+from ..features import FeatureExtractor
+from ..stages import StageResult
+from .checkpoint import load_checkpoint, resolve_checkpoint_path
+from .fast import FastDenoiser
+from .mamba2 import keep_class_indices
+
+
+@dataclass
+class MambaStageConfig:
+    checkpoint: str = "default"  # denoiser weights: a path (relative to base_dir) or "default" = shipped
+    threshold: float = 0.5  # keep an event when P(signal) (+ P(light source)) >= threshold
+    device: str = ""  # "" = the pipeline's device; else "cpu" or "cuda", "cuda:1", ...
+    tile: int = 4096  # events per fast-path tile (cache fit only; decisions do not depend on it)
+
+    def check(self, where: str = "mamba") -> None:
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ConfigError(f"{where}.threshold must be in [0, 1], got {self.threshold}")
+        if self.tile < 1:
+            raise ConfigError(f"{where}.tile must be >= 1, got {self.tile}")
+        if self.device and not (self.device == "cpu" or self.device.startswith("cuda")):
+            raise ConfigError(f"{where}.device: expected cpu or cuda[:n], got {self.device!r}")
+
+
+class MambaDenoiserStage:
+    """Learned per-event denoiser; ``Stage(config, sensor=(w, h), device, base_dir)``."""
+
+    name = "mamba"
+    Config = MambaStageConfig
+
+    def __init__(self, config: MambaStageConfig | None = None, sensor: tuple[int, int] = (640, 480),
+                 device: str = "cpu", base_dir: Path | None = None):
+        self.config = config = config if config is not None else MambaStageConfig()
+        config.check()
+        self.checkpoint = load_checkpoint(resolve_checkpoint_path(config.checkpoint, base_dir))
+        self.features = FeatureExtractor(self.checkpoint.feature_config, int(sensor[0]), int(sensor[1]))
+        self.device = config.device or device or "cpu"
+        model = self.checkpoint.model
+        if self.device == "cpu":
+            self.runner = FastDenoiser(model, tile=config.tile)
+        else:
+            from .gpu import TorchDenoiser  # only off the CPU path
+
+            self.runner = TorchDenoiser(model, self.device)
+        names = self.checkpoint.model_config.class_names
+        self.keep_classes = keep_class_indices(names)
+        self.signal_class = names.index("signal")
+        self._last_t: int | None = None
+
+    def reset(self) -> None:
+        self.features.reset()
+        self.runner.reset()
+        self._last_t = None
+
+    def process(self, events: Events) -> StageResult:
+        n = len(events)
+        keep = np.zeros(n, bool)
+        score = np.zeros(n, np.float32)
+        start = 0
+        while start < n:
+            seg = events[start:]
+            back = first_time_decrease(seg, self._last_t)
+            if back == 0:
+                warnings.warn(f"mamba: time went backwards ({self._last_t} -> {int(seg.t[0])} us); "
+                              "denoiser state reset", RuntimeWarning, stacklevel=2)
+                self.reset()
+                continue
+            stop = start + (back if back > 0 else len(seg))
+            k, s = self._decide(events[start:stop])
+            keep[start:stop], score[start:stop] = k, s
+            start = stop
+        return StageResult(keep, score)
+
+    def _decide(self, events: Events) -> tuple[np.ndarray, np.ndarray]:
+        t = events.t
+        prev = t[0] if self._last_t is None else self._last_t  # first event ever: gap 0
+        dt_us = np.diff(t, prepend=prev).astype(np.float32)
+        self._last_t = int(t[-1])
+        probs = self.runner.probabilities(self.features.extract(events), dt_us)
+        return probs[:, self.keep_classes].sum(1) >= self.config.threshold, probs[:, self.signal_class]
