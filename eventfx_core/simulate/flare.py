@@ -250,4 +250,6 @@ class AnimatedFlare:
     def describe(self) -> dict:
         return dict(source=self.source, flicker=self.flicker.kind, flicker_hz=self.flicker.freq_hz,
                     flicker_depth=self.flicker.depth, peak=self.peak, size_px=self.size,
-                    ghosts=len(self.ghosts), speed_px_s=float(np.hypot(*self.velocity)))
+                    ghosts=len(self.ghosts), speed_px_s=float(np.hypot(*self.velocity)),
+                    pos0=self.pos0.tolist(), velocity_px_s=self.velocity.tolist(),
+                    scale_rate=self.scale_rate)

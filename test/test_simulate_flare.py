@@ -1,0 +1,122 @@
+"""Flare images, Flare7K folders (errors name the path, never a silent fallback) and whole
+sequences: labels agree with what caused each event."""
+import cv2
+import numpy as np
+import pytest
+
+from eventfx_core.errors import ConfigError
+from eventfx_core.simulate.flare import AnimatedFlare, FlareConfig, find_flare7k_pairs
+from eventfx_core.simulate.labels import FLARE, LIGHT_SOURCE, NOISE, SIGNAL
+from eventfx_core.simulate.noise import NoiseConfig
+from eventfx_core.simulate.sequence import GenerateConfig, make_sequence
+
+
+def tiny(**kw) -> GenerateConfig:
+    base = dict(width=48, height=36, duration_ms_min=60.0, duration_ms_max=60.0)
+    base.update(kw)
+    return GenerateConfig(**base)
+
+
+def make_flare7k(root, names=("000001", "000002")):
+    comp = root / "Flare7K" / "Scattering_Flare" / "Compound_Flare"
+    light = root / "Flare7K" / "Scattering_Flare" / "Light_Source"
+    comp.mkdir(parents=True)
+    light.mkdir(parents=True)
+    yy, xx = np.mgrid[0:64, 0:64]
+    r = np.hypot(xx - 32, yy - 32)
+    for n in names:
+        ls = (255 * (r < 4)).astype(np.uint8)
+        cv2.imwrite(str(light / f"{n}.png"), ls)
+        cv2.imwrite(str(comp / f"{n}.png"), np.maximum(ls, (200 * np.exp(-r / 10)).astype(np.uint8)))
+    return root
+
+
+def test_flare7k_missing_folder_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match=str(tmp_path / "nope")):
+        find_flare7k_pairs(tmp_path / "nope")
+
+
+def test_flare7k_malformed_folder_is_a_config_error(tmp_path):
+    (tmp_path / "Flare7K" / "something_else").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="Compound_Flare"):
+        find_flare7k_pairs(tmp_path)
+    comp = tmp_path / "Flare-R" / "Compound_Flare"
+    comp.mkdir(parents=True)
+    with pytest.raises(ConfigError, match="Light_Source"):
+        find_flare7k_pairs(tmp_path)
+    (tmp_path / "Flare-R" / "Light_source").mkdir()  # Flare7K++ spelling
+    cv2.imwrite(str(comp / "a.png"), np.zeros((8, 8), np.uint8))
+    with pytest.raises(ConfigError, match="no compound flare image has a light-source"):
+        find_flare7k_pairs(tmp_path)
+
+
+def test_flare7k_unreadable_image_is_a_config_error(tmp_path):
+    root = make_flare7k(tmp_path)
+    (root / "Flare7K" / "Scattering_Flare" / "Compound_Flare" / "000001.png").write_bytes(b"junk")
+    cfg = tiny(flare=FlareConfig(probability=1.0, flare7k_path=str(root)))
+    pairs = find_flare7k_pairs(root)
+    with pytest.raises(ConfigError, match="000001.png"):
+        for i in range(6):  # some sequence picks the broken pair
+            make_sequence(cfg, i, pairs)
+
+
+def test_sequence_uses_flare7k_images(tmp_path):
+    root = make_flare7k(tmp_path)
+    pairs = find_flare7k_pairs(root)
+    assert [p[0].name for p in pairs] == ["000001.png", "000002.png"]
+    cfg = tiny(flare=FlareConfig(probability=1.0, flare7k_path=str(root)))
+    ev, labels, meta = make_sequence(cfg, 0, pairs)
+    assert meta["flare"]["source"].startswith("flare7k:")
+    assert (labels == FLARE).any() and (labels == LIGHT_SOURCE).any()
+
+
+def test_light_source_events_sit_on_the_moving_core():
+    cfg = tiny(flare=FlareConfig(probability=1.0, core_radius_px_min=2.0, core_radius_px_max=2.0,
+                                 mains_probability=1.0, pwm_probability=0.0, flicker_depth_min=0.5),
+               noise=NoiseConfig(leak_rate_hz=0.0, shot_rate_hz=0.0, hot_pixels_per_mpx=0.0))
+    for index in range(3):
+        ev, labels, meta = make_sequence(cfg, index)
+        fl = meta["flare"]
+        ls = labels == LIGHT_SOURCE
+        assert ls.sum() > 10
+        pos = np.array(fl["pos0"])[None, :] + np.array(fl["velocity_px_s"])[None, :] * ev.t[ls, None] * 1e-6
+        d = np.hypot(ev.x[ls] - pos[:, 0], ev.y[ls] - pos[:, 1])
+        scale = 1 + abs(fl["scale_rate"]) * meta["duration_us"] * 1e-6
+        assert d.max() <= 1.5 * 2.0 * scale + 2  # core radius (x1.5 soft edge) + interpolation
+        fd = labels == FLARE
+        assert fd.sum() > 0
+        pos_f = np.array(fl["pos0"])[None, :] + np.array(fl["velocity_px_s"])[None, :] * ev.t[fd, None] * 1e-6
+        assert np.hypot(ev.x[fd] - pos_f[:, 0], ev.y[fd] - pos_f[:, 1]).mean() > d.mean()
+
+
+def test_noise_events_are_labelled_noise_and_scene_events_signal():
+    cfg = tiny(flare=FlareConfig(probability=0.0),
+               noise=NoiseConfig(leak_rate_hz=0.0, shot_rate_hz=0.0, hot_pixels_per_mpx=3000.0,
+                                 hot_rate_hz_min=500.0, hot_rate_hz_max=500.0))
+    for index in range(3):
+        ev, labels, meta = make_sequence(cfg, index)
+        assert set(np.unique(labels)) <= {SIGNAL, NOISE}
+        assert meta["flare"] is None
+        n_hot = meta["noise"]["hot_pixels"]
+        noise_pix = np.unique(ev.y[labels == NOISE].astype(int) * cfg.width + ev.x[labels == NOISE])
+        assert len(noise_pix) == n_hot  # every noise event is on one of the hot pixels
+        assert meta["counts"]["noise"] == (labels == NOISE).sum()
+
+
+def test_static_scene_without_noise_or_flare_is_silent():
+    from eventfx_core.simulate.scenes import SceneConfig
+    cfg = tiny(scene=SceneConfig(static_probability=1.0, objects_max=0),
+               flare=FlareConfig(probability=0.0),
+               noise=NoiseConfig(leak_rate_hz=0.0, shot_rate_hz=0.0, hot_pixels_per_mpx=0.0))
+    ev, labels, meta = make_sequence(cfg, 0)
+    assert len(ev) < 0.01 * cfg.width * cfg.height  # only rare diffusion-driven crossings
+
+
+def test_sequence_is_a_function_of_seed_and_index():
+    cfg = tiny()
+    a = make_sequence(cfg, 3)
+    b = make_sequence(cfg, 3)
+    c = make_sequence(cfg, 4)
+    assert a[0].equals(b[0]) and np.array_equal(a[1], b[1]) and a[2] == b[2]
+    assert not (len(a[0]) == len(c[0]) and a[0].equals(c[0]))
+    assert np.all(np.diff(a[0].t) >= 0)
