@@ -159,3 +159,14 @@ def test_config_checked():
         FeatureExtractor(FeatureConfig(window_us=0), 9, 7)
     with pytest.raises(EventfxError):
         FeatureExtractor(FeatureConfig(taus_us=()), 9, 7)
+
+
+def test_fast_exp_matches_math_exp():
+    from eventfx_core.features.mathfn import EXP_TABLE, decay, decay_jit
+    dts = np.concatenate([np.arange(0, 2000, 1.0), np.geomspace(1, 2e7, 3000)])
+    for tau in (1.0, 777.0, 5000.0, 50_000.0):
+        for dt in dts:
+            exact = math.exp(-dt / tau)
+            approx = decay(float(dt), tau, EXP_TABLE)
+            assert abs(approx - exact) <= 1e-8 * exact + 1e-300 or (exact < 1e-47 and approx == 0.0)
+            assert decay_jit(float(dt), tau, EXP_TABLE) == approx

@@ -11,7 +11,8 @@ Every feature of an event is computed from the per-pixel state *before* that eve
     polarity            2p - 1                                             {-1, +1}
     pixel_same_polarity +1 if the pixel's previous event had this polarity, -1 if not,
                         0 if the pixel never fired                        {-1, 0, +1}
-    ts_pixel_<tau>      exp(-dt_pixel / tau), dt_pixel = t - last event at the pixel;
+    ts_pixel_<tau>      exp(-dt_pixel / tau) (as ``mathfn.decay``, relative error < 6e-9),
+                        dt_pixel = t - last event at the pixel;
                         0 if the pixel never fired                         [0, 1]
     ts_neigh_<tau>      exp(-dt_neigh / tau), dt_neigh = t - latest event among the 8
                         neighbours; 0 if none ever fired                   [0, 1]

@@ -3,8 +3,8 @@
 State is kept per pixel on a grid padded by one pixel on every side (so the 3x3 neighbourhood
 of any sensor pixel is read without bounds checks; padding pixels never fire):
 
-    last_t   int64[(h+2)*(w+2)]              time of the pixel's last event (NEVER if none)
-    last_p   int8 [(h+2)*(w+2)]              polarity of that event (-1 if none)
+    last_tp  int64[(h+2)*(w+2)]              (time << 1) | polarity of the pixel's last event,
+                                             NEVER << 1 if none (one load gives both)
     changes  int64[(h+2)*(w+2), max_changes] ring of the pixel's last polarity-change times
     ring_pos uint8[(h+2)*(w+2)]              next slot of that ring
     last_global int64[1]                     time of the stream's previous event
@@ -24,13 +24,30 @@ import numpy as np
 from ..errors import EventfxError
 from ..events import Events, first_out_of_range
 from .config import FeatureConfig, feature_names
+from .mathfn import EXP_TABLE, decay_jit
 
 NEVER = -(1 << 61)  # "no event yet": t - NEVER stays positive and far beyond any window
 
 
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _log_ratio(dt, cap, log_cap):
+    """min(1, log1p(dt) / log1p(cap)); 1 without the log where dt >= cap (log1p is monotonic)."""
+    return 1.0 if dt >= cap else min(1.0, math.log1p(dt) / log_cap)
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _recent_changes(changes, q, t, window):
+    """Mf: how many of pixel q's stored polarity-change times lie within the window."""
+    m = 0
+    for k in range(changes.shape[1]):
+        m += np.int64(t - changes[q, k] <= window)
+    return m
+
+
 @numba.njit(cache=True, error_model="numpy")
 def _extract_kernel(t, x, y, p, width, height, window, taus, dt_cap, global_dt_cap,
-                    last_t, last_p, changes, ring_pos, last_global, out):
+                    exp_table, mf_table, ma_table, global_table,
+                    last_tp, changes, ring_pos, last_global, out):
     """Fill ``out[i]`` for every event, updating the state; returns the number of resets
     caused by time going backwards."""
     row = width + 2
@@ -38,49 +55,44 @@ def _extract_kernel(t, x, y, p, width, height, window, taus, dt_cap, global_dt_c
     n_taus = taus.shape[0]
     log_dt_cap = math.log1p(dt_cap)
     log_global_dt_cap = math.log1p(global_dt_cap)
-    mf_scale = math.log1p(float(n_changes))
-    ma_scale = math.log1p(9.0 * n_changes)
     resets = 0
     for i in range(t.shape[0]):
         ti = t[i]
         if ti < last_global[0]:  # time went backwards: forget everything, start afresh
-            last_t[:] = NEVER
-            last_p[:] = -1
+            last_tp[:] = NEVER << 1
             changes[:, :] = NEVER
             ring_pos[:] = 0
             last_global[0] = NEVER
             resets += 1
         c = (np.int64(y[i]) + 1) * row + np.int64(x[i]) + 1
         pi = np.int8(p[i])
-        # 3x3 neighbourhood: activity, polarity changes, same/opposite support, latest neighbour
-        active = 0
-        change_sum = 0
-        change_here = 0
+        # the pixel itself: activity and polarity changes within the window
+        lt = last_tp[c] >> 1
+        here_active = ti - lt <= window
+        change_here = _recent_changes(changes, c, ti, window) if here_active else 0
+        active = np.int64(here_active)
+        change_sum = change_here
+        # its 8 neighbours: activity, changes, same/opposite polarity support, latest event
         same = 0
         opposite = 0
         latest_neigh = NEVER
         for dy in range(-1, 2):
             for dx in range(-1, 2):
+                if dy == 0 and dx == 0:
+                    continue
                 q = c + dy * row + dx
-                lq = last_t[q]
-                centre = dy == 0 and dx == 0
-                if not centre and lq > latest_neigh:
+                tp = last_tp[q]
+                lq = tp >> 1
+                if lq > latest_neigh:
                     latest_neigh = lq
                 if ti - lq <= window:
                     active += 1
-                    m = 0
-                    for k in range(n_changes):
-                        if ti - changes[q, k] <= window:
-                            m += 1
-                    change_sum += m
-                    if centre:
-                        change_here = m
-                    elif last_p[q] == pi:
+                    change_sum += _recent_changes(changes, q, ti, window)
+                    if (tp & 1) == pi:
                         same += 1
                     else:
                         opposite += 1
-        lt = last_t[c]
-        lp = last_p[c]
+        lp = np.int8(last_tp[c] & 1) if lt != NEVER else np.int8(-1)
         col = 0
         out[i, col] = 2.0 * pi - 1.0
         col += 1
@@ -88,22 +100,26 @@ def _extract_kernel(t, x, y, p, width, height, window, taus, dt_cap, global_dt_c
         col += 1
         dt_pixel = float(ti - lt)
         for k in range(n_taus):
-            out[i, col] = math.exp(-dt_pixel / taus[k]) if lt != NEVER else 0.0
+            out[i, col] = decay_jit(dt_pixel, taus[k], exp_table) if lt != NEVER else 0.0
             col += 1
         dt_neigh = float(ti - latest_neigh)
         for k in range(n_taus):
-            out[i, col] = math.exp(-dt_neigh / taus[k]) if latest_neigh != NEVER else 0.0
+            out[i, col] = decay_jit(dt_neigh, taus[k], exp_table) if latest_neigh != NEVER else 0.0
             col += 1
-        out[i, col] = min(1.0, math.log1p(dt_pixel) / log_dt_cap) if lt != NEVER else 1.0
+        out[i, col] = _log_ratio(dt_pixel, dt_cap, log_dt_cap) if lt != NEVER else 1.0
         col += 1
         if last_global[0] != NEVER:
-            out[i, col] = min(1.0, math.log1p(float(ti - last_global[0])) / log_global_dt_cap)
+            gap = ti - last_global[0]
+            if gap < global_table.shape[0]:
+                out[i, col] = global_table[gap]
+            else:
+                out[i, col] = _log_ratio(float(gap), global_dt_cap, log_global_dt_cap)
         else:
             out[i, col] = 1.0
         col += 1
-        out[i, col] = math.log1p(float(change_here)) / mf_scale
+        out[i, col] = mf_table[change_here]
         col += 1
-        out[i, col] = math.log1p(float(change_sum)) / ma_scale
+        out[i, col] = ma_table[change_sum]
         col += 1
         out[i, col] = active / 9.0
         col += 1
@@ -120,10 +136,22 @@ def _extract_kernel(t, x, y, p, width, height, window, taus, dt_cap, global_dt_c
         if lp >= 0 and lp != pi:
             changes[c, ring_pos[c]] = ti
             ring_pos[c] = (ring_pos[c] + 1) % n_changes
-        last_t[c] = ti
-        last_p[c] = pi
+        last_tp[c] = (ti << 1) | np.int64(pi)
         last_global[0] = ti
     return resets
+
+
+def _lookup_tables(cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-count and per-gap feature values, computed with the very formulas of
+    ``reference.py`` (so looking them up changes no bit): pfd_mf for Mf = 0..max_changes,
+    pfd_ma for Ma = 0..9*max_changes, log_dt_global for gaps 0..min(cap, 65536) us."""
+    k = cfg.max_changes
+    mf = np.array([math.log1p(float(m)) / math.log1p(float(k)) for m in range(k + 1)], np.float64)
+    ma = np.array([math.log1p(float(m)) / math.log1p(9.0 * k) for m in range(9 * k + 1)], np.float64)
+    log_cap = math.log1p(cfg.global_dt_cap_us)
+    gaps = range(int(min(cfg.global_dt_cap_us, 65536)) + 1)
+    glob = np.array([min(1.0, math.log1p(float(d)) / log_cap) for d in gaps], np.float64)
+    return mf, ma, glob
 
 
 class FeatureExtractor:
@@ -135,6 +163,7 @@ class FeatureExtractor:
         self.names = feature_names(self.cfg)
         self.num_features = len(self.names)
         self._taus = np.asarray(self.cfg.taus_us, np.float64)
+        self._tables = _lookup_tables(self.cfg)
         self._allocate(int(width), int(height))
 
     def _allocate(self, width: int, height: int) -> None:
@@ -142,8 +171,7 @@ class FeatureExtractor:
             raise EventfxError(f"features: invalid sensor size {width}x{height}")
         self.width, self.height = width, height
         cells = (width + 2) * (height + 2)
-        self.last_t = np.full(cells, NEVER, np.int64)
-        self.last_p = np.full(cells, -1, np.int8)
+        self.last_tp = np.full(cells, NEVER << 1, np.int64)
         self.changes = np.full((cells, self.cfg.max_changes), NEVER, np.int64)
         self.ring_pos = np.zeros(cells, np.uint8)
         self.last_global = np.full(1, NEVER, np.int64)
@@ -168,8 +196,7 @@ class FeatureExtractor:
         cfg = self.cfg
         resets = _extract_kernel(events.t, events.x, events.y, events.p, self.width, self.height,
                                  np.int64(cfg.window_us), self._taus, float(cfg.dt_cap_us),
-                                 float(cfg.global_dt_cap_us), self.last_t, self.last_p,
-                                 self.changes, self.ring_pos, self.last_global, out)
+                                 float(cfg.global_dt_cap_us), EXP_TABLE, *self._tables, self.last_tp, self.changes, self.ring_pos, self.last_global, out)
         if resets:
             warnings.warn(f"features: time went backwards {resets} time(s); state reset",
                           RuntimeWarning, stacklevel=2)
@@ -178,14 +205,14 @@ class FeatureExtractor:
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, np.ndarray]:
         return {"sensor": np.array([self.width, self.height], np.int64),
-                "last_t": self.last_t.copy(), "last_p": self.last_p.copy(),
+                "last_tp": self.last_tp.copy(),
                 "changes": self.changes.copy(), "ring_pos": self.ring_pos.copy(),
                 "last_global": self.last_global.copy()}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         width, height = (int(v) for v in state["sensor"])
         self._allocate(width, height)
-        for name in ("last_t", "last_p", "changes", "ring_pos", "last_global"):
+        for name in ("last_tp", "changes", "ring_pos", "last_global"):
             src = np.asarray(state[name])
             dst = getattr(self, name)
             if src.shape != dst.shape:

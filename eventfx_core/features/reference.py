@@ -2,7 +2,8 @@
 
 Deliberately plain: dictionaries keyed by pixel, one event at a time, the definitions of
 ``config.py`` written out directly. It performs the same float64 operations in the same
-order as the numba kernel, so the two agree bit for bit.
+order as the numba kernel, so the two agree bit for bit (the time-surface exp is the one
+shared function ``mathfn.decay``, plain Python here, compiled there).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import numpy as np
 
 from ..events import Events
 from .config import FeatureConfig, feature_names
+from .mathfn import EXP_TABLE, decay
 
 
 class ReferenceFeatureExtractor:
@@ -54,10 +56,10 @@ class ReferenceFeatureExtractor:
                 row.append(0.0)
             dt_pixel = float(t - self.last_t[here]) if here in self.last_t else None
             for tau in cfg.taus_us:
-                row.append(math.exp(-dt_pixel / tau) if dt_pixel is not None else 0.0)
+                row.append(decay(dt_pixel, tau, EXP_TABLE) if dt_pixel is not None else 0.0)
             dt_neigh = float(t - max(seen_neigh)) if seen_neigh else None
             for tau in cfg.taus_us:
-                row.append(math.exp(-dt_neigh / tau) if dt_neigh is not None else 0.0)
+                row.append(decay(dt_neigh, tau, EXP_TABLE) if dt_neigh is not None else 0.0)
             row.append(min(1.0, math.log1p(dt_pixel) / math.log1p(cfg.dt_cap_us))
                        if dt_pixel is not None else 1.0)
             row.append(min(1.0, math.log1p(float(t - self.last_global)) / math.log1p(cfg.global_dt_cap_us))
