@@ -1,6 +1,7 @@
 """Our BAF against dv-processing's ``dv.noise.BackgroundActivityNoiseFilter`` on the same events.
 
-Semantics compared (dv-processing 2.0.4, its C++ header and these tests): both keep an event when one of its 8 neighbours (not its own pixel) has a stored time with
+Semantics compared (dv-processing 2.0.4: its C++ header, and these tests): both keep an event
+when one of its 8 neighbours (not its own pixel) has a stored time with
 ``t - stored < backgroundActivityDuration``, and both store every event's time, kept or not.
 The one difference: dv-processing's time surface starts at 0, so while ``t < duration`` every
 event counts as supported by the never-fired neighbours and is kept; ours starts at "never"

@@ -13,7 +13,8 @@ counts its events in the current window; ``limit = floor(max_rate_hz * window_us
     down is released one window later.
 
 The state is three numbers per pixel (window index, count saturating at limit + 1, hot flag),
-updated lazily when the pixel fires. score = keep (0 or 1).
+updated lazily when the pixel fires; ``t // window_us`` is computed only when the stream
+enters a new window. score = keep (0 or 1).
 """
 from __future__ import annotations
 
@@ -42,27 +43,35 @@ class HotPixelConfig:
         return int(self.max_rate_hz * self.window_us // 1_000_000)
 
 
+WINDOW, COUNT, HOT = 0, 1, 2  # columns of the per-pixel state (one row per pixel, one cache line)
+
+
 @numba.njit(cache=True, error_model="numpy")
-def _hot_pixel_kernel(t, x, y, width, window, limit, window_index, count, hot, last_global,
-                      keep, score):
+def _hot_pixel_kernel(t, x, y, width, window, limit, pixels, last_global, keep, score):
     resets = 0
+    w = NEVER  # current window index, with its bounds [start, end): t // window only on a change
+    start = 0
+    end = 0
     for i in range(t.shape[0]):
         ti = t[i]
         if ti < last_global[0]:
-            window_index[:] = NEVER
-            count[:] = 0
-            hot[:] = False
+            pixels[:, WINDOW] = NEVER
+            pixels[:, COUNT] = 0
+            pixels[:, HOT] = 0
             resets += 1
         last_global[0] = ti
+        if ti >= end or ti < start:
+            w = ti // window
+            start = w * window
+            end = start + window
         q = np.int64(y[i]) * width + np.int64(x[i])
-        w = ti // window
-        if window_index[q] != w:  # first event of this pixel in a new window
-            hot[q] = window_index[q] == w - 1 and count[q] > limit
-            window_index[q] = w
-            count[q] = 0
-        if count[q] <= limit:
-            count[q] += 1
-        ok = not hot[q] and count[q] <= limit
+        if pixels[q, WINDOW] != w:  # first event of this pixel in a new window
+            pixels[q, HOT] = np.int64(pixels[q, WINDOW] == w - 1 and pixels[q, COUNT] > limit)
+            pixels[q, WINDOW] = w
+            pixels[q, COUNT] = 0
+        if pixels[q, COUNT] <= limit:
+            pixels[q, COUNT] += 1
+        ok = pixels[q, HOT] == 0 and pixels[q, COUNT] <= limit
         keep[i] = ok
         score[i] = 1.0 if ok else 0.0
     return resets
@@ -76,12 +85,12 @@ class HotPixelFilter(PixelFilter):
     RUNTIME_PARAMS = ("max_rate_hz",)
 
     def _new_state(self, width, height):
-        cells = width * height
-        return {"window_index": np.full(cells, NEVER, np.int64), "count": np.zeros(cells, np.int64),
-                "hot": np.zeros(cells, np.bool_)}
+        pixels = np.zeros((width * height, 3), np.int64)
+        pixels[:, WINDOW] = NEVER
+        return {"pixels": pixels}
 
     def _run(self, events, keep, score):
         s = self.state
         return _hot_pixel_kernel(events.t, events.x, events.y, self.sensor[0],
                                  np.int64(self.config.window_us), np.int64(self.config.limit()),
-                                 s["window_index"], s["count"], s["hot"], s["last_global"], keep, score)
+                                 s["pixels"], s["last_global"], keep, score)
