@@ -1,0 +1,157 @@
+"""Training data for the denoiser: labelled archives -> cached per-event features -> TBPTT lanes.
+
+Features are computed once per archive (streaming, in file order, exactly as the ``mamba`` stage
+computes them) and cached as .npy files keyed by the archive's path, size, mtime and the
+feature config, so training is not feature-bound and a second run starts at once.
+
+Batches are *lanes*: each of ``batch`` lanes walks through a window of ``window_chunks`` x
+``chunk_len`` consecutive events of one archive, one chunk per step, carrying the model state
+(truncated back-propagation through time). Windows are drawn from
+``np.random.default_rng([seed, window index, rank])``, so the data of any step is a pure
+function of (seed, step, rank): resuming needs no sampler state, and ranks see different data.
+"""
+from __future__ import annotations
+
+import dataclasses
+import glob
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..features import FeatureConfig, FeatureExtractor
+from ..io.archive import ArchiveReader, iter_archive
+
+IGNORE = -100  # label of padding (cross-entropy ignore_index)
+
+
+def class_of_label(class_names) -> np.ndarray:
+    """Archive label (0 signal, 1 noise, 2 flare, 3 light source) -> class index of the model.
+    The light source is a 'keep' event: its own class if the model has one, else signal."""
+    names = list(class_names)
+    lut = np.full(256, IGNORE, np.int64)
+    for label, name in ((0, "signal"), (1, "noise"), (2, "flare"), (3, "light_source")):
+        if name in names:
+            lut[label] = names.index(name)
+        elif label == 3:
+            lut[label] = names.index("signal")
+    return lut
+
+
+@dataclass
+class ArchiveData:
+    path: Path
+    features: np.ndarray  # float32 [n, F] (memory-mapped from the cache)
+    dt_us: np.ndarray  # float32 [n]: gap to the previous event (0 for the first, never < 0)
+    labels: np.ndarray  # uint8 [n]: archive labels
+
+    def __len__(self) -> int:
+        return len(self.dt_us)
+
+
+def expand_paths(patterns: list[str], base: Path, where: str) -> list[Path]:
+    """Globs relative to ``base`` -> sorted files; a pattern matching nothing is an error."""
+    out: list[Path] = []
+    for pat in patterns:
+        full = pat if Path(pat).is_absolute() else str(base / pat)
+        hits = sorted(glob.glob(full))
+        if not hits:
+            raise ConfigError(f"{where}: {pat!r} matches no file (relative to {base})")
+        out += [Path(h) for h in hits]
+    return out
+
+
+def _cache_key(path: Path, feature_cfg: FeatureConfig) -> str:
+    st = path.stat()
+    ident = json.dumps([str(path.resolve()), st.st_size, st.st_mtime_ns,
+                        dataclasses.asdict(feature_cfg)], sort_keys=True, default=list)
+    return hashlib.sha1(ident.encode()).hexdigest()[:16]
+
+
+def load_archive_features(path: Path, feature_cfg: FeatureConfig, cache_dir: Path,
+                          chunk_events: int = 1_000_000) -> ArchiveData:
+    """Features, gaps and labels of one labelled archive, computed once and cached."""
+    path = Path(path)
+    folder = Path(cache_dir) / f"{path.stem}-{_cache_key(path, feature_cfg)}"
+    files = {k: folder / f"{k}.npy" for k in ("features", "dt_us", "labels")}
+    if not all(f.is_file() for f in files.values()):
+        with ArchiveReader(path) as r:
+            if not r.has_labels:
+                raise ConfigError(f"{path}: archive has no per-event labels (/events/label)")
+            width, height = r.width, r.height
+        fx = FeatureExtractor(feature_cfg, width, height)
+        feats, gaps, labels = [], [], []
+        prev = None
+        for events, lab in iter_archive(path, chunk_events):
+            if len(events) == 0:
+                continue
+            feats.append(fx.extract(events))
+            d = np.diff(events.t, prepend=events.t[0] if prev is None else prev)
+            gaps.append(np.maximum(d, 0).astype(np.float32))
+            labels.append(lab)
+            prev = int(events.t[-1])
+        folder.mkdir(parents=True, exist_ok=True)
+        F = len(fx.names)
+        arrays = {"features": np.concatenate(feats) if feats else np.zeros((0, F), np.float32),
+                  "dt_us": np.concatenate(gaps) if gaps else np.zeros(0, np.float32),
+                  "labels": np.concatenate(labels) if labels else np.zeros(0, np.uint8)}
+        for k, a in arrays.items():  # write to tmp then rename: a killed run leaves no half cache
+            tmp = folder / f"{k}.tmp.npy"
+            np.save(tmp, a)
+            tmp.replace(files[k])
+    return ArchiveData(path, *(np.load(files[k], mmap_mode="r")
+                               for k in ("features", "dt_us", "labels")))
+
+
+class LaneSampler:
+    """Windows of consecutive events for each lane; a pure function of (seed, window, rank)."""
+
+    def __init__(self, data: list[ArchiveData], batch: int, chunk_len: int, window_chunks: int,
+                 seed: int, rank: int = 0):
+        self.data, self.batch, self.chunk_len = data, batch, chunk_len
+        self.window_len = chunk_len * window_chunks
+        self.window_chunks, self.seed, self.rank = window_chunks, seed, rank
+        sizes = np.array([len(d) for d in data], np.float64)
+        if sizes.sum() == 0:
+            raise ConfigError("training archives hold no events")
+        self.prob = sizes / sizes.sum()  # archives drawn in proportion to their size
+
+    def windows(self, window_index: int) -> list[tuple[int, int]]:
+        """(archive index, first event) of every lane for this window."""
+        rng = np.random.default_rng([self.seed, window_index, self.rank])
+        out = []
+        for _ in range(self.batch):
+            a = int(rng.choice(len(self.data), p=self.prob))
+            last_start = max(0, len(self.data[a]) - self.window_len)
+            out.append((a, int(rng.integers(0, last_start + 1))))
+        return out
+
+    def batch_at(self, step: int, lut: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+        """features [B, L, F], dt_us [B, L], classes [B, L] (IGNORE where padded) for ``step``,
+        and whether the step starts a new window (the lanes' state must be reset)."""
+        window, pos = divmod(step, self.window_chunks)
+        F = self.data[0].features.shape[1]
+        L = self.chunk_len
+        feats = np.zeros((self.batch, L, F), np.float32)
+        dts = np.zeros((self.batch, L), np.float32)
+        classes = np.full((self.batch, L), IGNORE, np.int64)
+        for lane, (a, start) in enumerate(self.windows(window)):
+            d = self.data[a]
+            lo = min(len(d), start + pos * L)
+            hi = min(len(d), lo + L)
+            k = hi - lo
+            feats[lane, :k] = d.features[lo:hi]
+            dts[lane, :k] = d.dt_us[lo:hi]
+            classes[lane, :k] = lut[np.asarray(d.labels[lo:hi])]
+        return feats, dts, classes, pos == 0
+
+
+def class_counts(data: list[ArchiveData], lut: np.ndarray, n_classes: int) -> np.ndarray:
+    counts = np.zeros(n_classes, np.int64)
+    for d in data:
+        c = lut[np.asarray(d.labels)]
+        counts += np.bincount(c[c >= 0], minlength=n_classes)[:n_classes]
+    return counts

@@ -1,0 +1,273 @@
+"""``eventfx train`` with ``kind: denoiser``: fit the Mamba2 denoiser on labelled archives.
+
+Per-event cross-entropy over three classes (signal, noise, flare; the light source trains as
+signal), class-weighted, AdamW, truncated back-propagation through time over long streams
+(state carried across chunks and detached, see ``data.LaneSampler``), DDP under ``torchrun``.
+
+Outputs in ``output`` (relative to the config file): ``last_train.pt`` (resume state, every
+``checkpoint_every`` steps), ``best.pt`` (lowest validation loss) and ``final.pt`` (the end),
+both deployable denoiser checkpoints; ``metrics.csv`` / ``metrics.jsonl``. ``--resume``
+continues from ``last_train.pt`` and gives the same weights as an uninterrupted run.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ..config import from_dict
+from ..errors import ConfigError
+from ..features import FeatureConfig, feature_names
+from ..model.checkpoint import save_checkpoint
+from ..model.mamba2 import DenoiserModel, ModelConfig, keep_class_indices
+from .data import IGNORE, LaneSampler, class_counts, class_of_label, expand_paths, load_archive_features
+from .loop import Distributed, MetricsLog, load_train_state, lr_at, save_train_state
+
+
+@dataclass
+class DataConfig:
+    train: list[str] = field(default_factory=list)  # labelled archives (globs, relative to the config)
+    val: list[str] = field(default_factory=list)  # validation archives (may be empty)
+    cache_dir: str = ""  # feature cache; "" = <output>/feature_cache
+    val_max_events: int = 200_000  # events of each validation archive that are scored
+
+
+@dataclass
+class OptimConfig:
+    steps: int = 2000  # optimiser steps (per process; DDP averages the gradients)
+    batch: int = 8  # lanes (independent stream windows) per process
+    chunk_len: int = 256  # events per TBPTT chunk (gradients stop at chunk boundaries)
+    window_chunks: int = 16  # chunks a lane walks before jumping to a new window (state reset)
+    lr: float = 0.002  # AdamW peak learning rate
+    weight_decay: float = 0.01  # AdamW decoupled weight decay (not on norms, biases, A, D, dt)
+    warmup_steps: int = 50  # linear warm-up, then cosine decay to 10 %
+    grad_clip: float = 1.0  # max global gradient norm
+    class_weights: list[float] | None = None  # per class; None = inverse frequency, clipped to [0.2, 5]
+    checkpoint_every: int = 160  # steps between resume states (a multiple of window_chunks)
+    val_every: int = 0  # steps between validations; 0 = at checkpoints only
+    log_every: int = 10  # steps between training log records
+    seed: int = 0  # model init and data order
+    threads: int = 2  # torch threads per process
+
+    def check(self, where: str) -> None:
+        for name in ("steps", "batch", "chunk_len", "window_chunks", "checkpoint_every", "log_every", "threads"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{where}.{name} must be >= 1")
+        if self.checkpoint_every % self.window_chunks:
+            raise ConfigError(f"{where}.checkpoint_every ({self.checkpoint_every}) must be a multiple "
+                              f"of window_chunks ({self.window_chunks}): resume states fall between windows")
+
+
+@dataclass
+class DenoiserTrainConfig:
+    kind: str = "denoiser"  # dispatch key of `eventfx train`
+    output: str = "../runs/denoiser"  # output folder (relative to the config file)
+    data: DataConfig = field(default_factory=DataConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)  # the stage computes the same
+    model: ModelConfig = field(default_factory=ModelConfig)  # n_features is set from `features`
+    train: OptimConfig = field(default_factory=OptimConfig)
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float):
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        plain = name.endswith(("bias", "A_log", ".D")) or "norm" in name or p.ndim < 2
+        (no_decay if plain else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+@torch.no_grad()
+def evaluate(model: DenoiserModel, data, lut, weights, max_events: int, chunk: int = 4096) -> dict:
+    """Stream each validation archive from its start (state carried): loss and recalls."""
+    model.eval()
+    n_cls = model.cfg.n_classes
+    keep_idx = keep_class_indices(model.cfg.class_names)
+    loss_sum = 0.0
+    weight_sum = 0.0
+    hits, totals = np.zeros(n_cls), np.zeros(n_cls)
+    keep_right = events = 0
+    for d in data:
+        state = None
+        n = min(len(d), max_events)
+        for a in range(0, n, chunk):
+            b = min(n, a + chunk)
+            f = torch.from_numpy(np.array(d.features[a:b]))[None]  # copies out of the memory map
+            dt = torch.from_numpy(np.array(d.dt_us[a:b]))[None]
+            y = torch.from_numpy(lut[np.asarray(d.labels[a:b])])
+            logits, state = model(f, dt, state)
+            logits = logits[0]
+            ok = y >= 0
+            loss_sum += float(F.cross_entropy(logits[ok], y[ok], weight=weights, reduction="sum"))
+            weight_sum += float(weights[y[ok]].sum())
+            pred = logits.argmax(-1)
+            for c in range(n_cls):
+                m = ok & (y == c)
+                totals[c] += int(m.sum())
+                hits[c] += int((pred[m] == c).sum())
+            p_keep = torch.softmax(logits, -1)[:, keep_idx].sum(-1) >= 0.5
+            keep_right += int((p_keep[ok] == torch.isin(y[ok], torch.tensor(keep_idx))).sum())
+            events += int(ok.sum())
+    model.train()
+    rec = {"loss": loss_sum / max(weight_sum, 1e-12), "keep_accuracy": keep_right / max(events, 1),
+           "events": events}
+    for c, name in enumerate(model.cfg.class_names):
+        rec[f"recall_{name}"] = hits[c] / totals[c] if totals[c] else None
+    return rec
+
+
+def run(config: dict, args) -> int:
+    """Entry point of ``eventfx train --config training/denoiser.yaml`` (``kind: denoiser``).
+
+    Reads from ``args`` (all optional): ``config`` (its folder resolves relative paths),
+    ``resume``, ``output`` (override), ``progress`` (False hides the bar), ``kill_at_step``
+    (tests only: SIGKILL this process right after that step, to prove resuming).
+    """
+    cfg = from_dict(DenoiserTrainConfig, config, "denoiser")
+    if cfg.kind != "denoiser":
+        raise ConfigError(f"denoiser: kind is {cfg.kind!r}, expected 'denoiser'")
+    base = Path(getattr(args, "config", None) or ".").resolve()
+    base = base.parent if base.suffix else base
+    out = Path(getattr(args, "output", None) or cfg.output)
+    out = out if out.is_absolute() else base / out
+    o = cfg.train
+    cfg.model.n_features = len(feature_names(cfg.features))
+    cfg.model.check("denoiser.model")
+    if not cfg.data.train:
+        raise ConfigError("denoiser.data.train: no training archives given")
+    train_files = expand_paths(cfg.data.train, base, "denoiser.data.train")
+    val_files = expand_paths(cfg.data.val, base, "denoiser.data.val") if cfg.data.val else []
+    cache = Path(cfg.data.cache_dir) if cfg.data.cache_dir else out / "feature_cache"
+    cache = cache if cache.is_absolute() else base / cache
+
+    torch.set_num_threads(o.threads)
+    ddp = Distributed.from_env()
+    try:
+        return _train(cfg, out, cache, train_files, val_files, ddp, args)
+    finally:
+        ddp.close()
+
+
+def _train(cfg: DenoiserTrainConfig, out: Path, cache: Path, train_files, val_files, ddp, args) -> int:
+    o = cfg.train
+    out.mkdir(parents=True, exist_ok=True)
+    # features: rank 0 fills the cache, the others wait and read it
+    if ddp.is_main:
+        for p in train_files + val_files:
+            load_archive_features(p, cfg.features, cache)
+    ddp.barrier()
+    train = [load_archive_features(p, cfg.features, cache) for p in train_files]
+    val = [load_archive_features(p, cfg.features, cache) for p in val_files]
+    lut = class_of_label(cfg.model.class_names)
+    n_cls = cfg.model.n_classes
+    counts = class_counts(train, lut, n_cls)
+    if o.class_weights is not None:
+        if len(o.class_weights) != n_cls:
+            raise ConfigError(f"denoiser.train.class_weights: need {n_cls} values ({cfg.model.class_names})")
+        weights = torch.tensor(o.class_weights, dtype=torch.float32)
+    else:
+        freq = counts / max(counts.sum(), 1)
+        weights = torch.tensor(np.clip(1.0 / (n_cls * np.maximum(freq, 1e-9)), 0.2, 5.0), dtype=torch.float32)
+
+    torch.manual_seed(o.seed)
+    model = DenoiserModel(cfg.model)
+    with torch.no_grad():  # standardise the features with training-set statistics
+        sample = np.concatenate([np.asarray(d.features[: 200_000]) for d in train])
+        model.feature_mean.copy_(torch.from_numpy(sample.mean(0)))
+        model.feature_std.copy_(torch.from_numpy(np.maximum(sample.std(0), 1e-3)))
+    optimizer = torch.optim.AdamW(_param_groups(model, o.weight_decay), lr=o.lr)
+    config_json = json.dumps(dataclasses.asdict(cfg), sort_keys=True, default=list)
+    state_path = out / "last_train.pt"
+    step, best = 0, float("inf")
+    if getattr(args, "resume", False) and state_path.is_file():
+        blob = load_train_state(state_path)
+        if blob["config"] != config_json:
+            raise ConfigError(f"{state_path}: cannot resume, it was written with a different config")
+        model.load_state_dict(blob["model"])
+        optimizer.load_state_dict(blob["optimizer"])
+        torch.set_rng_state(blob["torch_rng"])
+        step, best = int(blob["step"]), float(blob["best"])
+    net = model
+    if ddp.world_size > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model)
+    sampler = LaneSampler(train, o.batch, o.chunk_len, o.window_chunks, o.seed, ddp.rank)
+    log = MetricsLog(out, step if step else None, enabled=ddp.is_main)
+    if ddp.is_main and step == 0:
+        (out / "config.json").write_text(config_json)
+    training_info = {"kind": "eventfx train (denoiser)", "train_archives": [p.name for p in train_files],
+                     "class_counts": counts.tolist(), "class_weights": weights.tolist(),
+                     "world_size": ddp.world_size}
+
+    def deployable(name: str, extra: dict) -> None:
+        save_checkpoint(out / name, model, cfg.features, {**training_info, **extra})
+
+    def validate_and_keep_best(at: int) -> None:
+        nonlocal best
+        if not (ddp.is_main and val):
+            return
+        rec = evaluate(model, val, lut, weights, cfg.data.val_max_events)
+        log.write({"step": at, "split": "val", **rec})
+        if rec["loss"] < best:
+            best = rec["loss"]
+            deployable("best.pt", {"step": at, "val": rec})
+
+    bar = tqdm(total=o.steps, initial=step, disable=not (ddp.is_main and getattr(args, "progress", True)),
+               desc="denoiser", unit="step", dynamic_ncols=True)
+    state = None
+    kill_at = getattr(args, "kill_at_step", None)
+    t_log, ev_log = time.perf_counter(), 0
+    model.train()
+    while step < o.steps:
+        feats, dts, classes, new_window = sampler.batch_at(step, lut)
+        if new_window or state is None:
+            state = model.initial_state(o.batch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, o.lr, o.warmup_steps, o.steps)
+        logits, state = net(torch.from_numpy(feats), torch.from_numpy(dts), state)
+        state = state.detach()
+        y = torch.from_numpy(classes)
+        loss = F.cross_entropy(logits.reshape(-1, n_cls), y.reshape(-1), weight=weights, ignore_index=IGNORE)
+        if not torch.isfinite(loss):  # a window of padding only: nothing to learn, keep the step
+            loss = logits.sum() * 0.0
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip)
+        optimizer.step()
+        step += 1
+        loss_value = float(loss.detach())
+        ev_log += int((y != IGNORE).sum())
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss_value:.4f}")
+        if step % o.log_every == 0 or step == o.steps:
+            now = time.perf_counter()
+            log.write({"step": step, "split": "train", "loss": loss_value,
+                       "lr": optimizer.param_groups[0]["lr"], "events": ev_log,
+                       "events_per_s": ev_log * ddp.world_size / max(now - t_log, 1e-9)})
+            t_log, ev_log = now, 0
+        if o.val_every and step % o.val_every == 0 and step % o.checkpoint_every:
+            validate_and_keep_best(step)
+        if step % o.checkpoint_every == 0 and step < o.steps:
+            validate_and_keep_best(step)
+            if ddp.is_main:
+                save_train_state(state_path, model=model, optimizer=optimizer, step=step, best=best,
+                                 config_json=config_json)
+            ddp.barrier()
+        if kill_at is not None and step == kill_at:
+            bar.close()
+            os.kill(os.getpid(), signal.SIGKILL)
+    bar.close()
+    validate_and_keep_best(step)
+    if ddp.is_main:
+        deployable("final.pt", {"step": step, "best_val_loss": best if val else None})
+        print(f"denoiser: {step} steps; wrote {out / 'final.pt'}"
+              + (f" and {out / 'best.pt'} (val loss {best:.4f})" if val else ""))
+    ddp.barrier()
+    return 0
