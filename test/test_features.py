@@ -170,3 +170,24 @@ def test_fast_exp_matches_math_exp():
             approx = decay(float(dt), tau, EXP_TABLE)
             assert abs(approx - exact) <= 1e-8 * exact + 1e-300 or (exact < 1e-47 and approx == 0.0)
             assert decay_jit(float(dt), tau, EXP_TABLE) == approx
+
+
+def test_real_recording_split_and_reference(shared_data):
+    """Real DAVIS346 events (E-MLB demo clip): split invariance on all of it, the reference on a slice."""
+    dv = pytest.importorskip("dv_processing")
+    rec = dv.io.MonoCameraRecording(str(shared_data / "aedat4" / "emlb_demo-01_davis346.aedat4"))
+    store = dv.EventStore()
+    while (batch := rec.getNextEventBatch()) is not None:
+        store.add(batch)
+    a = store.numpy()
+    ev = Events.from_arrays(a["timestamp"], a["x"], a["y"], a["polarity"], *rec.getEventResolution())
+    cfg = FeatureConfig()
+    whole = FeatureExtractor(cfg, ev.width, ev.height).extract(ev)
+    cuts = np.random.default_rng(0).integers(0, len(ev), 20)
+    np.testing.assert_array_equal(extract_in_parts(cfg, ev, cuts), whole)
+    part = ev[100_000:104_000]
+    np.testing.assert_array_equal(FeatureExtractor(cfg, ev.width, ev.height).extract(part),
+                                  ReferenceFeatureExtractor(cfg, ev.width, ev.height).extract(part))
+    # real scenes drive the PFD quantities well away from zero
+    names = feature_names(cfg)
+    assert whole[:, names.index("pfd_mf")].max() > 0.5 and whole[:, names.index("pfd_ne")].mean() > 0.1
