@@ -260,6 +260,7 @@ class DenoiseNode(Node):
                 if not self._queue:
                     return
                 raw, recv_ns = self._queue.popleft()
+            t0 = time.perf_counter()
             try:
                 self._process(raw, recv_ns)
             except Exception as exc:  # never let one message stop the node
@@ -268,6 +269,8 @@ class DenoiseNode(Node):
                                         throttle_duration_sec=WARN_EVERY_S)
                 with self._lock:
                     self._pipe = None  # its state may be half-updated: rebuild on the next message
+            finally:
+                self.stats.busy(time.perf_counter() - t0)
 
     def _reject(self, why: str) -> None:
         self.stats.count("messages_rejected")
@@ -313,7 +316,7 @@ class DenoiseNode(Node):
                                       base_dir=self._base_dir)
             pipe = self._pipe
             oor, resets = pipe.stats.out_of_range, pipe.stats.resets
-            decisions += pipe.push(ev, tag=(msg, decoded, recv_ns))
+            decisions += pipe.push(ev, tag=(msg, decoded, recv_ns, raw))
             self._count_hygiene(pipe, oor, resets)
         self._publish(decisions)
 
@@ -345,10 +348,13 @@ class DenoiseNode(Node):
 
     def _publish(self, decisions) -> None:
         for d in decisions:
-            msg, decoded, recv_ns = d.tag
-            out = self._codec.rewrite(msg, decoded, d.keep)
-            self._pub.publish(self._codec.serialize(out))
-            self.stats.published(int(d.keep.sum()), (time.monotonic_ns() - recv_ns) * 1e-9)
+            msg, decoded, recv_ns, raw = d.tag
+            n_kept = int(np.count_nonzero(d.keep))
+            if n_kept == len(d.keep) and not decoded.n_out_of_range and not decoded.n_before_time:
+                self._pub.publish(raw)  # nothing removed: the input bytes are the output message
+            else:
+                self._pub.publish(self._codec.serialize(self._codec.rewrite(msg, decoded, d.keep)))
+            self.stats.published(n_kept, (time.monotonic_ns() - recv_ns) * 1e-9)
 
     # ------------------------------------------------------------------ diagnostics, shutdown
     def publish_diagnostics(self) -> None:
@@ -379,12 +385,12 @@ class DenoiseNode(Node):
 
 
 def _params_file(args: list[str]) -> Path | None:
-    """The (last) ``--params-file`` of the ROS arguments: its folder resolves checkpoints."""
-    found = None
+    """The first ``--params-file`` of the ROS arguments: the config whose keys the node declares
+    and whose folder resolves relative checkpoints (later files and ``-p`` override values)."""
     for i, a in enumerate(args[:-1]):
         if a == "--params-file":
-            found = Path(args[i + 1])
-    return found
+            return Path(args[i + 1])
+    return None
 
 
 def main(args: list[str] | None = None) -> int:

@@ -34,6 +34,7 @@ class _Totals:
     events_out_of_range: int = 0  # events outside the sensor (dropped)
     events_before_time: int = 0  # events before the stream's first time reference (evt2/evt3, dropped)
     messages_empty: int = 0  # messages without events (passed on empty)
+    worker_busy_us: int = 0  # time the worker spent decoding, filtering, encoding, publishing
 
 
 @dataclass
@@ -56,6 +57,10 @@ class NodeStats:
 
     def received(self) -> None:
         self.count("messages_in")
+
+    def busy(self, seconds: float) -> None:
+        with self._lock:
+            self.totals.worker_busy_us += int(seconds * 1e6)
 
     def queue_depth(self, depth: int) -> None:
         with self._lock:

@@ -38,14 +38,23 @@ def to_params(flat: dict[str, Any]) -> dict[str, Any]:
 
 
 def from_ros_value(value: Any, default: Any) -> Any:
-    """A ROS parameter value in config terms: an unset value (an empty list in a params file
-    arrives as NOT_SET) becomes ``[]`` where the default is a list; arrays become lists."""
+    """A ROS parameter value in config terms: arrays become lists; an unset value becomes
+    ``[]`` where the default is a list. ROS 2 cannot hold an empty array (a params file's
+    ``[]`` arrives unset and does not override an earlier file), so ``[""]`` also means
+    empty: ``-p 'stages:=[""]'`` runs the node as a pass-through."""
     if value is None and isinstance(default, (list, tuple)):
         return []
     if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
-        return value.tolist()
-    if isinstance(value, tuple):
-        return list(value)
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [v for v in value if v != ""]
+    return value
+
+
+def to_overlay_value(value: Any) -> Any:
+    """A value for a params file that overrides another one: empty lists as ``[""]``."""
+    if isinstance(value, (list, tuple)) and not value:
+        return [""]
     return value
 
 

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from eventfx_core.errors import EventfxError
 from eventfx_core.events import Events, concat
@@ -28,6 +29,8 @@ from eventfx_core.io.typestore import ros2_typestore
 from eventfx_core.messages import TopicCodec, canonical_type, is_event_type, message_seq
 from eventfx_core.pipeline_config import default_config_path, load_denoise_config
 from eventfx_core.stages import stage_class
+
+from .params import to_overlay_value, to_params
 
 DIAG_TYPE = "diagnostic_msgs/msg/DiagnosticArray"
 FLOW_WINDOW = 64  # rate 0: messages in flight (published, not yet returned) before waiting
@@ -71,6 +74,7 @@ class ReplaySummary:
     wall_s: float  # first publish -> last output
     bag_duration_s: float
     events_per_s: float  # events_in / wall_s
+    node_events_per_busy_s: float  # events_in / time the node's worker was busy (its compute rate)
     kept_up: bool
     kept_up_reason: str
 
@@ -87,7 +91,9 @@ class ReplaySummary:
             f"  latency publish->output p50/p99: {self.latency_p50_ms:.2f} / {self.latency_p99_ms:.2f} ms;"
             f" in the node p50/p99: {self.node_latency_p50_ms:.2f} / {self.node_latency_p99_ms:.2f} ms",
             f"  {self.wall_s:.2f} s wall for {self.bag_duration_s:.2f} s of recording, "
-            f"{self.events_per_s / 1e6:.2f} M events/s",
+            f"{self.events_per_s / 1e6:.2f} M events/s end to end; node worker busy "
+            f"{self.node.get('worker_busy_us', 0) / 1e6:.2f} s = {self.node_events_per_busy_s / 1e6:.2f}"
+            f" M events/s of node compute",
             f"  kept up: {'yes' if self.kept_up else 'no'} ({self.kept_up_reason})",
         ]
         return "\n".join(lines)
@@ -160,17 +166,16 @@ def ros_env() -> dict[str, str]:
     return env
 
 
-def _param_arg(name: str, value) -> list[str]:
-    if isinstance(value, bool):
-        value = "true" if value else "false"
-    return ["-p", f"{name}:={value}"]
-
-
 def start_node(config: Path, params: dict, env: dict, log_path: Path) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "eventfx_ros.denoise_node", "--ros-args", "--params-file", str(config)]
-    for k, v in params.items():
-        cmd += _param_arg(k, v)
+    """``denoise_node --ros-args --params-file CONFIG --params-file OVERLAY``: the overrides go
+    in a second params file (typed by YAML; an empty list is written ``[""]``, see
+    ``params.from_ros_value``)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    overlay = log_path.with_name(log_path.name + ".params.yaml")
+    overlay.write_text(yaml.safe_dump({"/**": {"ros__parameters": to_params(
+        {k: to_overlay_value(v) for k, v in params.items()})}}))
+    cmd = [sys.executable, "-m", "eventfx_ros.denoise_node", "--ros-args",
+           "--params-file", str(config), "--params-file", str(overlay)]
     log = open(log_path, "w")
     try:
         return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -377,7 +382,7 @@ def _summarise(opt, cfg, bag, out, topic, msgtype, pub_type, msgs, pub_ns, rec, 
     totals = {k: int(v) for k, v in (reports[-1] if reports else {}).items()
               if k in ("messages_in", "messages_out", "events_in", "events_out", "messages_lost",
                        "messages_rejected", "queue_drops", "resets", "events_out_of_range",
-                       "events_before_time", "messages_empty", "queue_max")}
+                       "events_before_time", "messages_empty", "queue_max", "worker_busy_us")}
     node_p50 = [r["latency_p50_ms"] for r in reports if not np.isnan(r.get("latency_p50_ms", np.nan))]
     node_p99 = [r["latency_p99_ms"] for r in reports if not np.isnan(r.get("latency_p99_ms", np.nan))]
     lost = (len(msgs) - len(rec.outputs)) + totals.get("messages_lost", 0)
@@ -402,4 +407,6 @@ def _summarise(opt, cfg, bag, out, topic, msgtype, pub_type, msgs, pub_ns, rec, 
         node_latency_p99_ms=float(max(node_p99)) if node_p99 else float("nan"),
         wall_s=wall, bag_duration_s=(msgs[-1][0] - msgs[0][0]) * 1e-9,
         events_per_s=(n_in / wall) if rec.outputs and wall > 0 else float("nan"),
+        node_events_per_busy_s=(n_in / (totals["worker_busy_us"] * 1e-6))
+        if totals.get("worker_busy_us") else float("nan"),
         kept_up=kept_up, kept_up_reason=why)
