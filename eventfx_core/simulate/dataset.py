@@ -25,7 +25,7 @@ from ..errors import EventfxError
 from .flare import find_flare7k_pairs
 from .sequence import GenerateConfig, make_sequence
 
-GENERATOR_VERSION = 1  # bump when the simulation changes what a (config, seed) produces
+GENERATOR_VERSION = 2  # bump when the simulation changes what a (config, seed) produces
 
 
 def fingerprint(cfg: GenerateConfig) -> str:

@@ -29,12 +29,12 @@ class FlareConfig:
     flare7k_path: str = ""  # Flare7K or Flare7K++ root (or a folder with Compound_Flare and
     #                         Light_Source); "" = procedural flares only
     flare7k_probability: float = 1.0  # with a folder: share of flares taken from it
-    core_intensity_min: float = 3.0  # light-source peak, in units of the scene level ...
-    core_intensity_max: float = 30.0  # ... log-uniform in [min, max]
+    core_intensity_min: float = 2.0  # light-source peak, in units of the scene level ...
+    core_intensity_max: float = 15.0  # ... log-uniform in [min, max]
     core_radius_px_min: float = 1.5  # light-source radius
     core_radius_px_max: float = 5.0
-    glare_strength_min: float = 0.2  # glare/streak peak relative to the core peak
-    glare_strength_max: float = 0.8
+    glare_strength_min: float = 0.1  # glare/streak peak relative to the core peak
+    glare_strength_max: float = 0.5
     size_fraction_min: float = 0.3  # flare extent relative to the sensor diagonal
     size_fraction_max: float = 0.9
     ghosts_max: int = 4  # ghost reflections (0..max)
@@ -44,8 +44,8 @@ class FlareConfig:
     pwm_probability: float = 0.3  # ... or PWM (rest: steady light)
     pwm_hz_min: float = 80.0  # PWM rates, uniform in [min, max]
     pwm_hz_max: float = 200.0
-    flicker_depth_min: float = 0.1  # share of the light that flickers
-    flicker_depth_max: float = 0.7
+    flicker_depth_min: float = 0.05  # share of the light that flickers
+    flicker_depth_max: float = 0.4
     samples_per_period: int = 6  # frames per flicker period (sets the flare's frame rate)
 
     def check(self, where: str = "flare") -> None:

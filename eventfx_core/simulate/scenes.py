@@ -20,7 +20,7 @@ class SceneConfig:
     intensity_max: float = 0.8  # brightest mean scene level (log-uniform in between)
     contrast_min: float = 0.3  # texture contrast: intensities span level * [1-c, 1+c] ...
     contrast_max: float = 0.9  # ... with c uniform in [min, max]
-    shapes_min: int = 4  # bars, edges and discs painted on the canvas
+    shapes_min: int = 4  # bars, edges and discs painted per sensor-sized area
     shapes_max: int = 30
     speed_px_s_max: float = 250.0  # camera pan speed is uniform in [0, max] pixels/s
     static_probability: float = 0.15  # share of sequences with a still camera
@@ -50,7 +50,7 @@ def _paint_shapes(rng, canvas, n):
     h, w = canvas.shape
     for _ in range(n):
         value = float(rng.random())
-        kind = rng.integers(3)
+        kind = rng.choice(3, p=[0.55, 0.42, 0.03])  # half-planes are rare: each covers half the canvas
         cx, cy = int(rng.integers(w)), int(rng.integers(h))
         if kind == 0:  # a bar (rotated rectangle)
             size = (float(rng.uniform(4, w / 3)), float(rng.uniform(3, h / 6)))
@@ -99,7 +99,10 @@ class ProceduralScene:
         ch, cw = height + 2 * margin, width + 2 * margin
         canvas = 0.5 * _smooth_noise(rng, ch, cw, int(rng.integers(8, 64))) \
             + 0.5 * _smooth_noise(rng, ch, cw, int(rng.integers(2, 8)))
-        _paint_shapes(rng, canvas, int(rng.integers(cfg.shapes_min, cfg.shapes_max + 1)))
+        lo, hi = np.percentile(canvas, [2, 98])  # stretch: the sum of two noises bunches at 0.5
+        canvas = np.clip((canvas - lo) / max(hi - lo, 1e-6), 0, 1).astype(np.float32)
+        area = ch * cw / (width * height)  # shapes per sensor-sized area of the canvas
+        _paint_shapes(rng, canvas, int(rng.integers(cfg.shapes_min, cfg.shapes_max + 1) * area))
         self.canvas = (level * (1 + contrast * (2 * canvas - 1))).astype(np.float32)
         self.margin = margin
         self.level, self.contrast, self.static = level, contrast, static
