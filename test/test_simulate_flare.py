@@ -72,7 +72,7 @@ def test_sequence_uses_flare7k_images(tmp_path):
 
 def test_light_source_events_sit_on_the_moving_core():
     cfg = tiny(flare=FlareConfig(probability=1.0, core_radius_px_min=2.0, core_radius_px_max=2.0,
-                                 mains_probability=1.0, pwm_probability=0.0, flicker_depth_min=0.5),
+                                 mains_probability=1.0, pwm_probability=0.0, flicker_depth_min=0.3),
                noise=NoiseConfig(leak_rate_hz=0.0, shot_rate_hz=0.0, hot_pixels_per_mpx=0.0))
     for index in range(3):
         ev, labels, meta = make_sequence(cfg, index)
