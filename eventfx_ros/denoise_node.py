@@ -359,6 +359,9 @@ class DenoiseNode(Node):
     # ------------------------------------------------------------------ diagnostics, shutdown
     def publish_diagnostics(self) -> None:
         report = self.stats.report()
+        # Match counts: a replay (or an operator) sees that both sides of the node are connected.
+        report["input_publishers"] = self._sub.get_publisher_count() if self._sub is not None else 0
+        report["output_subscribers"] = self._pub.get_subscription_count() if self._pub is not None else 0
         arr = to_diagnostic_array(report, self.get_clock().now().to_msg(),
                                   name=f"{self.get_name()}: event denoising",
                                   hardware_id=self._input_topic, previous=self._prev_report)

@@ -219,6 +219,12 @@ class _Recorder:
     def on_diag(self, raw: bytes) -> None:
         self.diags.append((time.time_ns(), raw))
 
+    def node_matched(self) -> bool:
+        """The node's last report says its input and output are both connected."""
+        reports = _diag_reports(self.diags[-1:])
+        return bool(reports) and reports[-1].get("input_publishers", 0) >= 1 \
+            and reports[-1].get("output_subscribers", 0) >= 1
+
 
 def _diag_reports(diags: list[tuple[int, bytes]]) -> list[dict]:
     from diagnostic_msgs.msg import DiagnosticArray
@@ -282,10 +288,13 @@ def replay(opt: ReplayOptions, log=print) -> ReplaySummary:
         spinner = threading.Thread(target=lambda: _spin(executor, spin_stop), daemon=True)
         spinner.start()
 
-        # Discovery: wait for the matches, not for a fixed time.
+        # Discovery: wait for the matches, not for a fixed time. Our side: our publisher has
+        # the node's subscription, our subscriptions have the node's publishers. The node's
+        # side (its output writer must know our reader, or best-effort data goes nowhere):
+        # the match counts it reports in /diagnostics.
         t_end = time.monotonic() + opt.startup_timeout_s
         while not (pub.get_subscription_count() >= 1 and sub_out.get_publisher_count() >= 1
-                   and sub_diag.get_publisher_count() >= 1):
+                   and sub_diag.get_publisher_count() >= 1 and rec.node_matched()):
             if proc.poll() is not None:
                 raise EventfxError(f"the node exited with status {proc.returncode} before it was "
                                    f"ready:\n{_log_tail(node_log)}")
