@@ -29,6 +29,7 @@ from typing import Callable
 import numpy as np
 
 from ..codecs import Triggers, make_encoder
+from ..errors import EventfxError
 from ..events import Events, concat
 from ..messages import (EVENT_PACKET, LEGACY_ARRAYS, TopicCodec, build_message, canonical_type,
                         header_stamp_ns, message_seq)
@@ -63,7 +64,7 @@ class Recutter:
         self.encoding = (encoding or "evt3") if self.out_type == EVENT_PACKET else None
         self.packet_us = int(packet_us) if packet_us else None
         if self.packet_us is not None and self.packet_us <= 0:
-            raise ValueError("packet_us must be positive")
+            raise EventfxError(f"packet_us must be positive, got {packet_us}")
         self.ros_version = ros_version
         self.source_type = source_type
         self.codec = TopicCodec(self.out_type, ros_version=ros_version)
