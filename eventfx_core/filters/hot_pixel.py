@@ -1,6 +1,6 @@
-"""Hot-pixel filter: mute pixels whose event rate exceeds ``max_rate_hz`` (the streaming form of
-the learned hot-pixel lists of dv-processing / libcaer's ``hotPixelLearn`` and Metavision's
-activity-based hot-pixel filters).
+"""Hot-pixel filter: mute pixels whose event rate exceeds ``max_rate_hz``; a streaming form of
+libcaer's learned hot-pixel list (``hotPixelLearn``: count events per pixel over
+``hotPixelTime``, pixels above ``hotPixelCount`` are hot) that keeps learning as it runs.
 
 Time is cut into fixed windows of ``window_us`` aligned to t = 0 (window index
 ``t // window_us``, so the windows do not depend on where a stream is split). Each pixel
@@ -43,7 +43,7 @@ class HotPixelConfig:
         return int(self.max_rate_hz * self.window_us // 1_000_000)
 
 
-WINDOW, COUNT, HOT = 0, 1, 2  # columns of the per-pixel state (one row per pixel, one cache line)
+WINDOW, COUNT, HOT = 0, 1, 2  # columns of the per-pixel state (one row per pixel, adjacent in memory)
 
 
 @numba.njit(cache=True, error_model="numpy")
