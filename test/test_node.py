@@ -5,8 +5,6 @@ process publishes EventPacket messages as raw CDR bytes, reads the node's output
 ``/diagnostics`` counters, and calls its parameter services.
 """
 import dataclasses
-import os
-import random
 import time
 
 import numpy as np
@@ -90,9 +88,7 @@ def node(tmp_path_factory):
     folder = tmp_path_factory.mktemp("node")
     cfg = folder / "denoise.yaml"
     cfg.write_text(CONFIG)
-    env = ros_env()
-    if not os.environ.get("ROS_DOMAIN_ID"):
-        env["ROS_DOMAIN_ID"] = str(random.randint(1, 101))
+    env = ros_env()  # loopback only; the test run's ROS_DOMAIN_ID, else a random one
     params = {"input_topic": TOPIC, "output_topic": OUT, "input_type": "auto", "reliable": True,
               "max_message_bytes": 100_000, "diagnostics_period_s": 0.2}
     proc = start_node(cfg, params, env, folder / "node.log")
