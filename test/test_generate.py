@@ -144,3 +144,16 @@ def test_default_config_loads(repo_root):
     assert isinstance(cfg, GenerateConfig) and cfg.n_sequences >= 48
     assert 0 < cfg.flare.probability < 1  # sequences with and without flare
     assert load_generate_config(repo_root / "training" / "generate_test.yaml").n_sequences <= 8
+
+
+def test_fit_noise_prints_a_usable_noise_section(shared_data, capsys, tmp_path):
+    bag = shared_data / "ros2_bags" / "test_data_libcaer_rollover"
+    assert main(["generate", "--fit-noise", str(bag)]) == 0
+    out = capsys.readouterr().out
+    section = yaml.safe_load(out)  # the comment line is YAML too
+    from eventfx_core.config import from_dict
+    from eventfx_core.simulate.noise import NoiseConfig
+    nc = from_dict(NoiseConfig, section["noise"], "noise")
+    assert 0.05 < nc.leak_rate_hz + nc.shot_rate_hz < 5
+    assert main(["generate", "--config", str(write_config(tmp_path))]) == 2
+    assert "--out is required" in capsys.readouterr().err

@@ -20,11 +20,14 @@ def add_parser(sub) -> None:
     p = sub.add_parser("generate", help="generate labelled synthetic training data",
                        description=__doc__.split("\n\n")[0])
     p.add_argument("--config", default=str(DEFAULT_CONFIG), help="generate config (default: %(default)s)")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", help="output folder (required unless --fit-noise)")
     p.add_argument("--shard", default="0/1", help="i/N: generate only sequences with index %% N == i")
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="processes (default: %(default)s)")
     p.add_argument("--seed", type=int, help="master seed (overrides the config's)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--fit-noise", metavar="RECORDING",
+                   help="instead: fit the noise model to a noise-only recording and print the "
+                        "config's noise section")
     p.set_defaults(func=run)
 
 
@@ -49,6 +52,10 @@ def load_generate_config(path: str | Path, seed: int | None = None):
 def run(args) -> int:
     from ..simulate.dataset import generate_dataset
 
+    if args.fit_noise:
+        return fit_noise_command(args.fit_noise)
+    if not args.out:
+        raise EventfxError("--out is required")
     if args.workers < 1:
         raise EventfxError("--workers must be >= 1")
     cfg = load_generate_config(args.config, args.seed)
@@ -58,4 +65,20 @@ def run(args) -> int:
     print(f"eventfx generate: wrote {summary['written']} sequences ({summary['events']} events, "
           f"{summary['seconds']:.1f} s, {rate / 1e3:.0f} k events/s), skipped {summary['skipped']} "
           f"finished; dataset {summary['fingerprint']} in {summary['out']}")
+    return 0
+
+
+def fit_noise_command(path: str) -> int:
+    import json
+
+    import yaml
+
+    from ..simulate.fit import fit_noise, read_events
+
+    fit = fit_noise(read_events(path))
+    stats = fit.as_dict()
+    stats.pop("noise_config")
+    print(f"# noise fitted to {path}: {json.dumps(stats)}")
+    print(yaml.safe_dump({"noise": {k: round(float(v), 6) for k, v in fit.noise_config().items()}},
+                         sort_keys=False), end="")
     return 0
