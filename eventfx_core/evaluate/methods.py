@@ -36,7 +36,13 @@ class StageMethod:
         from ..stages import stage_class
         cls = stage_class(name)
         self.name = name
-        self.stage = cls(config if config is not None else cls.Config(), sensor=sensor, base_dir=base_dir)
+        self.config = config if config is not None else cls.Config()
+        self.stage = cls(self.config, sensor=sensor, base_dir=base_dir)
+
+    def describe(self) -> dict:
+        """The stage's settings (for the report: which checkpoint, which windows)."""
+        import dataclasses
+        return {k: str(v) for k, v in dataclasses.asdict(self.config).items()}
 
     def run(self, ev: Events) -> tuple[np.ndarray, np.ndarray]:
         self.stage.reset()

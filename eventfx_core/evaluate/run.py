@@ -67,6 +67,9 @@ def evaluate(methods: dict, archives: list[tuple[str, Events, np.ndarray]],
             keep, _ = method.run(noise_events)
             r["real_noise_kept"] = float(keep.mean()) if len(keep) else float("nan")
             bar.update(1)
+        describe = getattr(method, "describe", None)
+        if callable(describe):
+            r["settings"] = describe()
         r["counts_total"] = counts.total.tolist()
         r["counts_kept"] = counts.kept.tolist()
         results[name] = r
