@@ -2,8 +2,9 @@
 
 Same maths as ``mamba2.py`` (Dao & Gu 2024 Mamba2/SSD with the real-time step), arranged for a
 CPU: the projections (embedding, in_proj, out_proj, head) are one ``torch.matmul`` over a
-tile of events; the per-token work -- causal conv, dt, the sequential SSM scan, gating and the
-grouped RMSNorm -- is one numba loop per layer, float32, with the SSM state stored as
+tile of events, and so is the discretisation (softplus/exp/expm1 vectorised by torch); the
+per-token work -- causal conv, the sequential SSM scan, gating and the grouped RMSNorm -- is
+one numba loop per layer, float32, with the SSM state stored as
 (d_state, d_inner) so the innermost loop runs over channels and vectorises, and a polynomial
 exp (llvmlite from PyPI has no vector exp). Long messages are cut into tiles of ``tile``
 events so the working set stays in cache. ``DenoiserModel.forward`` is the oracle.
@@ -34,15 +35,6 @@ def _exp_neg(a):
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
-def _one_minus_exp_neg(u):
-    """1 - exp(-u) for u >= 0, accurate for small u (series below 0.1)."""
-    if u < np.float32(0.1):
-        return u * (np.float32(1.0) - u * np.float32(0.5) * (np.float32(1.0) - u / np.float32(3.0) * (
-            np.float32(1.0) - u * np.float32(0.25) * (np.float32(1.0) - u * np.float32(0.2)))))
-    return np.float32(1.0) - _exp_neg(u)
-
-
-@numba.njit(cache=True, error_model="numpy", inline="always")
 def _silu(v):
     e = _exp_neg(abs(v))
     sig = np.float32(1.0) / (np.float32(1.0) + e) if v >= 0 else e / (np.float32(1.0) + e)
@@ -51,42 +43,30 @@ def _silu(v):
 
 @numba.njit(cache=True, error_model="numpy")
 def _conv_silu(zxbcdt, d_inner, conv_wt, conv_b, conv_state, xbc):
-    """Causal depthwise conv + silu over the tile, continuing from the last K inputs."""
+    """Causal depthwise conv + silu over the tile, continuing from the last K inputs.
+    conv_state (K, conv_dim): row K-1 is the latest input; updated in place."""
     L = zxbcdt.shape[0]
     conv_dim = conv_b.shape[0]
     K = conv_wt.shape[0]
-    ext = np.empty((K - 1 + L, conv_dim), np.float32)
-    for k in range(K - 1):
-        for c in range(conv_dim):
-            ext[k, c] = conv_state[c, k + 1]
     for t in range(L):
         for c in range(conv_dim):
-            ext[K - 1 + t, c] = zxbcdt[t, d_inner + c]
-    for k in range(K):
-        for c in range(conv_dim):
-            conv_state[c, k] = ext[L - 1 + k, c]
-    acc = np.empty(conv_dim, np.float32)
-    for t in range(L):
-        for c in range(conv_dim):
-            acc[c] = conv_b[c]
+            xbc[t, c] = conv_b[c]
         for k in range(K):
-            for c in range(conv_dim):
-                acc[c] += conv_wt[k, c] * ext[t + k, c]
+            src = t + k - (K - 1)  # input index in this tile; < 0: from the state
+            if src >= 0:
+                for c in range(conv_dim):
+                    xbc[t, c] += conv_wt[k, c] * zxbcdt[src, d_inner + c]
+            else:
+                for c in range(conv_dim):
+                    xbc[t, c] += conv_wt[k, c] * conv_state[K + src, c]
         for c in range(conv_dim):
-            xbc[t, c] = _silu(acc[c])
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _dt_decay(zxbcdt, col, scale, dt_bias, A, dt_in, decay):
-    """dt_eff = softplus(dt_raw + dt_bias) * scale, the decay exp(dt_eff A) and the input
-    weight (1 - exp(dt_eff A)) / -A (zero-order hold)."""
-    for t in range(zxbcdt.shape[0]):
-        for h in range(A.shape[0]):
-            v = zxbcdt[t, col + h] + dt_bias[h]
-            sp = max(v, np.float32(0.0)) + np.float32(np.log1p(_exp_neg(abs(v))))
-            u = -sp * scale[t] * A[h]
-            decay[t, h] = _exp_neg(u)
-            dt_in[t, h] = _one_minus_exp_neg(u) / -A[h]
+            xbc[t, c] = _silu(xbc[t, c])
+    last = np.empty((K, conv_dim), np.float32)
+    for k in range(K):
+        src = L - K + k
+        for c in range(conv_dim):
+            last[k, c] = zxbcdt[src, d_inner + c] if src >= 0 else conv_state[K + src, c]
+    conv_state[:, :] = last
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -97,16 +77,20 @@ def _scan(xbc, dt_in, decay, D, headdim, ssm_state, y):
     L, ngroups, group = y.shape
     d_state = ssm_state.shape[1]
     d_inner = ngroups * group
+    heads_per_group = group // headdim
     xdt = np.empty((L, ngroups, group), np.float32)
     da = np.empty((L, ngroups, group), np.float32)
     for t in range(L):
         for g in range(ngroups):
-            for j in range(group):
-                i = g * group + j
-                h = i // headdim
-                xdt[t, g, j] = xbc[t, i] * dt_in[t, h]
-                da[t, g, j] = decay[t, h]
-                y[t, g, j] = D[h] * xbc[t, i]
+            for hg in range(heads_per_group):
+                h = g * heads_per_group + hg
+                w, dec, d = dt_in[t, h], decay[t, h], D[h]
+                for q in range(headdim):
+                    j = hg * headdim + q
+                    x = xbc[t, g * group + j]
+                    xdt[t, g, j] = x * w
+                    da[t, g, j] = dec
+                    y[t, g, j] = d * x
     for t in range(L):
         for g in range(ngroups):
             b0 = d_inner + g * d_state
@@ -126,41 +110,59 @@ def _gate_norm(zxbcdt, norm_w, eps, y):
     L, ngroups, group = y.shape
     for t in range(L):
         for g in range(ngroups):
+            for j in range(group):  # vectorises (no reduction in this loop)
+                y[t, g, j] *= _silu(zxbcdt[t, g * group + j])
             ms = np.float32(0.0)
             for j in range(group):
-                v = y[t, g, j] * _silu(zxbcdt[t, g * group + j])
-                y[t, g, j] = v
-                ms += v * v
+                ms += y[t, g, j] * y[t, g, j]
             r = np.float32(1.0) / np.sqrt(ms / np.float32(group) + eps)
             for j in range(group):
                 y[t, g, j] *= r * norm_w[g * group + j]
 
 
 @numba.njit(cache=True, error_model="numpy")
-def mixer_tile(zxbcdt, scale, conv_wt, conv_b, dt_bias, A, D, norm_w, headdim, d_state,
-               ngroups, eps, conv_state, ssm_state, y):
+def rmsnorm_rows(h, w, eps, out):
+    """out[t] = h[t] / sqrt(mean(h[t]^2) + eps) * w (one fused pass instead of six torch ops)."""
+    d = h.shape[1]
+    for t in range(h.shape[0]):
+        ms = np.float32(0.0)
+        for j in range(d):
+            ms += h[t, j] * h[t, j]
+        r = np.float32(1.0) / np.sqrt(ms / np.float32(d) + eps)
+        for j in range(d):
+            out[t, j] = h[t, j] * r * w[j]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def mixer_tile(zxbcdt, dt_in, decay, conv_wt, conv_b, D, norm_w, headdim, ngroups, eps,
+               conv_state, ssm_state, y):
     """One Mamba2 mixer over L events, after in_proj and before out_proj.
 
-    zxbcdt (L, 2*d_inner + 2*ngroups*d_state + nheads) float32; scale (L,) real-gap factors;
-    conv_wt (d_conv, conv_dim); conv_state (conv_dim, d_conv) and ssm_state (ngroups, d_state, d_inner / ngroups)
-    are updated in place; y (L, d_inner) receives norm(y * silu(z)).
+    zxbcdt (L, 2*d_inner + 2*ngroups*d_state + nheads) float32; dt_in, decay (L, nheads): the
+    input weight and the decay of each event (from ``_discretise``); conv_wt (d_conv, conv_dim);
+    conv_state (d_conv, conv_dim) and ssm_state (ngroups, d_state, d_inner / ngroups) are
+    updated in place; y (L, d_inner) receives rmsnorm(y * silu(z)) * w.
     """
     L = zxbcdt.shape[0]
     d_inner = norm_w.shape[0]
-    conv_dim = conv_b.shape[0]
-    H = A.shape[0]
-    xbc = np.empty((L, conv_dim), np.float32)
+    xbc = np.empty((L, conv_b.shape[0]), np.float32)
     _conv_silu(zxbcdt, d_inner, conv_wt, conv_b, conv_state, xbc)
-    dt_in = np.empty((L, H), np.float32)
-    decay = np.empty((L, H), np.float32)
-    _dt_decay(zxbcdt, d_inner + conv_dim, scale, dt_bias, A, dt_in, decay)
     y3 = y.reshape(L, ngroups, d_inner // ngroups)
     _scan(xbc, dt_in, decay, D, headdim, ssm_state, y3)
     _gate_norm(zxbcdt, norm_w, eps, y3)
 
 
-def _rmsnorm(h: torch.Tensor, w: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    return h * torch.rsqrt(h.square().mean(-1, keepdim=True) + eps) * w
+def _discretise(dt_raw: torch.Tensor, dt_bias: torch.Tensor, A: torch.Tensor, scale: torch.Tensor):
+    """dt_eff = softplus(dt_raw + dt_bias) * scale -> (input weight (1 - e^{dt A}) / -A, decay
+    e^{dt A}), both (L, nheads), with torch's vectorised softplus/exp/expm1."""
+    u = torch.nn.functional.softplus(dt_raw + dt_bias) * scale[:, None] * A
+    return (torch.expm1(u) / A).numpy(), torch.exp(u).numpy()
+
+
+def _rmsnorm(h: torch.Tensor, w: np.ndarray, eps: np.float32) -> torch.Tensor:
+    out = np.empty(tuple(h.shape), np.float32)
+    rmsnorm_rows(h.numpy(), w, eps, out)
+    return torch.from_numpy(out)
 
 
 class FastDenoiser:
@@ -179,27 +181,28 @@ class FastDenoiser:
             for block in model.layers:
                 mx = block.mixer
                 self.layers.append(dict(
-                    norm_w=f32(block.norm.weight), in_wt=f32(mx.in_proj.weight).t().contiguous(),
+                    norm_w=f32(block.norm.weight).numpy(), norm_eps=np.float32(block.norm.eps), in_wt=f32(mx.in_proj.weight).t().contiguous(),
                     out_wt=f32(mx.out_proj.weight).t().contiguous(),
                     conv_wt=f32(mx.conv1d.weight[:, 0, :]).t().contiguous().numpy(),
-                    conv_b=f32(mx.conv1d.bias).numpy(), dt_bias=f32(mx.dt_bias).numpy(),
-                    A=(-torch.exp(f32(mx.A_log))).numpy(), D=f32(mx.D).numpy(),
+                    conv_b=f32(mx.conv1d.bias).numpy(), dt_bias=f32(mx.dt_bias),
+                    A=-torch.exp(f32(mx.A_log)), D=f32(mx.D).numpy(),
                     mix_norm_w=f32(mx.norm.weight).numpy(), eps=np.float32(mx.norm.eps)))
-            self.norm_f_w = f32(model.norm_f.weight)
+            self.norm_f_w = f32(model.norm_f.weight).numpy()
+            self.norm_f_eps = np.float32(model.norm_f.eps)
             self.head_wt = f32(model.head.weight).t().contiguous()
             self.head_b = f32(model.head.bias)
         self.reset()
 
     def reset(self) -> None:
         c = self.cfg
-        self.conv_state = np.zeros((c.n_layers, c.conv_dim, c.d_conv), np.float32)
+        self.conv_state = np.zeros((c.n_layers, c.d_conv, c.conv_dim), np.float32)
         group = c.d_inner // c.ngroups
         self.ssm_state = np.zeros((c.n_layers, c.ngroups, c.d_state, group), np.float32)
 
     def set_state(self, state: DenoiserState) -> None:
         """Take a (batch 1) torch state: ssm (layers, 1, h, p, n) -> (layers, g, n, h*p/g)."""
         c = self.cfg
-        self.conv_state = state.conv[:, 0].detach().float().numpy().copy()
+        self.conv_state = state.conv[:, 0].detach().float().transpose(1, 2).contiguous().numpy()
         ssm = state.ssm[:, 0].detach().float().reshape(c.n_layers, c.ngroups, -1, c.d_state)
         self.ssm_state = ssm.transpose(2, 3).contiguous().numpy().copy()
 
@@ -207,7 +210,8 @@ class FastDenoiser:
         c = self.cfg
         ssm = torch.from_numpy(self.ssm_state.copy()).transpose(2, 3)
         ssm = ssm.reshape(c.n_layers, 1, c.nheads, c.headdim, c.d_state)
-        return DenoiserState(torch.from_numpy(self.conv_state.copy())[:, None], ssm)
+        conv = torch.from_numpy(self.conv_state.copy()).transpose(1, 2)[:, None]
+        return DenoiserState(conv, ssm)
 
     def logits(self, features: np.ndarray, dt_us: np.ndarray) -> np.ndarray:
         """features float32 [n, F], dt_us [n] real gaps -> float32 [n, classes]."""
@@ -224,16 +228,18 @@ class FastDenoiser:
 
     def _tile(self, features: np.ndarray, dt_us: np.ndarray) -> np.ndarray:
         c = self.cfg
-        scale = np.clip(np.asarray(dt_us, np.float32) / np.float32(c.dt_unit_us),
-                        np.float32(c.dt_scale_min), np.float32(c.dt_scale_max)).astype(np.float32)
+        scale = torch.from_numpy(np.clip(np.asarray(dt_us, np.float32) / np.float32(c.dt_unit_us),
+                                         np.float32(c.dt_scale_min), np.float32(c.dt_scale_max)))
+        first_dt = c.d_inner + c.conv_dim
         with torch.no_grad():
             h = torch.from_numpy(np.ascontiguousarray(features, np.float32)) @ self.embed_wt + self.embed_b
             y = np.empty((len(features), c.d_inner), np.float32)
             yt = torch.from_numpy(y)
             for i, L in enumerate(self.layers):
-                zxbcdt = (_rmsnorm(h, L["norm_w"]) @ L["in_wt"]).numpy()
-                mixer_tile(zxbcdt, scale, L["conv_wt"], L["conv_b"], L["dt_bias"], L["A"], L["D"],
-                           L["mix_norm_w"], c.headdim, c.d_state, c.ngroups, L["eps"],
+                zxbcdt = _rmsnorm(h, L["norm_w"], L["norm_eps"]) @ L["in_wt"]
+                dt_in, decay = _discretise(zxbcdt[:, first_dt:], L["dt_bias"], L["A"], scale)
+                mixer_tile(zxbcdt.numpy(), dt_in, decay, L["conv_wt"], L["conv_b"], L["D"],
+                           L["mix_norm_w"], c.headdim, c.ngroups, L["eps"],
                            self.conv_state[i], self.ssm_state[i], y)
                 h = h + yt @ L["out_wt"]
-            return (_rmsnorm(h, self.norm_f_w) @ self.head_wt + self.head_b).numpy()
+            return (_rmsnorm(h, self.norm_f_w, self.norm_f_eps) @ self.head_wt + self.head_b).numpy()
