@@ -40,12 +40,12 @@ def test_names_and_shape():
     assert len(feature_names(FeatureConfig())) == 16
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**31), n=st.integers(1, 400), which=st.integers(0, len(CONFIGS) - 1),
-       max_gap=st.sampled_from([5, 300, 3000, 40_000]))
-def test_fast_equals_reference(seed, n, which, max_gap):
+       max_gap=st.sampled_from([5, 300, 3000, 40_000]), size=st.sampled_from([(3, 2), (9, 7)]))
+def test_fast_equals_reference(seed, n, which, max_gap, size):
     cfg = CONFIGS[which]
-    ev = random_stream(seed, n, max_gap=max_gap)
+    ev = random_stream(seed, n, *size, max_gap=max_gap)
     fast = FeatureExtractor(cfg, ev.width, ev.height).extract(ev)
     ref = ReferenceFeatureExtractor(cfg, ev.width, ev.height).extract(ev)
     np.testing.assert_array_equal(fast, ref)
