@@ -191,3 +191,15 @@ def test_real_recording_split_and_reference(shared_data):
     # real scenes drive the PFD quantities well away from zero
     names = feature_names(cfg)
     assert whole[:, names.index("pfd_mf")].max() > 0.5 and whole[:, names.index("pfd_ne")].mean() > 0.1
+
+
+def test_fast_log_matches_math_log1p():
+    from eventfx_core.features.mathfn import log_ratio, log_ratio_jit
+    cap = 1e6
+    log_cap = math.log1p(cap)
+    dts = np.unique(np.concatenate([np.arange(0, 3000), np.geomspace(1, 2e6, 3000).round()]))
+    for dt in dts.tolist():
+        exact = min(1.0, math.log1p(dt) / log_cap)
+        got = log_ratio(dt, cap, log_cap)
+        assert abs(got - exact) < 1e-10
+        assert log_ratio_jit(dt, cap, log_cap) == got

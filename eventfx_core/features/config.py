@@ -16,7 +16,8 @@ Every feature of an event is computed from the per-pixel state *before* that eve
                         0 if the pixel never fired                         [0, 1]
     ts_neigh_<tau>      exp(-dt_neigh / tau), dt_neigh = t - latest event among the 8
                         neighbours; 0 if none ever fired                   [0, 1]
-    log_dt_pixel        min(1, log1p(dt_pixel) / log1p(dt_cap_us)); 1 if never fired
+    log_dt_pixel        min(1, log1p(dt_pixel) / log1p(dt_cap_us)) (as ``mathfn.log_ratio``,
+                        absolute error < 1e-10); 1 if never fired
     log_dt_global       min(1, log1p(t - previous event of the stream) / log1p(global_dt_cap_us));
                         1 for the first event
     pfd_mf              log1p(Mf) / log1p(max_changes)                     [0, 1]

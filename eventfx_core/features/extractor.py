@@ -24,15 +24,9 @@ import numpy as np
 from ..errors import EventfxError
 from ..events import Events, first_out_of_range
 from .config import FeatureConfig, feature_names
-from .mathfn import EXP_TABLE, decay_jit
+from .mathfn import EXP_TABLE, decay_jit, log_ratio, log_ratio_jit
 
 NEVER = -(1 << 61)  # "no event yet": t - NEVER stays positive and far beyond any window
-
-
-@numba.njit(cache=True, error_model="numpy", inline="always")
-def _log_ratio(dt, cap, log_cap):
-    """min(1, log1p(dt) / log1p(cap)); 1 without the log where dt >= cap (log1p is monotonic)."""
-    return 1.0 if dt >= cap else min(1.0, math.log1p(dt) / log_cap)
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -106,14 +100,14 @@ def _extract_kernel(t, x, y, p, width, height, window, taus, dt_cap, global_dt_c
         for k in range(n_taus):
             out[i, col] = decay_jit(dt_neigh, taus[k], exp_table) if latest_neigh != NEVER else 0.0
             col += 1
-        out[i, col] = _log_ratio(dt_pixel, dt_cap, log_dt_cap) if lt != NEVER else 1.0
+        out[i, col] = log_ratio_jit(dt_pixel, dt_cap, log_dt_cap) if lt != NEVER else 1.0
         col += 1
         if last_global[0] != NEVER:
             gap = ti - last_global[0]
             if gap < global_table.shape[0]:
                 out[i, col] = global_table[gap]
             else:
-                out[i, col] = _log_ratio(float(gap), global_dt_cap, log_global_dt_cap)
+                out[i, col] = log_ratio_jit(float(gap), global_dt_cap, log_global_dt_cap)
         else:
             out[i, col] = 1.0
         col += 1
@@ -150,7 +144,7 @@ def _lookup_tables(cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray, np.ndarr
     ma = np.array([math.log1p(float(m)) / math.log1p(9.0 * k) for m in range(9 * k + 1)], np.float64)
     log_cap = math.log1p(cfg.global_dt_cap_us)
     gaps = range(int(min(cfg.global_dt_cap_us, 65536)) + 1)
-    glob = np.array([min(1.0, math.log1p(float(d)) / log_cap) for d in gaps], np.float64)
+    glob = np.array([log_ratio(float(d), cfg.global_dt_cap_us, log_cap) for d in gaps], np.float64)
     return mf, ma, glob
 
 

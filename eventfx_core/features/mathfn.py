@@ -30,3 +30,30 @@ def decay(dt: float, tau: float, table: np.ndarray) -> float:
 
 
 decay_jit = numba.njit(cache=True, error_model="numpy", inline="always")(decay)
+
+
+SQRT_HALF = math.sqrt(0.5)
+LN2 = math.log(2.0)
+L3, L5, L7, L9, L11 = 1.0 / 3.0, 1.0 / 5.0, 1.0 / 7.0, 1.0 / 9.0, 1.0 / 11.0
+
+
+def log_ratio(dt: float, cap: float, log_cap: float) -> float:
+    """min(1, log1p(dt) / log_cap) for whole-microsecond gaps dt >= 0, 1 from ``cap`` on.
+
+    log1p(dt) = e*ln2 + log(m) with 1 + dt = m * 2^e, m in [sqrt(1/2), sqrt(2)), and
+    log(m) = 2 atanh(s), s = (m-1)/(m+1), |s| < 0.172, by its series to s^11 (absolute error
+    < 2e-11); exact for integer dt because 1 + dt is then exact.
+    """
+    if dt >= cap:
+        return 1.0
+    m, e = math.frexp(1.0 + dt)
+    if m < SQRT_HALF:
+        m = m * 2.0
+        e = e - 1
+    s = (m - 1.0) / (m + 1.0)
+    z = s * s
+    log_m = 2.0 * s * (1.0 + z * (L3 + z * (L5 + z * (L7 + z * (L9 + z * L11)))))
+    return min(1.0, (e * LN2 + log_m) / log_cap)
+
+
+log_ratio_jit = numba.njit(cache=True, error_model="numpy", inline="always")(log_ratio)

@@ -2,8 +2,9 @@
 
 Deliberately plain: dictionaries keyed by pixel, one event at a time, the definitions of
 ``config.py`` written out directly. It performs the same float64 operations in the same
-order as the numba kernel, so the two agree bit for bit (the time-surface exp is the one
-shared function ``mathfn.decay``, plain Python here, compiled there).
+order as the numba kernel, so the two agree bit for bit (the time-surface exp and the
+log of gaps are the shared functions ``mathfn.decay`` and ``mathfn.log_ratio``, plain Python
+here, compiled there).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import numpy as np
 
 from ..events import Events
 from .config import FeatureConfig, feature_names
-from .mathfn import EXP_TABLE, decay
+from .mathfn import EXP_TABLE, decay, log_ratio
 
 
 class ReferenceFeatureExtractor:
@@ -60,9 +61,10 @@ class ReferenceFeatureExtractor:
             dt_neigh = float(t - max(seen_neigh)) if seen_neigh else None
             for tau in cfg.taus_us:
                 row.append(decay(dt_neigh, tau, EXP_TABLE) if dt_neigh is not None else 0.0)
-            row.append(min(1.0, math.log1p(dt_pixel) / math.log1p(cfg.dt_cap_us))
+            row.append(log_ratio(dt_pixel, cfg.dt_cap_us, math.log1p(cfg.dt_cap_us))
                        if dt_pixel is not None else 1.0)
-            row.append(min(1.0, math.log1p(float(t - self.last_global)) / math.log1p(cfg.global_dt_cap_us))
+            row.append(log_ratio(float(t - self.last_global), cfg.global_dt_cap_us,
+                                 math.log1p(cfg.global_dt_cap_us))
                        if self.last_global is not None else 1.0)
             k = cfg.max_changes
             row.append(math.log1p(float(mf)) / math.log1p(float(k)))
