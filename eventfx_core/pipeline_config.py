@@ -41,7 +41,7 @@ class NodeConfig:
     reliable: bool = False  # False = best effort, as metavision_driver / libcaer_driver publish
     queue_depth: int = 1000  # KeepLast depth of subscription and publisher (drivers use 1000)
     diagnostics_period_s: float = 1.0  # /diagnostics publishing period
-    worker_queue: int = 256  # messages waiting for the worker thread; full: oldest dropped, counted
+    worker_queue: int = 1000  # messages waiting for the worker thread (1 s at 1 kHz); full: oldest dropped, counted
     max_message_bytes: int = 64 * 1024 * 1024  # larger messages are rejected (counted), not decoded
 
     def check(self, where: str) -> None:

@@ -244,6 +244,7 @@ class DenoiseNode(Node):
             if len(self._queue) >= self.node_config.worker_queue:
                 self._queue.popleft()
                 self.stats.count("queue_drops")
+                self._unsequenced_rejects += 1  # its seq gap is not a DDS loss
                 self.get_logger().warning("worker queue full: dropping the oldest message "
                                           "(processing is slower than the input)",
                                           throttle_duration_sec=WARN_EVERY_S)
@@ -278,14 +279,14 @@ class DenoiseNode(Node):
 
     def _process(self, raw: bytes, recv_ns: int) -> None:
         if len(raw) > self.node_config.max_message_bytes:
-            self._unsequenced_rejects += 1
+            self._note_unread()
             return self._reject(f"{len(raw)} bytes is over max_message_bytes "
                                 f"({self.node_config.max_message_bytes})")
         codec = self._codec
         try:
             msg = codec.deserialize(raw)
         except EventfxError as exc:
-            self._unsequenced_rejects += 1
+            self._note_unread()
             return self._reject(str(exc))
         self._track_seq(message_seq(msg))
         try:
@@ -334,12 +335,17 @@ class DenoiseNode(Node):
             self.get_logger().warning("time went backwards: pipeline state reset",
                                       throttle_duration_sec=WARN_EVERY_S)
 
+    def _note_unread(self) -> None:
+        with self._cv:
+            self._unsequenced_rejects += 1
+
     def _track_seq(self, seq: int | None) -> None:
         if seq is None:
             return
         last, self._last_seq = self._last_seq, seq
-        # A gap is a loss unless the missing messages arrived and were rejected unread.
-        unread, self._unsequenced_rejects = self._unsequenced_rejects, 0
+        # A gap is a loss unless the missing messages arrived and were rejected or dropped unread.
+        with self._cv:
+            unread, self._unsequenced_rejects = self._unsequenced_rejects, 0
         if last is not None and seq > last + 1 + unread:
             lost = seq - last - 1 - unread
             self.stats.count("messages_lost", lost)

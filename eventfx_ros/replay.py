@@ -65,7 +65,7 @@ class ReplaySummary:
     events_in: int
     events_out: int
     kept_fraction: float
-    messages_lost: int  # published but never returned, plus seq gaps the node saw
+    messages_lost: int  # published but never returned (node["messages_lost"]: seq gaps it saw)
     node: dict  # the node's last /diagnostics totals
     latency_p50_ms: float  # publish -> output received (DDS both ways + node)
     latency_p99_ms: float
@@ -83,9 +83,10 @@ class ReplaySummary:
             f"replay {self.bag} -> {self.out}",
             f"  topic {self.topic} ({self.msgtype}), rate {self.rate:g}x, "
             f"stages: {', '.join(self.stages) or 'none (pass-through)'}",
-            f"  messages in/out: {self.messages_in} / {self.messages_out}, lost: {self.messages_lost}, "
+            f"  messages in/out: {self.messages_in} / {self.messages_out}, not returned: "
+            f"{self.messages_lost} (lost before the node: {self.node.get('messages_lost', 0)}, "
             f"rejected: {self.node.get('messages_rejected', 0)}, queue drops: "
-            f"{self.node.get('queue_drops', 0)}, resets: {self.node.get('resets', 0)}",
+            f"{self.node.get('queue_drops', 0)}), resets: {self.node.get('resets', 0)}",
             f"  events in/out: {self.events_in:,} / {self.events_out:,} "
             f"(kept {100 * self.kept_fraction:.1f} %)",
             f"  latency publish->output p50/p99: {self.latency_p50_ms:.2f} / {self.latency_p99_ms:.2f} ms;"
@@ -394,13 +395,14 @@ def _summarise(opt, cfg, bag, out, topic, msgtype, pub_type, msgs, pub_ns, rec, 
                        "events_before_time", "messages_empty", "queue_max", "worker_busy_us")}
     node_p50 = [r["latency_p50_ms"] for r in reports if not np.isnan(r.get("latency_p50_ms", np.nan))]
     node_p99 = [r["latency_p99_ms"] for r in reports if not np.isnan(r.get("latency_p99_ms", np.nan))]
-    lost = (len(msgs) - len(rec.outputs)) + totals.get("messages_lost", 0)
+    lost = len(msgs) - len(rec.outputs)  # never came back: lost in DDS (the node's seq gaps),
+    #                                      dropped from its queue, rejected, or lost on the way back
     wall = ((rec.outputs[-1][0] - pub_ns[0]) * 1e-9) if rec.outputs else float("nan")
     window_s = sum(getattr(cfg.pipeline.stage_configs[s], "window_us", 0)  # windowed stages hold
                    for s in cfg.pipeline.stages if hasattr(stage_class(s), "flush")) * 1e-6  # events back
     drops = totals.get("queue_drops", 0)
     if lost or drops:
-        kept_up, why = False, f"{lost} message(s) lost, {drops} dropped from the worker queue"
+        kept_up, why = False, f"{lost} message(s) not returned, {drops} of them dropped from the worker queue"
     elif opt.rate == 0:
         kept_up, why = True, "flow-controlled run: lossless"
     elif lat.size and p99 > 1e3 * (LAG_BUDGET_S + window_s):
