@@ -8,7 +8,7 @@ simulated separately and mixed (``mix.py``); labels per ``labels.py``.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -145,7 +145,3 @@ def make_sequence(cfg: GenerateConfig, index: int, flare7k_pairs=None,
                 occlusion=dict(background_kept=kept_bg, background_dropped=dropped_bg),
                 frames=len(times), flare_substeps=sub, counts=label_counts(labels), events=len(events))
     return events, labels, meta
-
-
-def config_dict(cfg: GenerateConfig) -> dict:
-    return asdict(cfg)
