@@ -16,6 +16,7 @@ from typing import Callable
 
 import numpy as np
 
+from .errors import ConfigError
 from .events import Events, concat
 
 
@@ -132,9 +133,15 @@ def run_bench(messages: list[Events], config_path: str | Path | None = None,
     fx.reset()
     rows["features"] = time_calls(messages, fx.extract).row()
 
+    skipped: dict[str, str] = {}
     for name in REGISTRY:
         stage_cfg = cfg.pipeline.stage_configs.get(name) or stage_class(name).Config()
-        stage = stage_class(name)(stage_cfg, sensor=sensor, device=cfg.pipeline.device, base_dir=cfg.base_dir)
+        try:
+            stage = stage_class(name)(stage_cfg, sensor=sensor, device=cfg.pipeline.device,
+                                      base_dir=cfg.base_dir)
+        except ConfigError as exc:  # e.g. weights not trained yet: say so, measure the rest
+            skipped[name] = str(exc)
+            continue
         call = stage.push if isinstance(stage, WindowedStage) else stage.process
         call(warm)
         stage.reset()
@@ -155,6 +162,8 @@ def run_bench(messages: list[Events], config_path: str | Path | None = None,
     rows["pipeline"] = timing.row()
     rows["pipeline"]["stages"] = list(cfg.pipeline.stages)
     rows["pipeline"]["kept_fraction"] = pipe.stats.events_kept / max(pipe.stats.events_in, 1)
+    for name, reason in skipped.items():
+        rows[name] = {"skipped": reason}
     return rows
 
 
@@ -167,6 +176,9 @@ def format_table(rows: dict[str, dict], reference: str = "baf") -> str:
         head += f" {'x dv BAF':>9}"
     lines = [head, "-" * len(head)]
     for name, r in rows.items():
+        if "skipped" in r:
+            lines.append(f"{name:<20} skipped: {r['skipped']}")
+            continue
         eps = r["events_per_s"]
         line = (f"{name:<20} {eps / 1e6:>11.2f} {r['latency_p50_ms']:>8.3f} {r['latency_p99_ms']:>8.3f} "
                 f"{(eps / ref if ref else float('nan')):>9.3f}")
