@@ -111,6 +111,8 @@ def parse_params(params: dict, where: str = "config") -> tuple[NodeConfig, Pipel
         stages = []
     if not isinstance(stages, list) or not all(isinstance(s, str) for s in stages):
         raise ConfigError(f"{where}.stages: expected a list of stage names, got {stages!r}")
+    # ROS 2 params files cannot hold an empty list, so [""] also means "no stages".
+    stages = [s for s in stages if s != ""]
     device = params.get("device", "cpu")
     if not isinstance(device, str) or not device:
         raise ConfigError(f"{where}.device: expected a device name such as cpu or cuda")
