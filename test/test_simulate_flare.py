@@ -120,3 +120,27 @@ def test_sequence_is_a_function_of_seed_and_index():
     assert a[0].equals(b[0]) and np.array_equal(a[1], b[1]) and a[2] == b[2]
     assert not (len(a[0]) == len(c[0]) and a[0].equals(c[0]))
     assert np.all(np.diff(a[0].t) >= 0)
+
+
+@pytest.mark.parametrize("kind,freq", [("mains", 100.0), ("pwm", 170.0)])
+def test_flare_events_follow_the_flicker(kind, freq):
+    cfg = tiny(duration_ms_min=80.0, duration_ms_max=80.0,
+               flare=FlareConfig(probability=1.0, mains_probability=float(kind == "mains"),
+                                 pwm_probability=float(kind == "pwm"), pwm_hz_min=freq, pwm_hz_max=freq,
+                                 speed_px_s_max=1.0, scale_rate_max=0.01, flicker_depth_min=0.3,
+                                 core_intensity_min=8.0),
+               noise=NoiseConfig(leak_rate_hz=0.0, shot_rate_hz=0.0, hot_pixels_per_mpx=0.0))
+    for index in range(2):
+        ev, labels, meta = make_sequence(cfg, index)
+        fl = meta["flare"]
+        if kind == "mains":
+            freq = fl["flicker_hz"]  # 100 or 120
+        assert fl["flicker"] == kind and fl["flicker_hz"] == pytest.approx(freq)
+        assert meta["flare_substeps"] == int(np.ceil(freq * cfg.flare.samples_per_period / cfg.frame_rate_hz))
+        is_fl = (labels == FLARE) | (labels == LIGHT_SOURCE)
+        on = is_fl & (ev.p == 1)
+        assert on.sum() > 50 and (is_fl & (ev.p == 0)).sum() > 50
+
+        def locking(f):  # how strongly ON-event times lock to a frequency (0 none .. 1 full)
+            return abs(np.exp(2j * np.pi * f * ev.t[on] * 1e-6).mean())
+        assert locking(freq) > 0.5 and locking(freq * 0.731) < 0.3
