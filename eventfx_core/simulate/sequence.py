@@ -103,6 +103,11 @@ def make_sequence(cfg: GenerateConfig, index: int, flare7k_pairs=None,
     pedestal = cfg.flare_pedestal * level
     total = core = None
     kept_bg = dropped_bg = 0
+    if use_rec:  # recorded events of fine-frame interval j are bg_events[rec_at[j-1]:rec_at[j]]
+        rec_at = np.searchsorted(bg_events.t, times, side="right")
+        rec_at[-1] = len(bg_events)
+        rec_keep = np.ones(len(bg_events), bool)
+        rec_pix = bg_events.y.astype(np.int64) * W + bg_events.x
     for j, t in enumerate(times):
         if flare is not None:
             tot_now, core_now = flare.render(t)
@@ -111,6 +116,9 @@ def make_sequence(cfg: GenerateConfig, index: int, flare7k_pairs=None,
             else:
                 cause = flare_cause_map(core, core_now, total, tot_now)
                 parts.append(fl_sim.step(pedestal + tot_now, t, cause))
+                if use_rec:  # recordings have no intensity: assume the level, flare at frame end
+                    a, b = (0 if j == 1 else rec_at[j - 1]), rec_at[j]
+                    rec_keep[a:b] = occlusion_keep(np.full(b - a, level), tot_now.reshape(-1)[rec_pix[a:b]], mix_rng)
             total, core = tot_now, core_now
         if scene is not None and j % sub == 0:
             frame = scene.render(t)
@@ -125,11 +133,9 @@ def make_sequence(cfg: GenerateConfig, index: int, flare7k_pairs=None,
                 bt, bpix, bp, bc = bt[keep], bpix[keep], bp[keep], bc[keep]
             parts.append((bt, bpix, bp, bc))
     if use_rec:
-        pix = bg_events.y.astype(np.int64) * W + bg_events.x
-        if flare is not None:  # recordings have no intensity: the flare's light at the end frame
-            keep = occlusion_keep(np.full(len(pix), level), total.reshape(-1)[pix], mix_rng)
-            kept_bg, dropped_bg = int(keep.sum()), int((~keep).sum())
-            bg_events, pix = bg_events[keep], pix[keep]
+        if flare is not None:
+            kept_bg, dropped_bg = int(rec_keep.sum()), int((~rec_keep).sum())
+        bg_events, pix = bg_events[rec_keep], rec_pix[rec_keep]
         parts.append((bg_events.t, pix, bg_events.p, np.full(len(pix), SIGNAL, np.uint8)))
 
     noise_rng = np.random.default_rng(sequence_seed(cfg.seed, index, 4))
