@@ -137,12 +137,19 @@ def test_noise_rates_come_out_as_configured():
     assert abs(n_ba - expected) < 5 * math.sqrt(expected) + 0.006 * expected
     on = nz["p"][~hot].mean()
     assert on == pytest.approx((0.3 + 0.4 * 1.2) / 1.5, abs=0.01)
-    n_hot = len(nz["hot_pixels"])
-    assert abs(n_hot - 6) <= 8  # Poisson(6)
-    if n_hot:
-        per_hot = hot.sum() / n_hot
-        assert per_hot == pytest.approx(100 * T, rel=5 / math.sqrt(200 * max(n_hot, 1)) + 0.05)
     assert nz["t"].min() >= 0 and nz["t"].max() < T * 1e6
+
+
+def test_hot_pixel_count_and_rate():
+    W, H, T = 100, 100, 1.0
+    cfg = NoiseConfig(leak_rate_hz=0.0, shot_rate_hz=0.0, hot_pixels_per_mpx=50_000.0,
+                      hot_rate_hz_min=80.0, hot_rate_hz_max=80.0, hot_on_fraction=0.8)
+    nz = noise_events(cfg, W, H, 0, int(T * 1e6), np.random.default_rng(3))
+    n_hot = len(nz["hot_pixels"])
+    assert abs(n_hot - 500) < 5 * math.sqrt(500) and len(np.unique(nz["hot_pixels"])) == n_hot
+    assert set(np.unique(nz["pixel"])) <= set(nz["hot_pixels"].tolist())
+    assert len(nz["t"]) / n_hot == pytest.approx(80 * T, rel=5 / math.sqrt(80 * n_hot))
+    assert nz["p"].mean() == pytest.approx(0.8, abs=0.05)
 
 
 def test_noise_fit_recovers_rates():

@@ -72,7 +72,8 @@ def noise_events(cfg: NoiseConfig, width: int, height: int, t0_us: int, t1_us: i
     n_hot = min(int(rng.poisson(cfg.hot_pixels_per_mpx * npix / 1e6)), npix)
     hot = rng.choice(npix, n_hot, replace=False).astype(np.int64)
     hot_rates = np.exp(rng.uniform(np.log(cfg.hot_rate_hz_min), np.log(cfg.hot_rate_hz_max), n_hot))
-    hot_on = rng.beta(4 * cfg.hot_on_fraction + 0.5, 4 * (1 - cfg.hot_on_fraction) + 0.5, n_hot)
+    f = cfg.hot_on_fraction  # each hot pixel's ON share ~ Beta with mean f
+    hot_on = rng.beta(max(5 * f, 1e-3), max(5 * (1 - f), 1e-3), n_hot)
     ht, hidx, hp = _poisson_events(rng, hot_rates, t0_us, t1_us, hot_on)
     return dict(t=np.concatenate([lt, st, ht]), pixel=np.concatenate([lpix, spix, hot[hidx]]),
                 p=np.concatenate([lp, sp, hp]), hot_pixels=hot, hot_rates_hz=hot_rates)
