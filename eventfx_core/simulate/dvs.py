@@ -81,8 +81,10 @@ def simulate_interval_kernel(L0, L1, lnL0, lnL1, t0, t1, v, t_ready, c_on, c_off
     for i in range(start, npix):
         if n + max_ev > cap:
             return i, n
+        mu = k1 * (lnL1[i] - lnL0[i]) * inv_dt + k4
         lm = 0.5 * (L0[i] + L1[i])
-        mu = k1 * (lnL1[i] - lnL0[i]) * inv_dt + k4 + k5 * lm
+        if k5 != 0.0:
+            mu += k5 * lm
         if t_ready[i] <= t0:
             gap = c_on[i] - v[i] if mu >= 0.0 else c_off[i] + v[i]
             if gap - abs(mu) * dt > far:
@@ -218,6 +220,7 @@ class DvsSimulator:
         self.interval = 0
         self._L = self._lnL = None
         self._t = 0.0
+        self._uniform_cause: dict[int, np.ndarray] = {}
         cap = max(4096, npix // 4)
         self._buf = (np.empty(cap), np.empty(cap, np.int64), np.empty(cap, np.uint8),
                      np.empty(cap, np.uint8))
@@ -243,8 +246,13 @@ class DvsSimulator:
         t1 = float(t_us) * 1e-6
         if t1 <= self._t:
             raise ValueError(f"frame time {t_us} us does not increase")
-        cause_arr = np.broadcast_to(np.asarray(cause, np.uint8), (self.height, self.width))
-        cause_arr = np.ascontiguousarray(cause_arr).reshape(-1)
+        if np.isscalar(cause):  # one label for every pixel: reuse one array per label
+            cause_arr = self._uniform_cause.get(int(cause))
+            if cause_arr is None:
+                cause_arr = self._uniform_cause[int(cause)] = np.full(L1.size, cause, np.uint8)
+        else:
+            cause_arr = np.ascontiguousarray(np.broadcast_to(np.asarray(cause, np.uint8),
+                                                             (self.height, self.width))).reshape(-1)
         c = self.cfg
         start, n = 0, 0
         while True:
