@@ -9,9 +9,7 @@ import pytest
 import yaml
 
 from eventfx_core.cli.main import main
-from eventfx_core.errors import ConfigError, EventfxError
 from eventfx_core.io.archive import read_archive
-from eventfx_core.simulate import dataset
 from eventfx_core.simulate.sequence import GenerateConfig
 
 TINY = dict(width=32, height=24, train_sequences=3, val_sequences=1, test_sequences=1,

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from eventfx_core.errors import ConfigError
-from eventfx_core.simulate.flare import AnimatedFlare, FlareConfig, find_flare7k_pairs
+from eventfx_core.simulate.flare import FlareConfig, find_flare7k_pairs
 from eventfx_core.simulate.labels import FLARE, LIGHT_SOURCE, NOISE, SIGNAL
 from eventfx_core.simulate.noise import NoiseConfig
 from eventfx_core.simulate.sequence import GenerateConfig, make_sequence

@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..config import from_dict, load_yaml, ros_parameters
-from ..errors import ConfigError, EventfxError
+from ..errors import EventfxError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "training" / "generate.yaml"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import EventfxError
-from ..events import Events, concat
+from ..events import Events
 
 
 @dataclass
