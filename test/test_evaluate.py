@@ -129,3 +129,43 @@ def test_unknown_method(tiny_dataset, capsys):
     assert main(["evaluate", "--data", str(tiny_dataset), "--methods", "baf,nope", "--quiet",
                  "--no-noise-bag"]) == 2
     assert "unknown method 'nope'" in capsys.readouterr().err
+
+
+class _LaggingWindowStage:
+    """A windowed stage that decides an event (keep if x is even) two pushes after it came."""
+    name = "lag"
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self.buf = []
+
+    def push(self, ev):
+        self.buf.append(ev.x % 2 == 0)
+        if len(self.buf) > 2:
+            return self.buf.pop(0)
+        return np.zeros(0, bool)
+
+    def flush(self):
+        out = np.concatenate(self.buf) if self.buf else np.zeros(0, bool)
+        self.buf = []
+        return out
+
+
+def test_windowed_stage_decisions_line_up_with_events():
+    from eventfx_core.evaluate.methods import StageMethod, message_bounds
+    from eventfx_core.events import Events
+    rng = np.random.default_rng(0)
+    n = 5000
+    ev = Events.from_arrays(np.sort(rng.integers(0, 95_000, n)), rng.integers(0, 30, n),
+                            rng.integers(0, 20, n), rng.integers(0, 2, n), 30, 20)
+    bounds = message_bounds(ev)
+    assert bounds[0][0] == 0 and bounds[-1][1] == n and len(bounds) == 10
+    assert all(b[1] == c[0] for b, c in zip(bounds, bounds[1:]))
+    m = StageMethod.__new__(StageMethod)
+    m.name, m.stage = "lag", _LaggingWindowStage()
+    keep, score = m.run(ev)
+    assert np.array_equal(keep, ev.x % 2 == 0) and np.array_equal(score, keep.astype(np.float32))
+    keep2, _ = m.run(ev)  # state is reset between sequences
+    assert np.array_equal(keep, keep2)
