@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from eventfx_core.simulate.dvs import (DvsConfig, DvsSimulator, simulate_frames,
                                        simulate_interval_reference)
@@ -184,3 +185,24 @@ def test_occlusion_weights():
     assert np.allclose(w, [1.0, 0.5, 0.0, 1.0, 0.75])
     keep = occlusion_keep(np.full(40_000, 1.0), np.full(40_000, 3.0), np.random.default_rng(0))
     assert keep.mean() == pytest.approx(0.25, abs=0.01)
+
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**40), k3=st.floats(0, 0.2), k4=st.floats(-1, 1), k5=st.floats(-0.5, 0.5),
+       refractory=st.floats(0, 3000), max_ev=st.integers(1, 8), sigma=st.floats(0, 0.1))
+def test_kernel_matches_reference_for_any_parameters(seed, k3, k4, k5, refractory, max_ev, sigma):
+    rng = np.random.default_rng(seed % 2**32)
+    T, H, W = 12, 3, 4
+    frames = (0.02 + np.abs(np.cumsum(rng.normal(0, 0.2, (T, H, W)), 0))).astype(np.float32)
+    times = np.cumsum(rng.uniform(50, 3000, T))
+    causes = rng.integers(0, 4, (T, H, W)).astype(np.uint8)
+    cfg = DvsConfig(k3=k3, k4=k4, k5=k5, k6=1e-4, refractory_us=refractory,
+                    max_events_per_interval=max_ev, threshold_sigma=sigma)
+    ev, labels = simulate_frames(frames, times, cfg, seed, causes=list(causes))
+    ref = _reference_run(frames, times, cfg, seed, causes)
+    assert len(ev) == len(ref)
+    if ref:
+        r = np.array(ref)
+        assert np.array_equal(ev.t, r[:, 0]) and np.array_equal(ev.y.astype(int) * W + ev.x, r[:, 1])
+        assert np.array_equal(ev.p, r[:, 2]) and np.array_equal(labels, r[:, 3])
