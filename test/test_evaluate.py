@@ -95,6 +95,9 @@ def test_evaluate_command(tiny_dataset, tmp_path, capsys):
     # numbers in the JSON are the metrics recomputed from its own counts
     kept = np.array(rep["methods"]["baf"]["counts_kept"])
     assert rep["methods"]["baf"]["noise_removed"] == pytest.approx(1 - kept[1] / total[1])
+    per = rep["methods"]["baf"]["per_archive"]
+    assert [p["archive"] for p in per] == ["seq_00000.h5", "seq_00001.h5"]
+    assert sum(p["events"] for p in per) == total.sum()
 
 
 def test_evaluate_on_real_noise_bag(tiny_dataset, tmp_path, shared_data, capsys):

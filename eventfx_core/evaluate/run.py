@@ -40,6 +40,7 @@ def evaluate(methods: dict, archives: list[tuple[str, Events, np.ndarray]],
         counts = LabelCounts()
         scores, positives = [], []
         seconds, n = 0.0, 0
+        per_archive = []
         for path, ev, labels in archives:
             bar.set_description(f"{name}: {Path(path).name}")
             t0 = time.perf_counter()
@@ -49,6 +50,11 @@ def evaluate(methods: dict, archives: list[tuple[str, Events, np.ndarray]],
             if len(keep) != len(ev):
                 raise EventfxError(f"{name} decided {len(keep)} of {len(ev)} events of {path}")
             counts.add(keep, labels)
+            one = LabelCounts()
+            one.add(keep, labels)
+            m = keep_remove_metrics(one)
+            per_archive.append({"archive": Path(path).name, **{k: m[k] for k in (
+                "events", "keep_f1", "noise_removed", "flare_removed", "signal_kept", "light_source_kept")}})
             sel = (labels == SIGNAL) | (labels == NOISE)
             scores.append(score[sel])
             positives.append(labels[sel] == SIGNAL)
@@ -72,6 +78,7 @@ def evaluate(methods: dict, archives: list[tuple[str, Events, np.ndarray]],
             r["settings"] = describe()
         r["counts_total"] = counts.total.tolist()
         r["counts_kept"] = counts.kept.tolist()
+        r["per_archive"] = per_archive
         results[name] = r
     bar.close()
     return results, rocs
