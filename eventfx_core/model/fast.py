@@ -21,7 +21,7 @@ _LOG2E = np.float32(1.4426950408889634)
 _LN2 = np.float32(0.6931471805599453)
 
 
-@numba.njit(cache=True, error_model="numpy", inline="always")
+@numba.njit(cache=True, error_model="numpy", inline="always", fastmath=True)
 def _exp_neg(a):
     """exp(-a) for a >= 0 (float32, about 1e-7 relative; exp(-20) for any a > 20)."""
     a = min(a, np.float32(20.0))
@@ -34,33 +34,34 @@ def _exp_neg(a):
     return p / np.float32(np.int32(1) << k)
 
 
-@numba.njit(cache=True, error_model="numpy", inline="always")
+@numba.njit(cache=True, error_model="numpy", inline="always", fastmath=True)
 def _silu(v):
     e = _exp_neg(abs(v))
     sig = np.float32(1.0) / (np.float32(1.0) + e) if v >= 0 else e / (np.float32(1.0) + e)
     return v * sig
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", fastmath=True)
 def _conv_silu(zxbcdt, d_inner, conv_wt, conv_b, conv_state, xbc):
     """Causal depthwise conv + silu over the tile, continuing from the last K inputs.
     conv_state (K, conv_dim): row K-1 is the latest input; updated in place."""
     L = zxbcdt.shape[0]
     conv_dim = conv_b.shape[0]
     K = conv_wt.shape[0]
+    acc = np.empty(conv_dim, np.float32)  # a local row: no aliasing checks in the inner loops
     for t in range(L):
         for c in range(conv_dim):
-            xbc[t, c] = conv_b[c]
+            acc[c] = conv_b[c]
         for k in range(K):
             src = t + k - (K - 1)  # input index in this tile; < 0: from the state
             if src >= 0:
                 for c in range(conv_dim):
-                    xbc[t, c] += conv_wt[k, c] * zxbcdt[src, d_inner + c]
+                    acc[c] += conv_wt[k, c] * zxbcdt[src, d_inner + c]
             else:
                 for c in range(conv_dim):
-                    xbc[t, c] += conv_wt[k, c] * conv_state[K + src, c]
+                    acc[c] += conv_wt[k, c] * conv_state[K + src, c]
         for c in range(conv_dim):
-            xbc[t, c] = _silu(xbc[t, c])
+            xbc[t, c] = _silu(acc[c])
     last = np.empty((K, conv_dim), np.float32)
     for k in range(K):
         src = L - K + k
@@ -69,42 +70,41 @@ def _conv_silu(zxbcdt, d_inner, conv_wt, conv_b, conv_state, xbc):
     conv_state[:, :] = last
 
 
-@numba.njit(cache=True, error_model="numpy")
-def _scan(xbc, dt_in, decay, D, headdim, ssm_state, y):
+@numba.njit(cache=True, error_model="numpy", fastmath=True)
+def _scan(xbc, dt_in, decay, D, headdim, ngroups, ssm_state, y):
     """Sequential scan: s[n, i] = s[n, i] * decay + B[n] * dt_in * x[i];  y[i] = C . s[:, i] + D x[i]
-    with B and C of the channel's group. ssm_state (ngroups, d_state, group); y (L, ngroups, group).
+    with B and C of the channel's group. Channels are cut into blocks (a multiple of the
+    groups; independent in the scan): ssm_state (blocks, d_state, block); y (L, blocks, block).
     Inputs are first spread to channels so the inner loop runs over contiguous channels."""
-    L, ngroups, group = y.shape
+    L, nblk, blk = y.shape
     d_state = ssm_state.shape[1]
-    d_inner = ngroups * group
-    heads_per_group = group // headdim
-    xdt = np.empty((L, ngroups, group), np.float32)
-    da = np.empty((L, ngroups, group), np.float32)
-    for t in range(L):
-        for g in range(ngroups):
-            for hg in range(heads_per_group):
-                h = g * heads_per_group + hg
-                w, dec, d = dt_in[t, h], decay[t, h], D[h]
-                for q in range(headdim):
-                    j = hg * headdim + q
-                    x = xbc[t, g * group + j]
-                    xdt[t, g, j] = x * w
-                    da[t, g, j] = dec
-                    y[t, g, j] = d * x
-    for t in range(L):
-        for g in range(ngroups):
-            b0 = d_inner + g * d_state
-            c0 = d_inner + (ngroups + g) * d_state
+    d_inner = nblk * blk
+    per_group = nblk // ngroups
+    xdt = np.empty((L, nblk, blk), np.float32)
+    da = np.empty((L, nblk, blk), np.float32)
+    for b in range(nblk):  # numba.prange here measured slower on 2 shared cores
+        g = b // per_group
+        b0 = d_inner + g * d_state
+        c0 = d_inner + (ngroups + g) * d_state
+        for t in range(L):
+            for j in range(blk):
+                i = b * blk + j
+                h = i // headdim
+                x = xbc[t, i]
+                xdt[t, b, j] = x * dt_in[t, h]
+                da[t, b, j] = decay[t, h]
+                y[t, b, j] = D[h] * x
+        for t in range(L):
             for n in range(d_state):
                 bn = xbc[t, b0 + n]
                 cn = xbc[t, c0 + n]
-                for j in range(group):
-                    v = ssm_state[g, n, j] * da[t, g, j] + bn * xdt[t, g, j]
-                    ssm_state[g, n, j] = v
-                    y[t, g, j] += cn * v
+                for j in range(blk):
+                    v = ssm_state[b, n, j] * da[t, b, j] + bn * xdt[t, b, j]
+                    ssm_state[b, n, j] = v
+                    y[t, b, j] += cn * v
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", fastmath=True)
 def _gate_norm(zxbcdt, norm_w, eps, y):
     """Gated grouped RMSNorm in place: rmsnorm(y * silu(z)) * w, y (L, ngroups, group)."""
     L, ngroups, group = y.shape
@@ -120,9 +120,9 @@ def _gate_norm(zxbcdt, norm_w, eps, y):
                 y[t, g, j] *= r * norm_w[g * group + j]
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", fastmath=True)
 def rmsnorm_rows(h, w, eps, out):
-    """out[t] = h[t] / sqrt(mean(h[t]^2) + eps) * w (one fused pass instead of six torch ops)."""
+    """out[t] = h[t] / sqrt(mean(h[t]^2) + eps) * w."""
     d = h.shape[1]
     for t in range(h.shape[0]):
         ms = np.float32(0.0)
@@ -133,77 +133,117 @@ def rmsnorm_rows(h, w, eps, out):
             out[t, j] = h[t, j] * r * w[j]
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", fastmath=True)
 def mixer_tile(zxbcdt, dt_in, decay, conv_wt, conv_b, D, norm_w, headdim, ngroups, eps,
                conv_state, ssm_state, y):
     """One Mamba2 mixer over L events, after in_proj and before out_proj.
 
     zxbcdt (L, 2*d_inner + 2*ngroups*d_state + nheads) float32; dt_in, decay (L, nheads): the
     input weight and the decay of each event (from ``_discretise``); conv_wt (d_conv, conv_dim);
-    conv_state (d_conv, conv_dim) and ssm_state (ngroups, d_state, d_inner / ngroups) are
-    updated in place; y (L, d_inner) receives rmsnorm(y * silu(z)) * w.
+    conv_state (d_conv, conv_dim) and ssm_state (blocks, d_state, d_inner / blocks; blocks a
+    multiple of ngroups) are updated in place; y (L, d_inner) receives rmsnorm(y * silu(z)) * w.
     """
     L = zxbcdt.shape[0]
     d_inner = norm_w.shape[0]
     xbc = np.empty((L, conv_b.shape[0]), np.float32)
     _conv_silu(zxbcdt, d_inner, conv_wt, conv_b, conv_state, xbc)
-    y3 = y.reshape(L, ngroups, d_inner // ngroups)
-    _scan(xbc, dt_in, decay, D, headdim, ssm_state, y3)
-    _gate_norm(zxbcdt, norm_w, eps, y3)
+    nblk = ssm_state.shape[0]
+    _scan(xbc, dt_in, decay, D, headdim, ngroups, ssm_state, y.reshape(L, nblk, d_inner // nblk))
+    _gate_norm(zxbcdt, norm_w, eps, y.reshape(L, ngroups, d_inner // ngroups))
 
 
-def _discretise(dt_raw: torch.Tensor, dt_bias: torch.Tensor, A: torch.Tensor, scale: torch.Tensor):
-    """dt_eff = softplus(dt_raw + dt_bias) * scale -> (input weight (1 - e^{dt A}) / -A, decay
-    e^{dt A}), both (L, nheads), with torch's vectorised softplus/exp/expm1."""
-    u = torch.nn.functional.softplus(dt_raw + dt_bias) * scale[:, None] * A
-    return (torch.expm1(u) / A).numpy(), torch.exp(u).numpy()
+@numba.njit(cache=True, error_model="numpy", fastmath=True)
+def discretise(zxbcdt, col, scale, dt_bias, A, dt_in, decay):
+    """dt_eff = softplus(dt_raw + dt_bias) * scale -> the decay exp(dt A) and the input weight
+    (1 - exp(dt A)) / -A (zero-order hold), both (L, nheads)."""
+    for t in range(zxbcdt.shape[0]):
+        for h in range(A.shape[0]):
+            v = zxbcdt[t, col + h] + dt_bias[h]
+            sp = max(v, np.float32(0.0)) + np.float32(np.log1p(_exp_neg(abs(v))))
+            u = sp * scale[t] * -A[h]  # >= 0
+            decay[t, h] = _exp_neg(u)
+            if u < np.float32(0.1):  # 1 - exp(-u) by its series: no cancellation for small u
+                one_minus = u * (np.float32(1.0) - u * np.float32(0.5) * (np.float32(1.0) - u / np.float32(3.0) * (
+                    np.float32(1.0) - u * np.float32(0.25) * (np.float32(1.0) - u * np.float32(0.2)))))
+            else:
+                one_minus = np.float32(1.0) - decay[t, h]
+            dt_in[t, h] = one_minus / -A[h]
 
 
-def _rmsnorm(h: torch.Tensor, w: np.ndarray, eps: np.float32) -> torch.Tensor:
-    out = np.empty(tuple(h.shape), np.float32)
-    rmsnorm_rows(h.numpy(), w, eps, out)
-    return torch.from_numpy(out)
+@numba.njit(cache=True, error_model="numpy", fastmath=True)
+def linear(x, w, b, out, accumulate):
+    """out = x @ w.T + b (or out += x @ w.T + b) for a small dense layer w (n_out, n_in).
+    Wide outputs: row of x times columns, accumulated in a local row (vectorises over outputs);
+    narrow outputs: one dot product per output (vectorises over inputs)."""
+    n_out, n_in = w.shape
+    if n_out > n_in:
+        wt = np.ascontiguousarray(w.T)
+        acc = np.empty(n_out, np.float32)
+        for t in range(x.shape[0]):
+            for j in range(n_out):
+                acc[j] = b[j]
+            for k in range(n_in):
+                a = x[t, k]
+                for j in range(n_out):
+                    acc[j] += a * wt[k, j]
+            if accumulate:
+                for j in range(n_out):
+                    out[t, j] += acc[j]
+            else:
+                for j in range(n_out):
+                    out[t, j] = acc[j]
+    else:
+        for t in range(x.shape[0]):
+            for j in range(n_out):
+                s = b[j]
+                for k in range(n_in):
+                    s += x[t, k] * w[j, k]
+                out[t, j] = out[t, j] + s if accumulate else s
 
 
 class FastDenoiser:
-    """Class logits for one event stream, message by message, on the CPU."""
+    """Class logits for one event stream, message by message, on the CPU (numba only: no torch
+    threads in the loop, so it runs the same whatever ``torch.set_num_threads`` says)."""
 
     def __init__(self, model: DenoiserModel, tile: int = 4096):
         cfg = model.cfg
         self.cfg, self.tile = cfg, int(tile)
         with torch.no_grad():
             f32 = lambda t: t.detach().float().cpu().contiguous()  # noqa: E731
+            np32 = lambda t: f32(t).numpy().copy()  # noqa: E731
             # fold the feature standardisation into the embedding: W (f - m)/s + b
             w = f32(model.embed.weight) / f32(model.feature_std)
-            self.embed_wt = w.t().contiguous()
-            self.embed_b = f32(model.embed.bias) - w @ f32(model.feature_mean)
+            self.embed_w = w.contiguous().numpy().copy()
+            self.embed_b = (f32(model.embed.bias) - w @ f32(model.feature_mean)).numpy().copy()
             self.layers = []
             for block in model.layers:
                 mx = block.mixer
                 self.layers.append(dict(
-                    norm_w=f32(block.norm.weight).numpy(), norm_eps=np.float32(block.norm.eps), in_wt=f32(mx.in_proj.weight).t().contiguous(),
-                    out_wt=f32(mx.out_proj.weight).t().contiguous(),
-                    conv_wt=f32(mx.conv1d.weight[:, 0, :]).t().contiguous().numpy(),
-                    conv_b=f32(mx.conv1d.bias).numpy(), dt_bias=f32(mx.dt_bias),
-                    A=-torch.exp(f32(mx.A_log)), D=f32(mx.D).numpy(),
-                    mix_norm_w=f32(mx.norm.weight).numpy(), eps=np.float32(mx.norm.eps)))
-            self.norm_f_w = f32(model.norm_f.weight).numpy()
+                    norm_w=np32(block.norm.weight), norm_eps=np.float32(block.norm.eps),
+                    in_w=np32(mx.in_proj.weight), in_b=np.zeros(mx.in_proj.out_features, np.float32),
+                    out_w=np32(mx.out_proj.weight), out_b=np.zeros(cfg.d_model, np.float32),
+                    conv_wt=np32(mx.conv1d.weight[:, 0, :].t()), conv_b=np32(mx.conv1d.bias),
+                    dt_bias=np32(mx.dt_bias), A=np32(-torch.exp(mx.A_log.float())), D=np32(mx.D),
+                    mix_norm_w=np32(mx.norm.weight), mix_eps=np.float32(mx.norm.eps)))
+            self.norm_f_w = np32(model.norm_f.weight)
             self.norm_f_eps = np.float32(model.norm_f.eps)
-            self.head_wt = f32(model.head.weight).t().contiguous()
-            self.head_b = f32(model.head.bias)
+            self.head_w = np32(model.head.weight)
+            self.head_b = np32(model.head.bias)
+        self.blocks = cfg.ngroups  # channel blocks of the scan (a multiple of ngroups)
         self.reset()
 
     def reset(self) -> None:
         c = self.cfg
         self.conv_state = np.zeros((c.n_layers, c.d_conv, c.conv_dim), np.float32)
-        group = c.d_inner // c.ngroups
-        self.ssm_state = np.zeros((c.n_layers, c.ngroups, c.d_state, group), np.float32)
+        self.ssm_state = np.zeros((c.n_layers, self.blocks, c.d_state, c.d_inner // self.blocks),
+                                  np.float32)
 
     def set_state(self, state: DenoiserState) -> None:
-        """Take a (batch 1) torch state: ssm (layers, 1, h, p, n) -> (layers, g, n, h*p/g)."""
+        """Take a (batch 1) torch state: conv (layers, 1, conv_dim, K) -> (layers, K, conv_dim),
+        ssm (layers, 1, h, p, n) -> (layers, blocks, n, h*p/blocks)."""
         c = self.cfg
         self.conv_state = state.conv[:, 0].detach().float().transpose(1, 2).contiguous().numpy()
-        ssm = state.ssm[:, 0].detach().float().reshape(c.n_layers, c.ngroups, -1, c.d_state)
+        ssm = state.ssm[:, 0].detach().float().reshape(c.n_layers, self.blocks, -1, c.d_state)
         self.ssm_state = ssm.transpose(2, 3).contiguous().numpy().copy()
 
     def get_state(self) -> DenoiserState:
@@ -219,27 +259,34 @@ class FastDenoiser:
         out = np.empty((n, self.cfg.n_classes), np.float32)
         for a in range(0, n, self.tile):
             b = min(n, a + self.tile)
-            out[a:b] = self._tile(features[a:b], dt_us[a:b])
+            self._tile(np.ascontiguousarray(features[a:b], np.float32), dt_us[a:b], out[a:b])
         return out
 
     def probabilities(self, features: np.ndarray, dt_us: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return torch.softmax(torch.from_numpy(self.logits(features, dt_us)), -1).numpy()
+        z = self.logits(features, dt_us)
+        z -= z.max(axis=1, keepdims=True)
+        np.exp(z, out=z)
+        z /= z.sum(axis=1, keepdims=True)
+        return z
 
-    def _tile(self, features: np.ndarray, dt_us: np.ndarray) -> np.ndarray:
+    def _tile(self, features: np.ndarray, dt_us: np.ndarray, out: np.ndarray) -> None:
         c = self.cfg
-        scale = torch.from_numpy(np.clip(np.asarray(dt_us, np.float32) / np.float32(c.dt_unit_us),
-                                         np.float32(c.dt_scale_min), np.float32(c.dt_scale_max)))
-        first_dt = c.d_inner + c.conv_dim
-        with torch.no_grad():
-            h = torch.from_numpy(np.ascontiguousarray(features, np.float32)) @ self.embed_wt + self.embed_b
-            y = np.empty((len(features), c.d_inner), np.float32)
-            yt = torch.from_numpy(y)
-            for i, L in enumerate(self.layers):
-                zxbcdt = _rmsnorm(h, L["norm_w"], L["norm_eps"]) @ L["in_wt"]
-                dt_in, decay = _discretise(zxbcdt[:, first_dt:], L["dt_bias"], L["A"], scale)
-                mixer_tile(zxbcdt.numpy(), dt_in, decay, L["conv_wt"], L["conv_b"], L["D"],
-                           L["mix_norm_w"], c.headdim, c.ngroups, L["eps"],
-                           self.conv_state[i], self.ssm_state[i], y)
-                h = h + yt @ L["out_wt"]
-            return (_rmsnorm(h, self.norm_f_w, self.norm_f_eps) @ self.head_wt + self.head_b).numpy()
+        L = len(features)
+        scale = np.clip(np.asarray(dt_us, np.float32) / np.float32(c.dt_unit_us),
+                        np.float32(c.dt_scale_min), np.float32(c.dt_scale_max)).astype(np.float32)
+        h = np.empty((L, c.d_model), np.float32)
+        linear(features, self.embed_w, self.embed_b, h, False)
+        normed = np.empty_like(h)
+        zxbcdt = np.empty((L, self.layers[0]["in_w"].shape[0]), np.float32) if self.layers else None
+        y = np.empty((L, c.d_inner), np.float32)
+        dt_in = np.empty((L, c.nheads), np.float32)
+        decay = np.empty((L, c.nheads), np.float32)
+        for i, P in enumerate(self.layers):
+            rmsnorm_rows(h, P["norm_w"], P["norm_eps"], normed)
+            linear(normed, P["in_w"], P["in_b"], zxbcdt, False)
+            discretise(zxbcdt, c.d_inner + c.conv_dim, scale, P["dt_bias"], P["A"], dt_in, decay)
+            mixer_tile(zxbcdt, dt_in, decay, P["conv_wt"], P["conv_b"], P["D"], P["mix_norm_w"],
+                       c.headdim, c.ngroups, P["mix_eps"], self.conv_state[i], self.ssm_state[i], y)
+            linear(y, P["out_w"], P["out_b"], h, True)  # residual: h += out_proj(y)
+        rmsnorm_rows(h, self.norm_f_w, self.norm_f_eps, normed)
+        linear(normed, self.head_w, self.head_b, out, False)
