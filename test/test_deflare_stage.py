@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 from eventfx_core.config import from_dict
 from eventfx_core.deflare.checkpoint import load_checkpoint, save_checkpoint
 from eventfx_core.deflare.stage import DeflareStage
-from eventfx_core.deflare.unet3d import ResidualUNet3D, UNet3DConfig
+from eventfx_core.deflare.unet3d import Conv3d, ResidualUNet3D, UNet3DConfig, depth_to_space, space_to_depth
 from eventfx_core.deflare.voxel import VoxelSpec
 from eventfx_core.errors import ConfigError
 from eventfx_core.events import Events, concat
@@ -22,7 +22,7 @@ W, H = 24, 18
 def trained_ckpt(tmp_path_factory):
     """A checkpoint whose weights are random (not identity), so decisions vary per event."""
     torch.manual_seed(0)
-    model = ResidualUNet3D(UNet3DConfig(base_channels=4, levels=2))
+    model = ResidualUNet3D(UNet3DConfig(channels=(4, 8, 8)))
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.3)
@@ -31,7 +31,7 @@ def trained_ckpt(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def identity_ckpt(tmp_path_factory):
-    model = ResidualUNet3D(UNet3DConfig(base_channels=4, levels=1))
+    model = ResidualUNet3D(UNet3DConfig(channels=(4, 8)))
     return save_checkpoint(tmp_path_factory.mktemp("ck") / "identity.pt", model, VoxelSpec(), (W, H))
 
 
@@ -54,10 +54,12 @@ def run(stage, parts):
     return np.concatenate(out)
 
 
-@pytest.mark.parametrize("levels,hw", [(0, (5, 7)), (2, (18, 24)), (2, (13, 29)), (3, (9, 10))])
-def test_untrained_model_is_exact_identity(levels, hw):
+@pytest.mark.parametrize("channels,stem,hw", [((4,), 1, (5, 7)), ((4, 8, 8), 2, (18, 24)),
+                                              ((4, 8, 8), 2, (13, 29)), ((2, 4, 4, 4), 1, (9, 10)),
+                                              ((8, 16, 32), 2, (65, 87))])
+def test_untrained_model_is_exact_identity(channels, stem, hw):
     torch.manual_seed(1)
-    model = ResidualUNet3D(UNet3DConfig(base_channels=4, levels=levels)).eval()
+    model = ResidualUNet3D(UNet3DConfig(channels=channels, stem=stem)).eval()
     v = torch.randn(2, 1, 8, *hw) * 3
     with torch.no_grad():
         out = model(v)
@@ -66,6 +68,32 @@ def test_untrained_model_is_exact_identity(levels, hw):
     with torch.no_grad():
         model.head.bias.fill_(-5.0)
         assert model(v).min() < -5
+    # the residual really passes through the network (not just the head bias)
+    with torch.no_grad():
+        model.head.weight.normal_()
+        r = model.residual(torch.nn.functional.pad(v, (0, (-hw[1]) % model.multiple, 0, (-hw[0]) % model.multiple)))
+        assert r.std() > 0
+
+
+def test_onednn_conv_equals_torch_conv3d_with_gradients():
+    torch.manual_seed(2)
+    conv = Conv3d(3, 5, 3, padding=1)
+    x = torch.randn(1, 3, 4, 9, 11, requires_grad=True)
+    ref = torch.nn.functional.conv3d(x, conv.weight, conv.bias, padding=1)
+    out = conv(x)
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+    g_ref = torch.autograd.grad(ref.square().sum(), (x, conv.weight))
+    g_out = torch.autograd.grad(out.square().sum(), (x, conv.weight))
+    for a, b in zip(g_out, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_space_to_depth_round_trip():
+    x = torch.arange(2 * 3 * 2 * 4 * 6, dtype=torch.float32).reshape(2, 3, 2, 4, 6)
+    y = space_to_depth(x, 2)
+    assert y.shape == (2, 12, 2, 2, 3)
+    assert torch.equal(y[0, 0 * 4 + 1 * 2 + 0, 1, 1, 2], x[0, 0, 1, 2 * 1 + 1, 2 * 2 + 0])
+    assert torch.equal(depth_to_space(y, 2), x)
 
 
 def test_stage_is_registered_and_windowed(identity_ckpt):
@@ -134,26 +162,36 @@ def test_wrong_sensor_checkpoint_is_a_config_error(identity_ckpt):
     with pytest.raises(ConfigError, match="trained on a 24x18 sensor"):
         DeflareStage(cfg, sensor=(640, 480))
     cfg = from_dict(DeflareStage.Config, {"checkpoint": str(identity_ckpt), "allow_other_sensor": True}, "d")
-    stage = DeflareStage(cfg, sensor=(37, 21))  # padded to a multiple of 2, cropped back
+    stage = DeflareStage(cfg, sensor=(37, 21))  # 10x6 cells padded to a multiple of 4, cropped back
     ev = Events.from_arrays([10, 30000], [36, 0], [20, 0], [1, 0], 37, 21)
     assert run(stage, [ev]).all()
+    vin, vpred = stage.predict(ev, 0)
+    assert vin.shape == vpred.shape == (8, 6, 10) and vin[0, 5, 9] == 1.0
 
 
 def test_bad_checkpoints_are_config_errors(tmp_path, identity_ckpt):
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
     blob = torch.load(identity_ckpt, weights_only=True)
-    edited = dict(blob, model=dict(blob["model"], base_channels=8))
+    assert blob["version"] == 2 and blob["voxel"] == {"window_us": 20000, "bins": 8, "cell_px": 4}
+    edited = dict(blob, model=dict(blob["model"], channels=[8, 8]))
     torch.save(edited, tmp_path / "edited.pt")
     torch.save(dict(blob, format="other"), tmp_path / "other.pt")
-    torch.save(dict(blob, voxel={"window_us": 10000, "bins": 8}), tmp_path / "spec.pt")
+    torch.save(dict(blob, version=1), tmp_path / "v1.pt")
+    torch.save(dict(blob, voxel={"window_us": 20000, "bins": 8}), tmp_path / "nocell.pt")
+    torch.save(dict(blob, voxel={"window_us": 10000, "bins": 8, "cell_px": 4}), tmp_path / "spec.pt")
+    torch.save(dict(blob, voxel={"window_us": 20000, "bins": 8, "cell_px": 2}), tmp_path / "cell.pt")
     for name, msg in [("missing.pt", "not found"), ("junk.pt", "not a loadable"),
                       ("edited.pt", "do not match the model config"),
-                      ("other.pt", "not an eventfx deflarer")]:
+                      ("other.pt", "not an eventfx deflarer"), ("v1.pt", "version 1.*retrain"),
+                      ("nocell.pt", "voxel spec must give exactly window_us, bins, cell_px")]:
         with pytest.raises(ConfigError, match=msg):
             load_checkpoint(tmp_path / name)
-    with pytest.raises(ConfigError, match="10000 us / 8 bins"):
+    with pytest.raises(ConfigError, match="10000 us / 8 bins / 4 px cells"):
         make_stage(tmp_path / "spec.pt")
+    with pytest.raises(ConfigError, match="2 px cells, the config asks 20000 us / 8 bins / 4 px cells"):
+        make_stage(tmp_path / "cell.pt")
+    assert make_stage(tmp_path / "cell.pt", cell_px=2).spec.cell_px == 2
     with pytest.raises(ConfigError, match="relative.pt: deflarer checkpoint not found"):
         DeflareStage(DeflareStage.Config(checkpoint="relative.pt"), (W, H), base_dir=tmp_path)
     with pytest.raises(ConfigError, match="threshold"):

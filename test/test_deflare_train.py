@@ -56,8 +56,8 @@ def archives(tmp_path_factory):
 
 def tiny_config(epochs):
     return {"kind": "deflarer", "data": {"train": ["train/*.h5"], "val": ["val/*.h5"]},
-            "model": {"base_channels": 4, "levels": 1, "input_clip": 8.0},
-            "train": {"epochs": epochs, "steps": 12, "batch": 2, "crop": 24, "lr": 1e-2, "threads": 1, "val_every": 1},
+            "model": {"channels": [4, 8], "input_clip": 8.0},
+            "train": {"epochs": epochs, "steps": 12, "batch": 2, "crop": 32, "lr": 1e-2, "threads": 1, "val_every": 1},
             "output": "out/deflarer.pt"}
 
 
@@ -112,7 +112,7 @@ def test_evaluate_identity_stage_keeps_all(archives, tmp_path):
     from eventfx_core.deflare.unet3d import ResidualUNet3D, UNet3DConfig
     from eventfx_core.deflare.voxel import VoxelSpec
     _, _, val = archives
-    ck = save_checkpoint(tmp_path / "id.pt", ResidualUNet3D(UNet3DConfig(4, 1)), VoxelSpec(), (W, H))
+    ck = save_checkpoint(tmp_path / "id.pt", ResidualUNet3D(UNet3DConfig((4, 8))), VoxelSpec(), (W, H))
     m = evaluate_deflarer(val, DeflareStage(DeflareStage.Config(checkpoint=str(ck)), (W, H)))
     assert m["flare_removed_pct"] == 0 and m["signal_kept_pct"] == 100 and m["windows"] == 10
     assert m["chamfer"] > 0 and m["voxel_mse"] > 0 and m["retention_f1"] < 1

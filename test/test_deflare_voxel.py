@@ -1,5 +1,6 @@
 """Voxel encoding and the two decodes of the deflarer (eventfx_core.deflare.voxel / decode)."""
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from eventfx_core.deflare.decode import (event_flare_share, flare_share, keep_mask,
@@ -14,28 +15,35 @@ def random_events(rng, n, w=17, h=11, t0=0, span=20000):
     return Events.from_arrays(t, rng.integers(0, w, n), rng.integers(0, h, n), rng.integers(0, 2, n), w, h)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 10_000), n=st.integers(0, 300), bins=st.sampled_from([1, 3, 8]),
-       t0=st.sampled_from([0, 40000, -20000, 123457]))
-def test_fast_voxel_equals_reference_and_preserves_sums(seed, n, bins, t0):
+       t0=st.sampled_from([0, 40000, -20000, 123457]), cell=st.sampled_from([1, 2, 4, 5]))
+def test_fast_voxel_equals_reference_and_preserves_sums(seed, n, bins, t0, cell):
     rng = np.random.default_rng(seed)
-    spec = VoxelSpec(20000, bins)
+    spec = VoxelSpec(20000, bins, cell)
     ev = random_events(rng, n, t0=t0)
     fast = events_to_voxel(ev, t0, spec)
     ref = events_to_voxel_reference(ev, t0, spec)
-    assert fast.dtype == np.float32 and fast.shape == (bins, 11, 17)
+    rows, cols = -(-11 // cell), -(-17 // cell)  # partial last cells included
+    assert fast.dtype == np.float32 and fast.shape == (bins, rows, cols) == spec.grid_shape(17, 11)
     np.testing.assert_array_equal(fast, ref)
     inside = (ev.t >= t0) & (ev.t < t0 + spec.window_us)
     signed = np.where(ev.p[inside] > 0, 1.0, -1.0)
-    # the grid sum is the signed count; per pixel too (bilinear weights sum to one)
+    # the grid sum is the signed count; per cell too (bilinear weights sum to one)
     assert abs(fast.sum() - signed.sum()) < 1e-3
-    per_pixel = np.zeros((11, 17))
-    np.add.at(per_pixel, (ev.y[inside], ev.x[inside]), signed)
-    np.testing.assert_allclose(fast.sum(axis=0), per_pixel, atol=1e-4)
+    per_cell = np.zeros((rows, cols))
+    np.add.at(per_cell, (ev.y[inside] // cell, ev.x[inside] // cell), signed)
+    np.testing.assert_allclose(fast.sum(axis=0), per_cell, atol=1e-4)
+    # a cell is the sum of its pixels' per-pixel grid
+    if cell > 1 and n:
+        px = events_to_voxel(ev, t0, VoxelSpec(20000, bins, 1))
+        padded = np.zeros((bins, rows * cell, cols * cell), np.float32)
+        padded[:, :11, :17] = px
+        np.testing.assert_allclose(fast, padded.reshape(bins, rows, cell, cols, cell).sum(axis=(2, 4)), atol=1e-4)
 
 
 def test_bilinear_split_between_bin_centres():
-    spec = VoxelSpec(8000, 8)  # 1 ms bins, centres at 500, 1500, ...
+    spec = VoxelSpec(8000, 8, 1)  # 1 ms bins, centres at 500, 1500, ...; per-pixel cells
     ev = Events.from_arrays([500, 1000, 7900], [0, 1, 2], [0, 0, 0], [1, 0, 1], 3, 1)
     v = events_to_voxel(ev, 0, spec)
     assert v[0, 0, 0] == 1.0  # exactly on the first centre
@@ -43,22 +51,25 @@ def test_bilinear_split_between_bin_centres():
     assert v[7, 0, 2] == 1.0  # after the last centre: all to the last bin
 
 
-def test_round_trip_through_sampling_decode_keeps_counts_per_bin():
+@pytest.mark.parametrize("cell,sensor", [(1, None), (4, None), (4, (35, 22))])
+def test_round_trip_through_sampling_decode_keeps_counts_per_bin(cell, sensor):
     rng = np.random.default_rng(3)
-    spec = VoxelSpec(20000, 8)
+    spec = VoxelSpec(20000, 8, cell)
     # integer voxel -> events -> voxel: whole events per cell, re-binned by their bin only
     vox = rng.integers(-3, 4, (8, 6, 9)).astype(np.float32)
-    ev = voxel_to_events(vox, 1000 * spec.window_us, spec, seed=1)
+    ev = voxel_to_events(vox, 1000 * spec.window_us, spec, seed=1, sensor=sensor)
+    assert (ev.width, ev.height) == (sensor or (9 * cell, 6 * cell))
     assert len(ev) == int(np.abs(vox).sum())
-    assert np.all(np.diff(ev.t) >= 0)
+    assert np.all(np.diff(ev.t) >= 0) and ev.x.max() < ev.width and ev.y.max() < ev.height
     b = (ev.t - 1000 * spec.window_us) // 2500
     counts = np.zeros_like(vox)
-    np.add.at(counts, (b, ev.y, ev.x), np.where(ev.p > 0, 1, -1))
+    np.add.at(counts, (b, ev.y // cell, ev.x // cell), np.where(ev.p > 0, 1, -1))
     np.testing.assert_array_equal(counts, vox)
     # the re-encoded grid has the same total and per-pixel sums
     re = events_to_voxel(ev, 1000 * spec.window_us, spec)
     np.testing.assert_allclose(re.sum(axis=0), vox.sum(axis=0), atol=1e-4)
-    assert sample_decode(vox, 0, spec, seed=1).equals(voxel_to_events(vox, 0, spec, seed=1))
+    assert sample_decode(vox, 0, spec, seed=1, sensor=sensor).equals(
+        voxel_to_events(vox, 0, spec, seed=1, sensor=sensor))
 
 
 def test_flare_share_rules():
@@ -67,11 +78,12 @@ def test_flare_share_rules():
     np.testing.assert_allclose(flare_share(vin, pred), [0.75, 0.0, 0.0, 0.0, 1.0, 0.0])
 
 
-@settings(max_examples=20, deadline=None)
-@given(seed=st.integers(0, 10_000), n=st.integers(0, 200), thr=st.sampled_from([0.1, 0.37, 0.5, 0.9]))
-def test_keep_mask_is_a_subset_with_exact_events_and_matches_reference(seed, n, thr):
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(0, 200), thr=st.sampled_from([0.1, 0.37, 0.5, 0.9]),
+       cell=st.sampled_from([1, 3, 4]))
+def test_keep_mask_is_a_subset_with_exact_events_and_matches_reference(seed, n, thr, cell):
     rng = np.random.default_rng(seed)
-    spec = VoxelSpec(20000, 8)
+    spec = VoxelSpec(20000, 8, cell)
     ev = random_events(rng, n, t0=0, span=19999)
     ev = ev[(ev.t >= 0) & (ev.t < 20000)]
     vin = events_to_voxel(ev, 0, spec)
@@ -88,3 +100,20 @@ def test_keep_mask_is_a_subset_with_exact_events_and_matches_reference(seed, n, 
     assert np.array_equal(kept.y, ev.y[idx]) and np.array_equal(kept.p, ev.p[idx])
     # identity prediction keeps everything; an all-zero prediction drops every event of a non-cancelled cell
     assert keep_mask(ev, 0, vin, vin, thr, spec).all()
+
+
+def test_keep_decode_reads_the_events_cell():
+    spec = VoxelSpec(20000, 1, 4)
+    # two events in cell (0, 0), one in cell (0, 1); the prediction empties cell (0, 1) only
+    ev = Events.from_arrays([10, 20, 30], [0, 3, 4], [0, 3, 0], [1, 1, 1], 8, 4)
+    vin = events_to_voxel(ev, 0, spec)
+    assert vin.shape == (1, 1, 2) and vin[0, 0, 0] == 2 and vin[0, 0, 1] == 1
+    vpred = vin * np.array([1.0, 0.0], np.float32)
+    np.testing.assert_array_equal(keep_mask(ev, 0, vin, vpred, 0.5, spec), [True, True, False])
+    np.testing.assert_array_equal(keep_mask_reference(ev, 0, vin, vpred, 0.5, spec), [True, True, False])
+
+
+def test_voxel_spec_checks():
+    from eventfx_core.errors import ConfigError
+    with pytest.raises(ConfigError, match="cell_px"):
+        VoxelSpec(20000, 8, 0).check()

@@ -3,14 +3,15 @@
 A checkpoint is a plain dict saved with ``torch.save`` and read back with
 ``torch.load(weights_only=True)`` (no pickled code runs):
 
-    format: "eventfx-deflarer"     version: 1
-    model:  UNet3DConfig fields    voxel: VoxelSpec fields
+    format: "eventfx-deflarer"     version: 2
+    model:  UNet3DConfig fields    voxel: VoxelSpec fields (all of them, cell_px included)
     sensor: [width, height] it was trained on
     state_dict: the ResidualUNet3D weights
     train: optional training state (epoch, step, optimizer, best metric) for resume
 
 Anything that does not fit (another format, missing keys, a state dict that does not match
-the model config, non-finite weights) raises ``ConfigError`` naming the file.
+the model config, non-finite weights) raises ``ConfigError`` naming the file. Version 1
+(per-pixel grid, transposed-conv U-Net) is refused with a hint to retrain.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from .unet3d import ResidualUNet3D, UNet3DConfig
 from .voxel import VoxelSpec
 
 FORMAT = "eventfx-deflarer"
-VERSION = 1
+VERSION = 2
 
 
 @dataclass
@@ -45,7 +46,8 @@ def save_checkpoint(path: str | Path, model: ResidualUNet3D, voxel: VoxelSpec,
     path.parent.mkdir(parents=True, exist_ok=True)
     blob = {
         "format": FORMAT, "version": VERSION,
-        "model": dataclasses.asdict(model.config), "voxel": dataclasses.asdict(voxel),
+        "model": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(model.config).items()},
+        "voxel": dataclasses.asdict(voxel),
         "sensor": [int(sensor[0]), int(sensor[1])],
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
@@ -71,11 +73,15 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
                           f"{blob.get('format') if isinstance(blob, dict) else type(blob).__name__!r})")
     if blob.get("version") != VERSION:
         raise ConfigError(f"{path}: deflarer checkpoint version {blob.get('version')!r}, "
-                          f"this eventfx reads version {VERSION}")
+                          f"this eventfx reads version {VERSION}; retrain it with "
+                          f"`eventfx train --config training/deflarer.yaml`")
     for key in ("model", "voxel", "sensor", "state_dict"):
         if key not in blob:
             raise ConfigError(f"{path}: deflarer checkpoint lacks {key!r}")
     model_cfg = from_dict(UNet3DConfig, blob["model"], f"{path}: model")
+    if not isinstance(blob["voxel"], dict) or set(blob["voxel"]) != {f.name for f in dataclasses.fields(VoxelSpec)}:
+        raise ConfigError(f"{path}: voxel spec must give exactly "
+                          f"{', '.join(f.name for f in dataclasses.fields(VoxelSpec))}, got {blob['voxel']!r}")
     voxel = from_dict(VoxelSpec, blob["voxel"], f"{path}: voxel")
     sensor = blob["sensor"]
     if (not isinstance(sensor, (list, tuple)) or len(sensor) != 2

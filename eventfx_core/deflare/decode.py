@@ -7,7 +7,8 @@ Two decodes, side by side:
   ``share = clamp((in - pred) * sign(in) / |in|, 0, 1)`` (= ``(|in| - |pred|) / |in|`` while
   ``pred`` keeps the sign of ``in``; a sign flip counts as all flare; an empty or cancelled
   cell, ``|in| < eps``, counts as no flare). An event reads the share of its two time bins,
-  weighted as in the encoding, and survives when that share is below ``threshold``. Every
+  weighted as in the encoding, at its cell ``(y // cell_px, x // cell_px)``, and survives
+  when that share is below ``threshold``. Every
   surviving event keeps its exact time stamp, position and polarity.
 * :func:`sample_decode` draws new events from the predicted grid (E-Deflare's output is a
   voxel grid; this is how such a grid becomes events): counts are right per bin, time stamps
@@ -34,9 +35,11 @@ def flare_share(vin: np.ndarray, vpred: np.ndarray, eps: float = CANCELLED_EPS) 
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _event_share(x, y, b0, b1, w0, w1, share, out):
+def _event_share(x, y, b0, b1, w0, w1, cell, share, out):
     for i in range(x.shape[0]):
-        out[i] = w0[i] * share[b0[i], y[i], x[i]] + w1[i] * share[b1[i], y[i], x[i]]
+        cy = y[i] // cell
+        cx = x[i] // cell
+        out[i] = w0[i] * share[b0[i], cy, cx] + w1[i] * share[b1[i], cy, cx]
 
 
 def event_flare_share(events: Events, t0: int, share: np.ndarray,
@@ -46,7 +49,7 @@ def event_flare_share(events: Events, t0: int, share: np.ndarray,
     out = np.empty(len(events), np.float32)
     if len(events):
         b0, b1, w0, w1, _ = bin_weights(events.t, t0, spec)
-        _event_share(events.x, events.y, b0, b1, w0, w1, share, out)
+        _event_share(events.x, events.y, b0, b1, w0, w1, np.uint16(spec.cell_px), share, out)
     return out
 
 
@@ -60,17 +63,19 @@ def keep_mask_reference(events: Events, t0: int, vin: np.ndarray, vpred: np.ndar
                         threshold: float, spec: VoxelSpec = VoxelSpec()) -> np.ndarray:
     """Per-event Python reference of :func:`keep_mask` (the test oracle)."""
     out = np.empty(len(events), bool)
+    c = spec.cell_px
     for i, (t, x, y) in enumerate(zip(events.t.tolist(), events.x.tolist(), events.y.tolist())):
         b0, b1, w0, w1 = _bin_weights_scalar(t, t0, spec.window_us, spec.bins)
         s = []
         for b in (b0, b1):
-            a, q = float(vin[b, y, x]), float(vpred[b, y, x])
+            a, q = float(vin[b, y // c, x // c]), float(vpred[b, y // c, x // c])
             s.append(0.0 if abs(a) < CANCELLED_EPS else min(max((a - q) * np.sign(a) / abs(a), 0.0), 1.0))
         share = np.float32(w0) * np.float32(s[0]) + np.float32(w1) * np.float32(s[1])
         out[i] = share < threshold
     return out
 
 
-def sample_decode(vpred: np.ndarray, t0: int, spec: VoxelSpec = VoxelSpec(), seed: int = 0) -> Events:
+def sample_decode(vpred: np.ndarray, t0: int, spec: VoxelSpec = VoxelSpec(), seed: int = 0,
+                  sensor: tuple[int, int] | None = None) -> Events:
     """New events drawn from the predicted grid (see :func:`voxel.voxel_to_events`)."""
-    return voxel_to_events(vpred, t0, spec, seed)
+    return voxel_to_events(vpred, t0, spec, seed, sensor)

@@ -17,8 +17,11 @@ Policies (documented here, tested in ``test/test_deflare_stage.py``):
 * another sensor than the checkpoint's: ``ConfigError`` unless ``allow_other_sensor: true``;
   then the fully convolutional U-Net runs at the native size (zero-padded to a multiple of
   ``2**levels``, cropped back), no resizing;
-* ``window_us``/``bins`` must equal the checkpoint's voxel spec (the network learnt that time
-  scale), else ``ConfigError``.
+* ``window_us``/``bins``/``cell_px`` must equal the checkpoint's voxel spec (the network
+  learnt that time and space scale), else ``ConfigError``;
+* ``threads > 0`` sets torch's intra-op threads (process-wide) for the forward pass; they are
+  put back afterwards only when another value was in use, so a pipeline where everything runs
+  with the same count pays nothing per window.
 """
 from __future__ import annotations
 
@@ -46,6 +49,7 @@ class DeflareConfig:
     threshold: float = 0.5  # drop an event when its cell's predicted flare share is >= this
     window_us: int = 20000  # window length; must match the checkpoint (E-Deflare: 20 ms)
     bins: int = 8  # time bins per window; must match the checkpoint (E-Deflare: 8)
+    cell_px: int = 4  # voxel cell side in pixels; must match the checkpoint
     device: str | None = None  # torch device; None = the pipeline's device
     allow_other_sensor: bool = False  # run a checkpoint trained on another sensor size natively
     threads: int = 0  # torch intra-op threads for the forward pass; 0 = leave torch's setting
@@ -53,7 +57,7 @@ class DeflareConfig:
     def check(self, where: str) -> None:
         if not 0.0 < self.threshold <= 1.0:
             raise ConfigError(f"{where}.threshold: must be in (0, 1], got {self.threshold}")
-        VoxelSpec(self.window_us, self.bins).check(where)
+        VoxelSpec(self.window_us, self.bins, self.cell_px).check(where)
         if self.threads < 0:
             raise ConfigError(f"{where}.threads: must be >= 0, got {self.threads}")
 
@@ -80,10 +84,12 @@ class DeflareStage:
             raise ConfigError(f"deflare: default weights {path} are missing; train them with "
                               f"`eventfx train --config training/deflarer.yaml` or set deflare.checkpoint")
         ckpt = load_checkpoint(path)
-        self.spec = VoxelSpec(config.window_us, config.bins)
+        self.spec = VoxelSpec(config.window_us, config.bins, config.cell_px)
         if ckpt.voxel != self.spec:
-            raise ConfigError(f"deflare: {path} was trained on {ckpt.voxel.window_us} us / "
-                              f"{ckpt.voxel.bins} bins, the config asks {config.window_us} us / {config.bins} bins")
+            have, want = ckpt.voxel, self.spec
+            raise ConfigError(f"deflare: {path} was trained on {have.window_us} us / {have.bins} bins / "
+                              f"{have.cell_px} px cells, the config asks {want.window_us} us / "
+                              f"{want.bins} bins / {want.cell_px} px cells")
         if ckpt.sensor != self.sensor and not config.allow_other_sensor:
             raise ConfigError(f"deflare: {path} was trained on a {ckpt.sensor[0]}x{ckpt.sensor[1]} sensor, "
                               f"the stream is {self.sensor[0]}x{self.sensor[1]}; set deflare.allow_other_sensor: "
@@ -143,14 +149,15 @@ class DeflareStage:
         """(clipped input grid, predicted clean grid) of the window starting at ``start_us``."""
         vin = np.clip(events_to_voxel(events, start_us, self.spec), -self.clip, self.clip)
         threads = torch.get_num_threads()
-        if self.config.threads:
+        swap = bool(self.config.threads) and threads != self.config.threads
+        if swap:
             torch.set_num_threads(self.config.threads)
         try:
             with torch.inference_mode():
                 x = torch.from_numpy(vin).to(self.device)[None, None]
                 vpred = self.model(x)[0, 0].float().cpu().numpy()
         finally:
-            if self.config.threads:
+            if swap:
                 torch.set_num_threads(threads)
         return vin, vpred
 

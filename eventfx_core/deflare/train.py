@@ -44,7 +44,7 @@ class OptimConfig:
     epochs: int = 10  # checkpoint + validation after each
     steps: int = 100  # optimiser steps per epoch
     batch: int = 4  # crops per step
-    crop: int = 64  # crop side in pixels (clamped to the sensor)
+    crop: int = 128  # crop side in pixels (rounded down to whole voxel cells, clamped to the sensor)
     flare_crop_prob: float = 0.5  # share of crops centred on a flare event
     lr: float = 2e-3  # Adam learning rate
     event_cell_weight: float = 10.0  # loss weight of cells holding input events (empty cells: 1)
@@ -52,7 +52,7 @@ class OptimConfig:
     seed: int = 0  # crops, sampling and initialisation
     threads: int = 2  # torch intra-op threads
     val_threshold: float = 0.5  # keep threshold used for the validation metrics
-    val_every: int = 0  # validate every n epochs; 0 = only after the last (a 20 ms window costs seconds on a CPU)
+    val_every: int = 1  # validate every n epochs; 0 = only after the last
 
     def check(self, where: str) -> None:
         if min(self.epochs, self.steps, self.batch, self.crop) < 1:
@@ -89,18 +89,20 @@ def windows_of(events: Events, labels: np.ndarray, spec: VoxelSpec, min_events: 
 
 
 def make_batch(samples: list[WindowSample], cfg: DeflarerTrainConfig, rng: np.random.Generator):
-    """(input, target, weight) tensors (batch, 1, bins, crop, crop) of random crops."""
+    """(input, target, weight) tensors (batch, 1, bins, crop cells, crop cells) of random crops
+    of the voxel grids (crop side ``train.crop // voxel.cell_px`` cells)."""
     spec, clip, o = cfg.voxel, cfg.model.input_clip, cfg.train
+    c = spec.cell_px
     ins, tgts = [], []
     for _ in range(o.batch):
         s = samples[rng.integers(len(samples))]
-        w, h = s.events.width, s.events.height
-        cw, ch = min(o.crop, w), min(o.crop, h)
+        _, h, w = spec.grid_shape(s.events.width, s.events.height)  # in cells
+        cw, ch = min(max(1, o.crop // c), w), min(max(1, o.crop // c), h)
         flare = np.flatnonzero(s.labels == FLARE)
         if len(flare) and rng.random() < o.flare_crop_prob:
             i = flare[rng.integers(len(flare))]
-            x0 = int(np.clip(int(s.events.x[i]) - cw // 2, 0, w - cw))
-            y0 = int(np.clip(int(s.events.y[i]) - ch // 2, 0, h - ch))
+            x0 = int(np.clip(int(s.events.x[i]) // c - cw // 2, 0, w - cw))
+            y0 = int(np.clip(int(s.events.y[i]) // c - ch // 2, 0, h - ch))
         else:
             x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
         vin = events_to_voxel(s.events, s.start_us, spec)[:, y0:y0 + ch, x0:x0 + cw]
@@ -131,7 +133,8 @@ def validate(ckpt: Path, val_files: list[Path], cfg: DeflarerTrainConfig, sensor
     """Metrics of the checkpoint on the validation archives (voxel grids take each
     archive's own size, so archives of another sensor size are fine)."""
     stage_cfg = DeflareConfig(checkpoint=str(ckpt), threshold=cfg.train.val_threshold,
-                              window_us=cfg.voxel.window_us, bins=cfg.voxel.bins, allow_other_sensor=True)
+                              window_us=cfg.voxel.window_us, bins=cfg.voxel.bins,
+                              cell_px=cfg.voxel.cell_px, allow_other_sensor=True)
     return evaluate_deflarer(val_files, DeflareStage(stage_cfg, sensor=sensor))
 
 

@@ -6,9 +6,18 @@ so the untrained model returns its input exactly and training only has to learn 
 the flare. The output is real-valued (no sigmoid/softmax: a signed voxel grid lives on the
 whole real line).
 
-Input and output: float32 ``(N, 1, bins, H, W)``. Pooling halves only H and W (8 bins are
-too few to pool), so H and W are zero-padded (zero = no event) up to a multiple of
-``2**levels`` and the output is cropped back: any sensor size works.
+Input and output: float32 ``(N, 1, bins, H, W)`` where H, W count voxel *cells* (see
+``voxel.VoxelSpec.cell_px``). Pooling halves only H and W (8 bins are too few to pool), so
+H and W are zero-padded (zero = no event) up to a multiple of ``2**levels`` and the output is
+cropped back: any sensor size works.
+
+Speed (measured in ``scripts/bench_deflare.py``): every 3D convolution goes through oneDNN
+(:func:`conv3d`). PyTorch's own dispatcher sends a batch-1 float32 3D convolution with a
+3x3x3 kernel and few channels to its im2col fallback ``slow_conv3d`` (its oneDNN heuristic
+only looks at batch, kernel and the product of the first four sizes), which is about 10x
+slower here. Upsampling is a 1x1x1 convolution at the coarse level followed by nearest
+2x spatial repetition (the two commute, so this equals a 1x1x1 conv after upsampling at a
+quarter of the cost), instead of a transposed convolution that also has no fast CPU path.
 """
 from __future__ import annotations
 
@@ -23,63 +32,138 @@ from ..errors import ConfigError
 
 @dataclass(frozen=True)
 class UNet3DConfig:
-    base_channels: int = 8  # feature maps at full resolution; doubled at each level
-    levels: int = 2  # number of spatial 2x poolings (encoder depth)
-    input_clip: float = 16.0  # |voxel| values above this are clipped before the network
+    # feature maps per level, full (cell) resolution first; each further entry is one 2x
+    # spatial pooling. Few maps at full resolution (where a conv costs most), more below.
+    channels: tuple[int, ...] = (8, 16, 32)
+    stem: int = 2  # space-to-depth factor of the first layer (1 = none): the U-Net runs at 1/stem of the cell grid
+    input_clip: float = 32.0  # |voxel| values above this are clipped before the network (a 4x4 cell sums 16 pixels)
+
+    @property
+    def levels(self) -> int:
+        """Number of 2x spatial poolings (encoder depth)."""
+        return len(self.channels) - 1
 
     def check(self, where: str = "model") -> None:
-        if self.base_channels < 1:
-            raise ConfigError(f"{where}.base_channels: must be >= 1, got {self.base_channels}")
-        if not 0 <= self.levels <= 5:
-            raise ConfigError(f"{where}.levels: must be in 0..5, got {self.levels}")
+        if not 1 <= len(self.channels) <= 6 or min(self.channels) < 1:
+            raise ConfigError(f"{where}.channels: 1 to 6 positive widths, got {list(self.channels)}")
+        if not 1 <= self.stem <= 4:
+            raise ConfigError(f"{where}.stem: must be in 1..4, got {self.stem}")
         if not self.input_clip > 0:
             raise ConfigError(f"{where}.input_clip: must be > 0, got {self.input_clip}")
+
+
+def _use_onednn(x: torch.Tensor) -> bool:
+    return x.device.type == "cpu" and x.dtype == torch.float32 and torch.backends.mkldnn.is_available() \
+        and torch.backends.mkldnn.enabled
+
+
+class Conv3d(nn.Conv3d):
+    """``nn.Conv3d`` (zero padding, no groups) that calls oneDNN directly on the CPU.
+
+    Same parameters, same result up to float rounding; works with autograd. Elsewhere
+    (GPU, float16, oneDNN disabled) it is plain ``nn.Conv3d``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (_use_onednn(x) and self.groups == 1 and self.padding_mode == "zeros"
+                and self.kernel_size != (1, 1, 1)):  # 1x1x1 is a plain matmul in PyTorch, faster
+            return torch.ops.aten.mkldnn_convolution(x.contiguous(), self.weight, self.bias,
+                                                     list(self.padding), list(self.stride),
+                                                     list(self.dilation), 1)
+        return super().forward(x)
 
 
 def _block(c_in: int, c_out: int) -> nn.Sequential:
     """Two 3x3x3 convolutions with LeakyReLU (no batch norm: one window is one sample)."""
     return nn.Sequential(
-        nn.Conv3d(c_in, c_out, 3, padding=1), nn.LeakyReLU(0.1, inplace=True),
-        nn.Conv3d(c_out, c_out, 3, padding=1), nn.LeakyReLU(0.1, inplace=True),
+        Conv3d(c_in, c_out, 3, padding=1), nn.LeakyReLU(0.1, inplace=True),
+        Conv3d(c_out, c_out, 3, padding=1), nn.LeakyReLU(0.1, inplace=True),
     )
 
 
+def maxpool2(x: torch.Tensor) -> torch.Tensor:
+    """2x2 spatial max pooling of (N, C, T, H, W), H and W even (10x faster than
+    ``F.max_pool3d`` on the CPU, which also computes indices)."""
+    return torch.maximum(torch.maximum(x[..., 0::2, 0::2], x[..., 0::2, 1::2]),
+                         torch.maximum(x[..., 1::2, 0::2], x[..., 1::2, 1::2]))
+
+
+def upsample2(x: torch.Tensor) -> torch.Tensor:
+    """Nearest 2x spatial upsampling of (N, C, T, H, W)."""
+    n, c, t, h, w = x.shape
+    return x[:, :, :, :, None, :, None].expand(n, c, t, h, 2, w, 2).reshape(n, c, t, 2 * h, 2 * w)
+
+
+def space_to_depth(x: torch.Tensor, s: int) -> torch.Tensor:
+    """(N, C, T, H, W) -> (N, C*s*s, T, H/s, W/s): each s x s patch becomes channels."""
+    if s == 1:
+        return x
+    n, c, t, h, w = x.shape
+    x = x.reshape(n, c, t, h // s, s, w // s, s).permute(0, 1, 4, 6, 2, 3, 5)
+    return x.reshape(n, c * s * s, t, h // s, w // s)
+
+
+def depth_to_space(x: torch.Tensor, s: int) -> torch.Tensor:
+    """Inverse of :func:`space_to_depth`."""
+    if s == 1:
+        return x
+    n, cs, t, h, w = x.shape
+    c = cs // (s * s)
+    x = x.reshape(n, c, s, s, t, h, w).permute(0, 1, 4, 5, 2, 6, 3)
+    return x.reshape(n, c, t, h * s, w * s)
+
+
 class ResidualUNet3D(nn.Module):
-    """``forward(v) = v + residual(v)``; ``residual`` is exactly zero before training."""
+    """``forward(v) = v + residual(v)``; ``residual`` is exactly zero before training.
+
+    ``residual``: space-to-depth by ``stem`` (a stride-``stem`` first layer that loses no
+    input: each ``stem x stem`` patch of cells becomes ``stem**2`` channels), a 3D U-Net with
+    ``channels`` feature maps per level (3x3x3 convolutions, 2x spatial max pooling,
+    upsampling + skip concatenation), a zero-initialised 1x1x1 head to ``stem**2`` channels,
+    depth-to-space back to full cell resolution. Running the U-Net at 1/``stem`` resolution
+    with 8+ channels keeps oneDNN's vector units busy; 1-4 channel convolutions at full
+    resolution cost as much time for a fraction of the work.
+    """
 
     def __init__(self, config: UNet3DConfig = UNet3DConfig()):
         super().__init__()
         self.config = config
-        c = config.base_channels
-        widths = [c * 2 ** i for i in range(config.levels + 1)]
-        self.down = nn.ModuleList([_block(1, widths[0])] +
+        widths = [int(c) for c in config.channels]
+        s2 = config.stem ** 2
+        self.down = nn.ModuleList([_block(s2, widths[0])] +
                                   [_block(widths[i - 1], widths[i]) for i in range(1, len(widths))])
-        self.up = nn.ModuleList([nn.ConvTranspose3d(widths[i], widths[i - 1], (1, 2, 2), stride=(1, 2, 2))
+        # 1x1x1 channel reduction at the coarse level, then nearest 2x upsampling
+        self.up = nn.ModuleList([Conv3d(widths[i], widths[i - 1], 1)
                                  for i in range(len(widths) - 1, 0, -1)])
         self.merge = nn.ModuleList([_block(2 * widths[i - 1], widths[i - 1])
                                     for i in range(len(widths) - 1, 0, -1)])
-        self.head = nn.Conv3d(widths[0], 1, 1)
+        self.head = Conv3d(widths[0], s2, 1)
         nn.init.zeros_(self.head.weight)  # zero-initialised residual: identity at the start
         nn.init.zeros_(self.head.bias)
 
+    @property
+    def multiple(self) -> int:
+        """H and W of ``residual``'s input must be multiples of this."""
+        return self.config.stem * 2 ** self.config.levels
+
     def residual(self, v: torch.Tensor) -> torch.Tensor:
-        """The learned correction for ``v`` (N, 1, bins, H, W); H, W multiples of 2**levels."""
-        x = v.clamp(-self.config.input_clip, self.config.input_clip)
+        """The learned correction for ``v`` (N, 1, bins, H, W); H, W multiples of ``multiple``."""
+        x = space_to_depth(v.clamp(-self.config.input_clip, self.config.input_clip), self.config.stem)
         skips = []
         for i, block in enumerate(self.down):
             if i:
-                x = F.max_pool3d(x, (1, 2, 2))
+                x = maxpool2(x)
             x = block(x)
             skips.append(x)
         for up, merge, skip in zip(self.up, self.merge, reversed(skips[:-1])):
-            x = merge(torch.cat([up(x), skip], dim=1))
-        return self.head(x)
+            x = merge(torch.cat([upsample2(up(x)), skip], dim=1))
+        return depth_to_space(self.head(x), self.config.stem)
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
         """Clean grid for ``v`` (N, 1, bins, H, W), any H and W (padded and cropped here)."""
         h, w = v.shape[-2:]
-        m = 2 ** self.config.levels
+        m = self.multiple
         ph, pw = (-h) % m, (-w) % m
         x = F.pad(v, (0, pw, 0, ph)) if (ph or pw) else v
         out = x + self.residual(x)
-        return out[..., :h, :w]
+        return out[..., :h, :w] if (ph or pw) else out
