@@ -55,6 +55,7 @@ def test_ssd_scan_matches_paper_recurrence():
 
 def _model(seed=0, **kw):
     torch.manual_seed(seed)
+    kw.setdefault("n_layers", 2)  # residual stacking and per-layer state covered
     cfg = ModelConfig(n_features=5, chunk_len=8, **kw)
     m = DenoiserModel(cfg).double().eval()
     with torch.no_grad():  # non-trivial standardisation and norms

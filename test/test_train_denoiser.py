@@ -157,3 +157,10 @@ def test_ddp_two_cpu_processes_on_gloo(archives, tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     meta = json.loads(torch.load(tmp_path / "ddp" / "final.pt", weights_only=True)["meta"])
     assert meta["training"]["world_size"] == 2 and meta["training"]["step"] == 8
+
+
+def test_unknown_training_kind_is_one_line_error(tmp_path):
+    cfg = tmp_path / "x.yaml"
+    cfg.write_text("kind: teleporter\n")
+    out = _run("train", "--config", str(cfg), check=False)
+    assert out.returncode == 2 and out.stderr.strip().count("\n") == 0 and "kind" in out.stderr
