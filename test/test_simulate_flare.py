@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from eventfx_core.errors import ConfigError
-from eventfx_core.simulate.flare import FlareConfig, find_flare7k_pairs
+from eventfx_core.simulate.flare import FlareConfig, find_flare7k, find_flare7k_pairs
 from eventfx_core.simulate.labels import FLARE, LIGHT_SOURCE, NOISE, SIGNAL
 from eventfx_core.simulate.noise import NoiseConfig
 from eventfx_core.simulate.sequence import GenerateConfig, make_sequence
@@ -54,20 +54,37 @@ def test_flare7k_unreadable_image_is_a_config_error(tmp_path):
     root = make_flare7k(tmp_path)
     (root / "Flare7K" / "Scattering_Flare" / "Compound_Flare" / "000001.png").write_bytes(b"junk")
     cfg = tiny(flare=FlareConfig(probability=1.0, flare7k_path=str(root)))
-    pairs = find_flare7k_pairs(root)
+    lib = find_flare7k(root)
     with pytest.raises(ConfigError, match="000001.png"):
         for i in range(6):  # some sequence picks the broken pair
-            make_sequence(cfg, i, pairs)
+            make_sequence(cfg, i, lib)
 
 
 def test_sequence_uses_flare7k_images(tmp_path):
     root = make_flare7k(tmp_path)
     pairs = find_flare7k_pairs(root)
     assert [p[0].name for p in pairs] == ["000001.png", "000002.png"]
-    cfg = tiny(flare=FlareConfig(probability=1.0, flare7k_path=str(root)))
-    ev, labels, meta = make_sequence(cfg, 0, pairs)
-    assert meta["flare"]["source"].startswith("flare7k:")
+    cfg = tiny(flare=FlareConfig(probability=1.0, flare7k_path=str(root), reflective_probability=1.0))
+    lib = find_flare7k(root)
+    assert lib.reflective == []
+    ev, labels, meta = make_sequence(cfg, 0, lib)
+    assert meta["flare"]["source"].startswith("flare7k:") and "+" not in meta["flare"]["source"]
     assert (labels == FLARE).any() and (labels == LIGHT_SOURCE).any()
+    refl = root / "Flare7K" / "Reflective_Flare"
+    refl.mkdir()
+    cv2.imwrite(str(refl / "r1.png"), np.full((64, 64), 90, np.uint8))
+    lib = find_flare7k(root)
+    assert [p.name for p in lib.reflective] == ["r1.png"]
+    ev2, labels2, meta2 = make_sequence(cfg, 0, lib)
+    assert meta2["flare"]["source"].endswith("+r1.png") and (labels2 == FLARE).any()
+    # the reflection is added to the flare image, linearised with the gamma, in core-peak units
+    from eventfx_core.simulate.flare import AnimatedFlare
+    with_r = AnimatedFlare(cfg.flare, 48, 36, 0.2, np.random.default_rng(4), lib)
+    no_r = AnimatedFlare(FlareConfig(probability=1.0, reflective_probability=0.0), 48, 36, 0.2,
+                         np.random.default_rng(4), lib)
+    diff = with_r.flare_img - no_r.flare_img
+    assert with_r.peak > 0.2 and np.allclose(diff, (90 / 255) ** 2.2 * with_r.peak, rtol=5e-3)
+    assert np.array_equal(with_r.core_img, no_r.core_img)
 
 
 def test_light_source_events_sit_on_the_moving_core():

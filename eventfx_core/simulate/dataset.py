@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..config import from_dict
 from ..errors import EventfxError
-from .flare import find_flare7k_pairs
+from .flare import find_flare7k
 from .sequence import GenerateConfig, make_sequence
 
 GENERATOR_VERSION = 2  # bump when the simulation changes what a (config, seed) produces
@@ -64,7 +64,7 @@ def is_disk_full(exc: BaseException) -> bool:
 _RECORDINGS: dict = {}  # per worker process: loaded background recordings
 
 
-def generate_one(cfg_dict: dict, index: int, path: str, fp: str, flare7k_pairs) -> tuple[int, int, float]:
+def generate_one(cfg_dict: dict, index: int, path: str, fp: str, flare7k) -> tuple[int, int, float]:
     """Simulate sequence ``index`` and write its archive; returns (index, events, seconds)."""
     import cv2
     from ..io.archive import ArchiveWriter
@@ -79,7 +79,7 @@ def generate_one(cfg_dict: dict, index: int, path: str, fp: str, flare7k_pairs) 
         if key not in _RECORDINGS:
             _RECORDINGS[key] = [read_recording(p, cfg.background.max_events_read) for p in key]
         recs = _RECORDINGS[key]
-    events, labels, meta = make_sequence(cfg, index, flare7k_pairs, recs)
+    events, labels, meta = make_sequence(cfg, index, flare7k, recs)
     meta.update(split=cfg.split_of(index), fingerprint=fp, generator_version=GENERATOR_VERSION)
     path = Path(path)
     tmp = path.with_name(path.name + ".partial")
@@ -121,7 +121,7 @@ def generate_dataset(cfg: GenerateConfig, out: Path, shard: tuple[int, int] = (0
         if old not in (None, fp):
             raise EventfxError(f"{out} holds a dataset of another config or seed (fingerprint "
                                f"{old}, now {fp}); use a new --out folder")
-    pairs = find_flare7k_pairs(cfg.flare.flare7k_path) if cfg.flare.flare7k_path else None
+    pairs = find_flare7k(cfg.flare.flare7k_path) if cfg.flare.flare7k_path else None
     for split in ("train", "val", "test"):
         _check_writable(out / split)
     try:

@@ -29,6 +29,9 @@ class FlareConfig:
     flare7k_path: str = ""  # Flare7K or Flare7K++ root (or a folder with Compound_Flare and
     #                         Light_Source); "" = procedural flares only
     flare7k_probability: float = 1.0  # with a folder: share of flares taken from it
+    reflective_probability: float = 0.5  # with a Reflective_Flare folder: share of Flare7K
+    #                                      flares that also get a reflective flare image added
+    flare7k_gamma: float = 2.2  # Flare7K images are gamma-encoded: linear = (value/255)^gamma
     core_intensity_min: float = 2.0  # light-source peak, in units of the scene level ...
     core_intensity_max: float = 15.0  # ... log-uniform in [min, max]
     core_radius_px_min: float = 1.5  # light-source radius
@@ -49,7 +52,10 @@ class FlareConfig:
     samples_per_period: int = 6  # frames per flicker period (sets the flare's frame rate)
 
     def check(self, where: str = "flare") -> None:
-        for name in ("probability", "flare7k_probability", "mains_probability", "pwm_probability"):
+        if self.flare7k_gamma <= 0:
+            raise ConfigError(f"{where}.flare7k_gamma must be > 0")
+        for name in ("probability", "flare7k_probability", "reflective_probability",
+                     "mains_probability", "pwm_probability"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"{where}.{name} must be in [0, 1]")
         if self.mains_probability + self.pwm_probability > 1:
@@ -145,21 +151,41 @@ def find_flare7k_pairs(root: str | Path) -> list[tuple[Path, Path]]:
     return sorted(set(pairs))
 
 
-def load_flare7k_pair(pair: tuple[Path, Path], size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(flare, core) grey float32 images of size x size, core peak 1 (flare = compound minus
-    light source)."""
-    imgs = []
-    for path in pair:
-        img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-        if img is None:
-            raise ConfigError(f"flare.flare7k_path: cannot read image {path}")
-        side = min(img.shape)  # centre square: Flare7K puts the light source at the centre
-        y0, x0 = (img.shape[0] - side) // 2, (img.shape[1] - side) // 2
-        img = img[y0:y0 + side, x0:x0 + side]
-        imgs.append(cv2.resize(img.astype(np.float32) / 255.0, (size, size), interpolation=cv2.INTER_AREA))
-    compound, light = imgs
+def _read_grey(path: Path, size: int, gamma: float) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if img is None:
+        raise ConfigError(f"flare.flare7k_path: cannot read image {path}")
+    side = min(img.shape)  # centre square: Flare7K puts the light source at the centre
+    y0, x0 = (img.shape[0] - side) // 2, (img.shape[1] - side) // 2
+    img = (img[y0:y0 + side, x0:x0 + side].astype(np.float32) / 255.0) ** gamma
+    return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def load_flare7k_pair(pair: tuple[Path, Path], size: int, gamma: float = 2.2) -> tuple[np.ndarray, np.ndarray]:
+    """(flare, core) linear grey float32 images of size x size, core peak 1 (flare = compound
+    minus light source)."""
+    compound, light = (_read_grey(p, size, gamma) for p in pair)
     peak = max(float(light.max()), 1e-3)
     return np.clip(compound - light, 0, None) / peak, light / peak
+
+
+@dataclass
+class Flare7kLibrary:
+    """The usable images of a Flare7K / Flare7K++ folder."""
+    pairs: list  # (compound flare, light source) paths
+    reflective: list  # Flare7K/Reflective_Flare images (may be empty)
+
+
+def find_flare7k(root: str | Path) -> Flare7kLibrary:
+    """Pairs (``find_flare7k_pairs``) plus any reflective-flare images; errors name the path."""
+    pairs = find_flare7k_pairs(root)
+    root = Path(root).expanduser()
+    reflective = []
+    for base in (root, root / "Flare7K", root / "Flare7k"):
+        folder = _child(base, "Reflective_Flare") if base.is_dir() else None
+        if folder is not None:
+            reflective += sorted(p for p in folder.iterdir() if p.suffix.lower() in _IMAGE_EXT)
+    return Flare7kLibrary(pairs, sorted(set(reflective)))
 
 
 # ------------------------------------------------------------------ animation
@@ -185,18 +211,23 @@ class AnimatedFlare:
     (total added light, core light) as (height, width) float32 frames."""
 
     def __init__(self, cfg: FlareConfig, width: int, height: int, scene_level: float,
-                 rng: np.random.Generator, flare7k_pairs=None):
+                 rng: np.random.Generator, flare7k: Flare7kLibrary | None = None):
         self.width, self.height = width, height
         diag = float(np.hypot(width, height))
         size_frac = rng.uniform(cfg.size_fraction_min, cfg.size_fraction_max)
         self.size = int(2 * round(diag * size_frac / 2) + 1)
         peak = scene_level * float(np.exp(rng.uniform(np.log(cfg.core_intensity_min), np.log(cfg.core_intensity_max))))
         core_r = float(rng.uniform(cfg.core_radius_px_min, cfg.core_radius_px_max))
-        use_f7k = bool(flare7k_pairs) and rng.random() < cfg.flare7k_probability
+        use_f7k = flare7k is not None and bool(flare7k.pairs) and rng.random() < cfg.flare7k_probability
         if use_f7k:
-            pair = flare7k_pairs[int(rng.integers(len(flare7k_pairs)))]
-            flare, core = load_flare7k_pair(pair, self.size)
+            pair = flare7k.pairs[int(rng.integers(len(flare7k.pairs)))]
+            flare, core = load_flare7k_pair(pair, self.size, cfg.flare7k_gamma)
             self.source = f"flare7k:{pair[0].name}"
+            if flare7k.reflective and rng.random() < cfg.reflective_probability:
+                ref = flare7k.reflective[int(rng.integers(len(flare7k.reflective)))]
+                core_peak = max(float(core.max()), 1e-3)  # 1: the pair is in core-peak units
+                flare = flare + _read_grey(ref, self.size, cfg.flare7k_gamma) / core_peak
+                self.source += f"+{ref.name}"
         else:
             glare = float(rng.uniform(cfg.glare_strength_min, cfg.glare_strength_max))
             flare, core = procedural_flare(rng, self.size, core_r, glare)

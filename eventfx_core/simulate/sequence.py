@@ -66,10 +66,10 @@ def sequence_seed(seed: int, index: int, purpose: int = 0) -> int:
     return int(np.random.SeedSequence([int(seed) & (2**63 - 1), int(index), int(purpose)]).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
-def make_sequence(cfg: GenerateConfig, index: int, flare7k_pairs=None,
+def make_sequence(cfg: GenerateConfig, index: int, flare7k=None,
                   recordings: list[Events] | None = None) -> tuple[Events, np.ndarray, dict]:
-    """(events, labels, meta) of sequence ``index``. ``flare7k_pairs`` from
-    ``flare.find_flare7k_pairs``; ``recordings`` the loaded ``cfg.background.recordings``."""
+    """(events, labels, meta) of sequence ``index``. ``flare7k`` from ``flare.find_flare7k``
+    (None: procedural flares); ``recordings`` the loaded ``cfg.background.recordings``."""
     W, H = cfg.width, cfg.height
     rng = np.random.default_rng(sequence_seed(cfg.seed, index, 0))
     duration_us = int(round(rng.uniform(cfg.duration_ms_min, cfg.duration_ms_max) * 1000))
@@ -89,7 +89,7 @@ def make_sequence(cfg: GenerateConfig, index: int, flare7k_pairs=None,
         meta["background"] = dict(kind="procedural", level=scene.level, contrast=scene.contrast,
                                   static=bool(scene.static), objects=len(scene.objects),
                                   speed_px_s=float(np.hypot(*scene.velocity)))
-    flare = AnimatedFlare(cfg.flare, W, H, level, rng, flare7k_pairs) if has_flare else None
+    flare = AnimatedFlare(cfg.flare, W, H, level, rng, flare7k) if has_flare else None
     meta["flare"] = flare.describe() if flare else None
 
     # Fine frames at the flare's rate; the scene is stepped every `sub`-th of them.
