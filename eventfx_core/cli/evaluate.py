@@ -7,13 +7,15 @@ checkpoint, dv_processing missing) is reported as not run, and the exit status i
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 from ..errors import EventfxError
 
 DEFAULT_METHODS = "mamba,baf,stcf,refractory,hot_pixel,dv_baf"
-DEFAULT_NOISE_BAG = Path(__file__).resolve().parents[3] / "shared" / "data" / "ros2_bags" / "test_data_libcaer_rollover"
+SHARED_DATA = Path(os.environ.get("EVENTFX_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
+DEFAULT_NOISE_BAG = SHARED_DATA / "ros2_bags" / "test_data_libcaer_rollover"  # almost pure noise
 
 
 def add_parser(sub) -> None:
