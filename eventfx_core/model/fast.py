@@ -49,14 +49,16 @@ def _conv_silu(zxbcdt, d_inner, conv_wt, conv_b, conv_state, xbc):
     conv_dim = conv_b.shape[0]
     K = conv_wt.shape[0]
     acc = np.empty(conv_dim, np.float32)  # a local row: no aliasing checks in the inner loops
+    off = np.uint64(d_inner)
     for t in range(L):
         for c in range(conv_dim):
             acc[c] = conv_b[c]
         for k in range(K):
             src = t + k - (K - 1)  # input index in this tile; < 0: from the state
             if src >= 0:
+                s = np.uint64(src)  # unsigned indices: no negative-index wraparound, so it vectorises
                 for c in range(conv_dim):
-                    acc[c] += conv_wt[k, c] * zxbcdt[src, d_inner + c]
+                    acc[c] += conv_wt[k, c] * zxbcdt[s, off + np.uint64(c)]
             else:
                 for c in range(conv_dim):
                     acc[c] += conv_wt[k, c] * conv_state[K + src, c]
@@ -88,8 +90,8 @@ def _scan(xbc, dt_in, decay, D, headdim, ngroups, ssm_state, y):
         c0 = d_inner + (ngroups + g) * d_state
         for t in range(L):
             for j in range(blk):
-                i = b * blk + j
-                h = i // headdim
+                i = np.uint64(b * blk + j)  # unsigned: no wraparound check
+                h = i // np.uint64(headdim)
                 x = xbc[t, i]
                 xdt[t, b, j] = x * dt_in[t, h]
                 da[t, b, j] = decay[t, h]
@@ -110,14 +112,15 @@ def _gate_norm(zxbcdt, norm_w, eps, y):
     L, ngroups, group = y.shape
     for t in range(L):
         for g in range(ngroups):
+            base = np.uint64(g * group)  # unsigned offsets: no wraparound check, so it vectorises
             for j in range(group):  # vectorises (no reduction in this loop)
-                y[t, g, j] *= _silu(zxbcdt[t, g * group + j])
+                y[t, g, j] *= _silu(zxbcdt[t, base + np.uint64(j)])
             ms = np.float32(0.0)
             for j in range(group):
                 ms += y[t, g, j] * y[t, g, j]
             r = np.float32(1.0) / np.sqrt(ms / np.float32(group) + eps)
             for j in range(group):
-                y[t, g, j] *= r * norm_w[g * group + j]
+                y[t, g, j] *= r * norm_w[base + np.uint64(j)]
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath=True)
@@ -158,7 +161,7 @@ def discretise(zxbcdt, col, scale, dt_bias, A, dt_in, decay):
     (1 - exp(dt A)) / -A (zero-order hold), both (L, nheads)."""
     for t in range(zxbcdt.shape[0]):
         for h in range(A.shape[0]):
-            v = zxbcdt[t, col + h] + dt_bias[h]
+            v = zxbcdt[t, np.uint64(col + h)] + dt_bias[h]
             sp = max(v, np.float32(0.0)) + np.float32(np.log1p(_exp_neg(abs(v))))
             u = sp * scale[t] * -A[h]  # >= 0
             decay[t, h] = _exp_neg(u)
@@ -171,13 +174,12 @@ def discretise(zxbcdt, col, scale, dt_bias, A, dt_in, decay):
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath=True)
-def linear(x, w, b, out, accumulate):
-    """out = x @ w.T + b (or out += x @ w.T + b) for a small dense layer w (n_out, n_in).
+def linear(x, w, wt, b, out, accumulate):
+    """out = x @ w.T + b (or out += x @ w.T + b) for a small dense layer w (n_out, n_in), wt = w.T.
     Wide outputs: row of x times columns, accumulated in a local row (vectorises over outputs);
     narrow outputs: one dot product per output (vectorises over inputs)."""
     n_out, n_in = w.shape
     if n_out > n_in:
-        wt = np.ascontiguousarray(w.T)
         acc = np.empty(n_out, np.float32)
         for t in range(x.shape[0]):
             for j in range(n_out):
@@ -214,20 +216,22 @@ class FastDenoiser:
             # fold the feature standardisation into the embedding: W (f - m)/s + b
             w = f32(model.embed.weight) / f32(model.feature_std)
             self.embed_w = w.contiguous().numpy().copy()
+            self.embed_wt = w.t().contiguous().numpy().copy()
             self.embed_b = (f32(model.embed.bias) - w @ f32(model.feature_mean)).numpy().copy()
             self.layers = []
             for block in model.layers:
                 mx = block.mixer
                 self.layers.append(dict(
                     norm_w=np32(block.norm.weight), norm_eps=np.float32(block.norm.eps),
-                    in_w=np32(mx.in_proj.weight), in_b=np.zeros(mx.in_proj.out_features, np.float32),
-                    out_w=np32(mx.out_proj.weight), out_b=np.zeros(cfg.d_model, np.float32),
+                    in_w=np32(mx.in_proj.weight), in_wt=np32(mx.in_proj.weight.t()), in_b=np.zeros(mx.in_proj.out_features, np.float32),
+                    out_w=np32(mx.out_proj.weight), out_wt=np32(mx.out_proj.weight.t()), out_b=np.zeros(cfg.d_model, np.float32),
                     conv_wt=np32(mx.conv1d.weight[:, 0, :].t()), conv_b=np32(mx.conv1d.bias),
                     dt_bias=np32(mx.dt_bias), A=np32(-torch.exp(mx.A_log.float())), D=np32(mx.D),
                     mix_norm_w=np32(mx.norm.weight), mix_eps=np.float32(mx.norm.eps)))
             self.norm_f_w = np32(model.norm_f.weight)
             self.norm_f_eps = np.float32(model.norm_f.eps)
             self.head_w = np32(model.head.weight)
+            self.head_wt = np32(model.head.weight.t())
             self.head_b = np32(model.head.bias)
         self.blocks = cfg.ngroups  # channel blocks of the scan (a multiple of ngroups)
         self.reset()
@@ -275,7 +279,7 @@ class FastDenoiser:
         scale = np.clip(np.asarray(dt_us, np.float32) / np.float32(c.dt_unit_us),
                         np.float32(c.dt_scale_min), np.float32(c.dt_scale_max)).astype(np.float32)
         h = np.empty((L, c.d_model), np.float32)
-        linear(features, self.embed_w, self.embed_b, h, False)
+        linear(features, self.embed_w, self.embed_wt, self.embed_b, h, False)
         normed = np.empty_like(h)
         zxbcdt = np.empty((L, self.layers[0]["in_w"].shape[0]), np.float32) if self.layers else None
         y = np.empty((L, c.d_inner), np.float32)
@@ -283,10 +287,10 @@ class FastDenoiser:
         decay = np.empty((L, c.nheads), np.float32)
         for i, P in enumerate(self.layers):
             rmsnorm_rows(h, P["norm_w"], P["norm_eps"], normed)
-            linear(normed, P["in_w"], P["in_b"], zxbcdt, False)
+            linear(normed, P["in_w"], P["in_wt"], P["in_b"], zxbcdt, False)
             discretise(zxbcdt, c.d_inner + c.conv_dim, scale, P["dt_bias"], P["A"], dt_in, decay)
             mixer_tile(zxbcdt, dt_in, decay, P["conv_wt"], P["conv_b"], P["D"], P["mix_norm_w"],
                        c.headdim, c.ngroups, P["mix_eps"], self.conv_state[i], self.ssm_state[i], y)
-            linear(y, P["out_w"], P["out_b"], h, True)  # residual: h += out_proj(y)
+            linear(y, P["out_w"], P["out_wt"], P["out_b"], h, True)  # residual: h += out_proj(y)
         rmsnorm_rows(h, self.norm_f_w, self.norm_f_eps, normed)
-        linear(normed, self.head_w, self.head_b, out, False)
+        linear(normed, self.head_w, self.head_wt, self.head_b, out, False)
