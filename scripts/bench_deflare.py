@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""Speed of the ``deflare`` stage: windows decided per second and added latency per window.
+
+Builds a checkpoint of the default model (``UNet3DConfig()``, ``VoxelSpec()``) with random
+non-zero weights (the compute does not depend on the weights' values), makes a synthetic
+stream at ``--rate`` events/s (uniform background plus a dense flickering flare disc) for
+each sensor size, pushes it through ``DeflareStage`` in 1 ms messages and times every
+window's decision (voxel grid + forward pass + keep decode), and the three parts apart.
+
+    .venv/bin/python scripts/bench_deflare.py                      # 346x260 and 640x480, 1 and 2 threads
+    .venv/bin/python scripts/bench_deflare.py --sensor 640x480 --threads 2 --windows 100
+
+Reported per sensor and thread count: median / p90 / max compute per 20 ms window, windows
+per second (1 / mean compute), the real-time factor (window length / mean compute) and the
+added latency of an event (the window it waits for, <= window_us, plus the compute; median
+compute is shown). The machine's load average is printed too: on a shared CPU, timings with
+2 threads swing by 10x when the other core is busy.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from eventfx_core.deflare.checkpoint import save_checkpoint
+from eventfx_core.deflare.decode import keep_mask
+from eventfx_core.deflare.stage import DeflareStage
+from eventfx_core.deflare.unet3d import ResidualUNet3D, UNet3DConfig
+from eventfx_core.deflare.voxel import VoxelSpec, events_to_voxel
+from eventfx_core.events import Events
+
+
+def synthetic_stream(width: int, height: int, rate: float, duration_us: int, seed: int = 0) -> Events:
+    """Uniform background plus a flickering flare disc with half of the events."""
+    rng = np.random.default_rng(seed)
+    n = int(rate * duration_us / 1e6)
+    t = np.sort(rng.integers(0, duration_us, n))
+    flare = rng.random(n) < 0.5
+    r, a = rng.random(n) * min(width, height) / 4, rng.random(n) * 2 * np.pi
+    x = np.where(flare, np.clip(width / 2 + r * np.cos(a), 0, width - 1), rng.integers(0, width, n)).astype(np.int64)
+    y = np.where(flare, np.clip(height / 2 + r * np.sin(a), 0, height - 1), rng.integers(0, height, n)).astype(np.int64)
+    p = np.where(flare, (t // 5000) % 2, rng.integers(0, 2, n))
+    return Events.from_arrays(t, x, y, p, width, height)
+
+
+def random_checkpoint(path: Path, sensor: tuple[int, int]) -> Path:
+    torch.manual_seed(0)
+    model = ResidualUNet3D(UNet3DConfig())
+    with torch.no_grad():
+        model.head.weight.normal_(0, 0.1)  # a non-identity model (same compute either way)
+    return save_checkpoint(path, model, VoxelSpec(), sensor)
+
+
+def bench(sensor: tuple[int, int], threads: int, windows: int, rate: float, tmp: Path) -> dict:
+    torch.set_num_threads(threads)
+    ckpt = random_checkpoint(tmp / f"bench_{sensor[0]}x{sensor[1]}.pt", sensor)
+    stage = DeflareStage(DeflareStage.Config(checkpoint=str(ckpt), threads=threads), sensor=sensor)
+    spec = stage.spec
+    ev = synthetic_stream(*sensor, rate, (windows + 3) * spec.window_us)
+    # warm-up: numba compilation, oneDNN primitive creation
+    stage.push(ev[ev.t < 2 * spec.window_us])
+    stage.reset()
+    per_msg = np.searchsorted(ev.t, np.arange(0, ev.t[-1] + 1000, 1000))
+    totals, parts = [], {"voxel": [], "forward": [], "decode": []}
+    decided = 0
+    for a, b in zip(per_msg[:-1], per_msg[1:]):
+        t0 = time.perf_counter()
+        keep = stage.push(ev[a:b])
+        dt = time.perf_counter() - t0
+        if len(keep):  # this message closed a window: its compute is the window's decision
+            totals.append(dt)
+            decided += len(keep)
+        if len(totals) >= windows:
+            break
+    # the same windows again, part by part
+    start = int(ev.t[0]) // spec.window_us * spec.window_us
+    for k in range(min(windows, 30)):
+        w0 = start + k * spec.window_us
+        win = ev[(ev.t >= w0) & (ev.t < w0 + spec.window_us)]
+        t0 = time.perf_counter()
+        vin = np.clip(events_to_voxel(win, w0, spec), -stage.clip, stage.clip)
+        t1 = time.perf_counter()
+        with torch.inference_mode():
+            vpred = stage.model(torch.from_numpy(vin)[None, None])[0, 0].numpy()
+        t2 = time.perf_counter()
+        keep_mask(win, w0, vin, vpred, stage.config.threshold, spec)
+        t3 = time.perf_counter()
+        parts["voxel"].append(t1 - t0); parts["forward"].append(t2 - t1); parts["decode"].append(t3 - t2)  # noqa: E702
+    ms = np.array(totals) * 1e3
+    return {
+        "sensor": f"{sensor[0]}x{sensor[1]}", "threads": threads, "windows": len(ms),
+        "events_per_window": decided / max(len(ms), 1),
+        "median_ms": float(np.median(ms)), "p90_ms": float(np.percentile(ms, 90)), "max_ms": float(ms.max()),
+        "windows_per_s": 1e3 / float(ms.mean()), "realtime_factor": spec.window_us / 1e3 / float(ms.mean()),
+        "latency_ms": spec.window_us / 1e3 + float(np.median(ms)),
+        **{f"{k}_ms": 1e3 * float(np.median(v)) for k, v in parts.items()},
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sensor", action="append", help="WxH (repeatable); default 346x260 and 640x480")
+    ap.add_argument("--threads", type=int, action="append", help="torch threads (repeatable); default 1 and 2")
+    ap.add_argument("--windows", type=int, default=60, help="windows timed per configuration")
+    ap.add_argument("--rate", type=float, default=2e6, help="events per second of the synthetic stream")
+    args = ap.parse_args()
+    sensors = [tuple(int(v) for v in s.lower().split("x")) for s in (args.sensor or ["346x260", "640x480"])]
+    print(f"torch {torch.__version__}, oneDNN {torch.backends.mkldnn.is_available()}, "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, model {UNet3DConfig()}, {VoxelSpec()}")
+    with tempfile.TemporaryDirectory() as d:
+        for sensor in sensors:
+            for threads in args.threads or [1, 2]:
+                r = bench(sensor, threads, args.windows, args.rate, Path(d))
+                print(f"{r['sensor']} threads={r['threads']}: {r['windows']} windows of "
+                      f"{r['events_per_window']:.0f} events; compute median {r['median_ms']:.1f} ms "
+                      f"(p90 {r['p90_ms']:.1f}, max {r['max_ms']:.1f}) = voxel {r['voxel_ms']:.2f} + "
+                      f"forward {r['forward_ms']:.1f} + decode {r['decode_ms']:.2f}; "
+                      f"{r['windows_per_s']:.0f} windows/s, real-time x{r['realtime_factor']:.2f}; "
+                      f"added latency {r['latency_ms']:.1f} ms (<= window + median compute); "
+                      f"load {os.getloadavg()[0]:.2f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
