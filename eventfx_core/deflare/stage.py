@@ -15,8 +15,8 @@ Policies (documented here, tested in ``test/test_deflare_stage.py``):
   and the flare share is judged relative to the clipped value, so a saturated cell behaves
   like a cell at the clip level (no overflow, no NaN);
 * another sensor than the checkpoint's: ``ConfigError`` unless ``allow_other_sensor: true``;
-  then the fully convolutional U-Net runs at the native size (zero-padded to a multiple of
-  ``2**levels``, cropped back), no resizing;
+  then the fully convolutional U-Net runs at the native size (the cell grid zero-padded to
+  a multiple of ``stem * 2**levels`` cells, cropped back), no resizing;
 * ``window_us``/``bins``/``cell_px`` must equal the checkpoint's voxel spec (the network
   learnt that time and space scale), else ``ConfigError``;
 * ``threads > 0`` sets torch's intra-op threads (process-wide) for the forward pass; they are

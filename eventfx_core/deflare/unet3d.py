@@ -8,8 +8,8 @@ whole real line).
 
 Input and output: float32 ``(N, 1, bins, H, W)`` where H, W count voxel *cells* (see
 ``voxel.VoxelSpec.cell_px``). Pooling halves only H and W (8 bins are too few to pool), so
-H and W are zero-padded (zero = no event) up to a multiple of ``2**levels`` and the output is
-cropped back: any sensor size works.
+H and W are zero-padded (zero = no event) up to a multiple of ``stem * 2**levels`` and the
+output is cropped back: any sensor size works.
 
 Speed (measured in ``scripts/bench_deflare.py``): every 3D convolution goes through oneDNN
 (:func:`conv3d`). PyTorch's own dispatcher sends a batch-1 float32 3D convolution with a

@@ -58,6 +58,9 @@ class WindowBuffer:
             return []
         newest = int(events.t[-1]) if len(events) else self.last_t
         open_index = newest // self.window_us
+        oldest = next(int(part.t[0]) for part in self._parts if len(part))
+        if oldest // self.window_us == open_index:
+            return []  # everything buffered is in the open window: no copy until it closes
         buffered = self._take_all()
         idx = window_index(buffered.t, self.window_us)
         n_closed = int(np.searchsorted(idx, open_index, side="left"))
