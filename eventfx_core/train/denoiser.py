@@ -6,7 +6,8 @@ signal), class-weighted, AdamW, truncated back-propagation through time over lon
 
 Outputs in ``output`` (relative to the config file): ``last_train.pt`` (resume state, every
 ``checkpoint_every`` steps), ``best.pt`` (lowest validation loss) and ``final.pt`` (the end),
-both deployable denoiser checkpoints; ``metrics.csv`` / ``metrics.jsonl``. ``--resume``
+both deployable denoiser checkpoints (best: highest validation keep accuracy by default; the
+class-weighted loss can disagree with the keep decision); ``metrics.csv`` / ``metrics.jsonl``. ``--resume``
 continues from ``last_train.pt`` and gives the same weights as an uninterrupted run.
 """
 from __future__ import annotations
@@ -39,6 +40,12 @@ class DataConfig:
     val: list[str] = field(default_factory=list)  # validation archives (may be empty)
     cache_dir: str = ""  # feature cache; "" = <output>/feature_cache
     val_max_events: int = 200_000  # events of each validation archive that are scored
+    select_best_by: str = "keep_accuracy"  # best.pt: highest keep_accuracy, or lowest "loss"
+
+    def check(self, where: str) -> None:
+        if self.select_best_by not in ("keep_accuracy", "loss"):
+            raise ConfigError(f"{where}.select_best_by must be keep_accuracy or loss, "
+                              f"got {self.select_best_by!r}")
 
 
 @dataclass
@@ -215,8 +222,10 @@ def _train(cfg: DenoiserTrainConfig, out: Path, cache: Path, train_files, val_fi
             return
         rec = evaluate(model, val, lut, weights, cfg.data.val_max_events)
         log.write({"step": at, "split": "val", **rec})
-        if rec["loss"] < best:
-            best = rec["loss"]
+        # lower is better: the loss, or minus the keep accuracy
+        value = rec["loss"] if cfg.data.select_best_by == "loss" else -rec["keep_accuracy"]
+        if value < best:
+            best = value
             deployable("best.pt", {"step": at, "val": rec})
 
     bar = tqdm(total=o.steps, initial=step, disable=not (ddp.is_main and getattr(args, "progress", True)),
@@ -266,8 +275,8 @@ def _train(cfg: DenoiserTrainConfig, out: Path, cache: Path, train_files, val_fi
     bar.close()
     validate_and_keep_best(step)
     if ddp.is_main:
-        deployable("final.pt", {"step": step, "best_val_loss": best if val else None})
+        deployable("final.pt", {"step": step})
         print(f"denoiser: {step} steps; wrote {out / 'final.pt'}"
-              + (f" and {out / 'best.pt'} (val loss {best:.4f})" if val else ""))
+              + (f" and {out / 'best.pt'} (best by {cfg.data.select_best_by})" if val else ""))
     ddp.barrier()
     return 0
