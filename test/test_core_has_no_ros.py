@@ -9,7 +9,8 @@ import eventfx_core
 SCRIPT = r"""
 import importlib, pkgutil, sys
 import eventfx_core
-names = [m.name for m in pkgutil.walk_packages(eventfx_core.__path__, "eventfx_core.")]
+names = [m.name for m in pkgutil.walk_packages(eventfx_core.__path__, "eventfx_core.")
+         if not m.name.endswith("__main__")]
 for name in names:
     importlib.import_module(name)
 bad = sorted(m for m in sys.modules if m.split(".")[0] in ("rclpy", "rosidl_runtime_py", "mamba_ssm"))
