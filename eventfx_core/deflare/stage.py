@@ -73,6 +73,7 @@ class DeflareStage:
     """Windowed stage: ``push(events) -> keep`` for the oldest buffered events, ``flush()``."""
 
     name = "deflare"
+    RUNTIME_PARAMS = ("threshold",)  # the pipeline may change these while running
     Config = DeflareConfig
 
     def __init__(self, config: DeflareConfig, sensor: tuple[int, int] = (346, 260),

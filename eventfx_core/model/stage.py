@@ -46,6 +46,7 @@ class MambaDenoiserStage:
     """Learned per-event denoiser; ``Stage(config, sensor=(w, h), device, base_dir)``."""
 
     name = "mamba"
+    RUNTIME_PARAMS = ("threshold",)  # the pipeline may change these while running
     Config = MambaStageConfig
 
     def __init__(self, config: MambaStageConfig | None = None, sensor: tuple[int, int] = (640, 480),
