@@ -6,7 +6,8 @@ Both are clipped to ``+-model.input_clip``. Loss: squared error per cell, cells 
 input events weighted ``event_cell_weight`` times more (the keep decode reads only those
 cells; empty cells just need to stay near zero). No flare-mask head: the keep decode derives
 the flare share from the two grids. Training runs on random spatial crops (the network is
-fully convolutional), half of them centred on a flare event, for ``epochs`` x ``steps``
+fully convolutional), half of them centred on a flare event, Adam with a global gradient-norm
+clip (``grad_clip``), for ``epochs`` x ``steps``
 optimiser steps or until ``max_minutes``; a checkpoint (with optimiser state for
 ``--resume``) is written after every epoch, and the validation metrics of
 ``metrics.evaluate_deflarer`` are printed.
@@ -46,7 +47,8 @@ class OptimConfig:
     batch: int = 4  # crops per step
     crop: int = 128  # crop side in pixels (rounded down to whole voxel cells, clamped to the sensor)
     flare_crop_prob: float = 0.5  # share of crops centred on a flare event
-    lr: float = 2e-3  # Adam learning rate
+    lr: float = 1e-3  # Adam learning rate
+    grad_clip: float = 1.0  # clip the gradient's global norm to this (0 = off); without it runs diverged
     event_cell_weight: float = 10.0  # loss weight of cells holding input events (empty cells: 1)
     max_minutes: float = 12.0  # stop (and save) after this wall time
     seed: int = 0  # crops, sampling and initialisation
@@ -57,8 +59,8 @@ class OptimConfig:
     def check(self, where: str) -> None:
         if min(self.epochs, self.steps, self.batch, self.crop) < 1:
             raise ConfigError(f"{where}: epochs, steps, batch and crop must be >= 1")
-        if not self.lr > 0 or self.max_minutes <= 0:
-            raise ConfigError(f"{where}: lr and max_minutes must be > 0")
+        if not self.lr > 0 or self.max_minutes <= 0 or self.grad_clip < 0:
+            raise ConfigError(f"{where}: lr and max_minutes must be > 0, grad_clip >= 0")
 
 
 @dataclass
@@ -196,6 +198,8 @@ def run(config: dict, args) -> int:
             loss = weighted_mse(model(x), y, w)
             opt.zero_grad()
             loss.backward()
+            if o.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip)
             opt.step()
             losses.append(loss.item())
             if time.monotonic() - start > 60 * max_minutes:
