@@ -133,3 +133,75 @@ def ns_base_us(time_base: int, error: type = DecodeError) -> tuple[int, int]:
     if tb < 0 or tb >= 1 << 64:
         raise error(f"time_base {tb} is outside uint64")
     return tb // 1000, tb % 1000
+
+
+class Codec:
+    """Constructor and ``reset`` every decoder and encoder shares.
+
+    Stateful formats set ``state_slots``: the state carried across packets is one int64 array
+    that the numba kernel updates in place (decoders run it on a copy and keep the copy only
+    when the payload decodes fully, see the module docstring).
+    """
+
+    encoding = ""  # the event_camera_msgs encoding name; set by every subclass
+    state_slots = 0  # int64 values carried across packets (0: the format is stateless)
+
+    def __init__(self, width: int, height: int):
+        self.width, self.height = int(width), int(height)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything carried across packets (nothing, for a stateless format)."""
+        self._state = np.zeros(self.state_slots, np.int64)
+
+    def _events(self, t, x, y, p, n: int) -> Events:
+        """The first ``n`` entries of decode buffers as events on this sensor."""
+        return Events(t[:n], x[:n], y[:n], p[:n], self.width, self.height)
+
+
+def event_buffers(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Uninitialised (t, x, y, p) arrays for at most ``n`` decoded events."""
+    return (np.empty(n, np.int64), np.empty(n, np.uint16), np.empty(n, np.uint16),
+            np.empty(n, np.uint8))
+
+
+def trigger_buffers(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Uninitialised (t, id, value) arrays for at most ``n`` decoded triggers."""
+    return np.empty(n, np.int64), np.empty(n, np.uint8), np.empty(n, np.uint8)
+
+
+def undefined_word(encoding: str, words: np.ndarray, index: int,
+                   hex_type: bool = True) -> DecodeError:
+    """The error for word ``index``, whose type (its top 4 bits) the format does not define."""
+    size = words.itemsize
+    word = int(words[index])
+    code = word >> (8 * size - 4)
+    kind = f"0x{code:X}" if hex_type else f"{code}"
+    return DecodeError(f"{encoding}: undefined word type {kind} (word 0x{word:0{2 * size}X}) "
+                       f"at byte offset {size * index}")
+
+
+class PropheseeDecoder(Codec):
+    """``decode`` shared by the Prophesee word formats (EVT 2.0, EVT 3.0).
+
+    A subclass names its word size and two numba kernels, as static methods:
+    ``_count(words) -> (events at most, trigger words, index of an undefined word or -1)`` and
+    ``_kernel(words, width, height, state, t, x, y, p, tr_t, tr_id, tr_val)
+    -> (n events, n triggers, n out of range, n before the first time reference)``.
+    ``time_base`` is ignored: these formats carry the sensor's own clock.
+    """
+
+    word_bytes = 0  # bytes per word on the wire; set by every subclass
+
+    def decode(self, payload, time_base: int = 0) -> Decoded:
+        words = payload_words(payload, self.word_bytes, self.encoding)
+        n_ev, n_tr, bad = self._count(words)
+        if bad >= 0:
+            raise undefined_word(self.encoding, words, bad)
+        ev = event_buffers(n_ev)
+        tr = trigger_buffers(n_tr)
+        state = self._state.copy()
+        n, m, n_oor, n_before = self._kernel(words, self.width, self.height, state, *ev, *tr)
+        self._state = state
+        return Decoded(self._events(*ev, n), Triggers(*(a[:m] for a in tr)), int(n_oor),
+                       int(n_before))

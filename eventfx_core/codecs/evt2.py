@@ -20,9 +20,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ..errors import DecodeError
-from ..events import Events
-from .base import Decoded, Triggers, payload_words
+from .base import PropheseeDecoder
 
 WRAP_US = 1 << 34  # the 34-bit time counter wraps every 4.77 hours
 
@@ -85,34 +83,11 @@ def _decode(words, width, height, state, t, x, y, p, tr_t, tr_id, tr_val):
     return n, n_tr, n_oor, n_before
 
 
-class Evt2Decoder:
+class Evt2Decoder(PropheseeDecoder):
     """Stateful EVT 2.0 decoder (time high and wraps carry across packets)."""
 
     encoding = "evt2"
-
-    def __init__(self, width: int, height: int):
-        self.width, self.height = int(width), int(height)
-        self.reset()
-
-    def reset(self) -> None:
-        self._state = np.zeros(2, np.int64)
-
-    def decode(self, payload, time_base: int = 0) -> Decoded:
-        words = payload_words(payload, 4, self.encoding)
-        n_ev, n_tr, bad = _scan(words)
-        if bad >= 0:
-            raise DecodeError(f"evt2: undefined word type 0x{int(words[bad]) >> 28:X} "
-                              f"(word 0x{int(words[bad]):08X}) at byte offset {4 * bad}")
-        t = np.empty(n_ev, np.int64)
-        x = np.empty(n_ev, np.uint16)
-        y = np.empty(n_ev, np.uint16)
-        p = np.empty(n_ev, np.uint8)
-        tr_t = np.empty(n_tr, np.int64)
-        tr_id = np.empty(n_tr, np.uint8)
-        tr_val = np.empty(n_tr, np.uint8)
-        state = self._state.copy()
-        n, m, n_oor, n_before = _decode(words, self.width, self.height, state,
-                                        t, x, y, p, tr_t, tr_id, tr_val)
-        self._state = state
-        ev = Events(t[:n], x[:n], y[:n], p[:n], self.width, self.height)
-        return Decoded(ev, Triggers(tr_t[:m], tr_id[:m], tr_val[:m]), int(n_oor), int(n_before))
+    word_bytes = 4  # one 32-bit word per event
+    state_slots = 2  # _decode's state: [time high in us incl. wraps, valid]
+    _count = staticmethod(_scan)
+    _kernel = staticmethod(_decode)

@@ -39,9 +39,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ..errors import DecodeError
 from ..events import Events
-from .base import (Decoded, EncodeError, Triggers, check_events_for_encoding, payload_words)
+from .base import Codec, EncodeError, PropheseeDecoder, Triggers, check_events_for_encoding
 
 MAX_COORD = 2047  # 11-bit x and y fields
 WRAP_US = 1 << 24  # the 24-bit time counter wraps every 16.777216 s
@@ -156,37 +155,19 @@ def _decode(words, width, height, state, t, x, y, p, tr_t, tr_id, tr_val):
     return n, n_tr, n_oor, n_before
 
 
-class Evt3Decoder:
+def _count_words(words):
+    """``_upper_bounds`` with the popcount table (what ``PropheseeDecoder`` calls)."""
+    return _upper_bounds(words, POPCOUNT12)
+
+
+class Evt3Decoder(PropheseeDecoder):
     """Stateful EVT 3.0 decoder (time wrap, row and vector base carry across packets)."""
 
     encoding = "evt3"
-
-    def __init__(self, width: int, height: int):
-        self.width, self.height = int(width), int(height)
-        self.reset()
-
-    def reset(self) -> None:
-        self._state = np.zeros(7, np.int64)
-
-    def decode(self, payload, time_base: int = 0) -> Decoded:
-        words = payload_words(payload, 2, self.encoding)
-        n_ev, n_tr, bad = _upper_bounds(words, POPCOUNT12)
-        if bad >= 0:
-            raise DecodeError(f"evt3: undefined word type 0x{int(words[bad]) >> 12:X} "
-                              f"(word 0x{int(words[bad]):04X}) at byte offset {2 * bad}")
-        t = np.empty(n_ev, np.int64)
-        x = np.empty(n_ev, np.uint16)
-        y = np.empty(n_ev, np.uint16)
-        p = np.empty(n_ev, np.uint8)
-        tr_t = np.empty(n_tr, np.int64)
-        tr_id = np.empty(n_tr, np.uint8)
-        tr_val = np.empty(n_tr, np.uint8)
-        state = self._state.copy()
-        n, m, n_oor, n_before = _decode(words, self.width, self.height, state,
-                                        t, x, y, p, tr_t, tr_id, tr_val)
-        self._state = state
-        ev = Events(t[:n], x[:n], y[:n], p[:n], self.width, self.height)
-        return Decoded(ev, Triggers(tr_t[:m], tr_id[:m], tr_val[:m]), int(n_oor), int(n_before))
+    word_bytes = 2  # 16-bit words
+    state_slots = 7  # _decode's state, slots S_HIGH .. S_POL
+    _count = staticmethod(_count_words)
+    _kernel = staticmethod(_decode)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -277,17 +258,11 @@ def _encode(t, x, y, p, tr_t, tr_id, tr_val, state, out):
     return n, -1
 
 
-class Evt3Encoder:
+class Evt3Encoder(Codec):
     """Stateful EVT 3.0 encoder (remembers the last TIME_HIGH to keep wraps decodable)."""
 
     encoding = "evt3"
-
-    def __init__(self, width: int, height: int):
-        self.width, self.height = int(width), int(height)
-        self.reset()
-
-    def reset(self) -> None:
-        self._state = np.zeros(1, np.int64)
+    state_slots = 1  # _encode's state: the unwrapped high tick of the last TIME_HIGH written
 
     def encode(self, events: Events, triggers: Triggers | None = None, time_base: int = 0) -> bytes:
         check_events_for_encoding(events, self.encoding, MAX_COORD, MAX_COORD)

@@ -32,8 +32,8 @@ import numpy as np
 
 from ..errors import DecodeError
 from ..events import Events
-from .base import (Decoded, EncodeError, Triggers, check_events_for_encoding, no_triggers,
-                   ns_base_us, payload_words)
+from .base import (Codec, Decoded, EncodeError, Triggers, check_events_for_encoding,
+                   event_buffers, no_triggers, ns_base_us, payload_words, undefined_word)
 
 ROLLOVER_US = 1 << 31  # libcaer's 31-bit microsecond timestamp rolls over every 35.8 min
 MAX_COORD = 0x7FFF  # 15-bit x and y fields
@@ -67,44 +67,27 @@ def _decode_libcaer(words, width, height, tb_us, t, x, y, p):
     return n, n_oor, -1
 
 
-class LibcaerDecoder:
+class LibcaerDecoder(Codec):
     """``libcaer`` decoder (stateless: each packet stands alone, as upstream)."""
 
     encoding = "libcaer"
 
-    def __init__(self, width: int, height: int):
-        self.width, self.height = int(width), int(height)
-
-    def reset(self) -> None:
-        """Nothing to reset: the format carries no state across packets."""
-
     def decode(self, payload, time_base: int = 0) -> Decoded:
         words = payload_words(payload, 8, self.encoding).view(np.uint32)
         tb_us, _ = ns_base_us(time_base)
-        n_max = words.size // 2
-        t = np.empty(n_max, np.int64)
-        x = np.empty(n_max, np.uint16)
-        y = np.empty(n_max, np.uint16)
-        p = np.empty(n_max, np.uint8)
-        n, n_oor, bad = _decode_libcaer(words, self.width, self.height, tb_us, t, x, y, p)
+        ev = event_buffers(words.size // 2)
+        n, n_oor, bad = _decode_libcaer(words, self.width, self.height, tb_us, *ev)
         if bad >= 0:
             ts = int(words[2 * bad + 1].astype(np.int32))
             raise DecodeError(f"libcaer: negative time stamp {ts} in the event at byte "
                               f"offset {8 * bad}")
-        ev = Events(t[:n], x[:n], y[:n], p[:n], self.width, self.height)
-        return Decoded(ev, Triggers.empty(), int(n_oor), 0)
+        return Decoded(self._events(*ev, n), Triggers.empty(), int(n_oor), 0)
 
 
-class LibcaerEncoder:
+class LibcaerEncoder(Codec):
     """``libcaer`` encoder (stateless)."""
 
     encoding = "libcaer"
-
-    def __init__(self, width: int, height: int):
-        self.width, self.height = int(width), int(height)
-
-    def reset(self) -> None:
-        """Nothing to reset."""
 
     def encode(self, events: Events, triggers: Triggers | None = None, time_base: int = 0) -> bytes:
         no_triggers(triggers, self.encoding)
@@ -198,31 +181,20 @@ def _decode_cmp(words, width, height, tb_us, state, t, x, y, p):
     return n, n_oor
 
 
-class LibcaerCmpDecoder:
+class LibcaerCmpDecoder(Codec):
     """``libcaer_cmp`` decoder (column and vector base carry across packets, as upstream)."""
 
     encoding = "libcaer_cmp"
-
-    def __init__(self, width: int, height: int):
-        self.width, self.height = int(width), int(height)
-        self.reset()
-
-    def reset(self) -> None:
-        self._state = np.zeros(3, np.int64)
+    state_slots = 3  # _decode_cmp's state: [column, vector base row, vector polarity]
 
     def decode(self, payload, time_base: int = 0) -> Decoded:
         words = payload_words(payload, 2, self.encoding)
         n_ev, bad = _scan_cmp(words)
         if bad >= 0:
-            raise DecodeError(f"libcaer_cmp: undefined word type {int(words[bad]) >> 12} "
-                              f"(word 0x{int(words[bad]):04X}) at byte offset {2 * bad}")
+            raise undefined_word(self.encoding, words, bad, hex_type=False)
         tb_us, _ = ns_base_us(time_base)
-        t = np.empty(n_ev, np.int64)
-        x = np.empty(n_ev, np.uint16)
-        y = np.empty(n_ev, np.uint16)
-        p = np.empty(n_ev, np.uint8)
+        ev = event_buffers(n_ev)
         state = self._state.copy()
-        n, n_oor = _decode_cmp(words, self.width, self.height, tb_us, state, t, x, y, p)
+        n, n_oor = _decode_cmp(words, self.width, self.height, tb_us, state, *ev)
         self._state = state
-        ev = Events(t[:n], x[:n], y[:n], p[:n], self.width, self.height)
-        return Decoded(ev, Triggers.empty(), int(n_oor), 0)
+        return Decoded(self._events(*ev, n), Triggers.empty(), int(n_oor), 0)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..events import Events
-from .base import (Decoded, EncodeError, Triggers, check_events_for_encoding, no_triggers,
+from .base import (Codec, Decoded, EncodeError, Triggers, check_events_for_encoding, no_triggers,
                    ns_base_us, payload_words)
 
 MAX_X = 0xFFFF  # 16-bit x field
@@ -24,16 +24,10 @@ MAX_Y = 0x7FFF  # 15-bit y field
 MAX_DT_NS = (1 << 32) - 1  # 32-bit offset field
 
 
-class MonoDecoder:
+class MonoDecoder(Codec):
     """``mono`` decoder (stateless)."""
 
     encoding = "mono"
-
-    def __init__(self, width: int, height: int):
-        self.width, self.height = int(width), int(height)
-
-    def reset(self) -> None:
-        """Nothing to reset."""
 
     def decode(self, payload, time_base: int = 0) -> Decoded:
         words = payload_words(payload, 8, self.encoding)
@@ -50,16 +44,10 @@ class MonoDecoder:
         return Decoded(Events(t, x, y, p, self.width, self.height), Triggers.empty(), n_oor, 0)
 
 
-class MonoEncoder:
+class MonoEncoder(Codec):
     """``mono`` encoder (stateless)."""
 
     encoding = "mono"
-
-    def __init__(self, width: int, height: int):
-        self.width, self.height = int(width), int(height)
-
-    def reset(self) -> None:
-        """Nothing to reset."""
 
     def encode(self, events: Events, triggers: Triggers | None = None, time_base: int = 0) -> bytes:
         no_triggers(triggers, self.encoding)
