@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import from_dict
 from ..errors import ConfigError
 from ..events import Events
+from ..train.loop import read_training_config
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import FLARE, expand, read_labelled
 from .metrics import evaluate_deflarer
@@ -153,13 +153,7 @@ def run(config: dict, args) -> int:
     ``resume`` (continue from the output checkpoint's training state), ``output`` (override),
     ``max_minutes`` (override).
     """
-    cfg = from_dict(DeflarerTrainConfig, config, "deflarer")
-    if cfg.kind != "deflarer":
-        raise ConfigError(f"deflarer: kind is {cfg.kind!r}, expected 'deflarer'")
-    base = Path(getattr(args, "config", None) or ".").resolve()
-    base = base.parent if base.suffix else base
-    out = Path(getattr(args, "output", None) or cfg.output)
-    out = out if out.is_absolute() else base / out
+    cfg, base, out = read_training_config(DeflarerTrainConfig, config, "deflarer", args)
     max_minutes = getattr(args, "max_minutes", None) or cfg.train.max_minutes
     o = cfg.train
     torch.set_num_threads(o.threads)

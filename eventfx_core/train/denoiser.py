@@ -25,13 +25,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..config import from_dict
 from ..errors import ConfigError
 from ..features import FeatureConfig, feature_names
 from ..model.checkpoint import save_checkpoint
 from ..model.mamba2 import DenoiserModel, ModelConfig, keep_class_indices
 from .data import IGNORE, LaneSampler, class_counts, class_of_label, expand_paths, load_archive_features
-from .loop import Distributed, MetricsLog, load_train_state, lr_at, save_train_state
+from .loop import (Distributed, MetricsLog, load_train_state, lr_at, read_training_config,
+                   save_train_state)
 
 
 @dataclass
@@ -138,13 +138,7 @@ def run(config: dict, args) -> int:
     ``resume``, ``output`` (override), ``progress`` (False hides the bar), ``kill_at_step``
     (tests only: SIGKILL this process right after that step, to prove resuming).
     """
-    cfg = from_dict(DenoiserTrainConfig, config, "denoiser")
-    if cfg.kind != "denoiser":
-        raise ConfigError(f"denoiser: kind is {cfg.kind!r}, expected 'denoiser'")
-    base = Path(getattr(args, "config", None) or ".").resolve()
-    base = base.parent if base.suffix else base
-    out = Path(getattr(args, "output", None) or cfg.output)
-    out = out if out.is_absolute() else base / out
+    cfg, base, out = read_training_config(DenoiserTrainConfig, config, "denoiser", args)
     o = cfg.train
     cfg.model.n_features = len(feature_names(cfg.features))
     cfg.model.check("denoiser.model")

@@ -6,6 +6,7 @@
 * ``MetricsLog``: one CSV (for a spreadsheet or matplotlib) and one JSONL line per record;
   on resume, records after the resumed step are dropped so the logs read as one clean run.
 * ``lr_at``: linear warm-up then cosine decay to 10 %.
+* ``read_training_config``: the checked config of one ``kind``, its base folder and output path.
 """
 from __future__ import annotations
 
@@ -19,7 +20,26 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from ..config import from_dict
+from ..errors import ConfigError
+
 TRAIN_FORMAT = "eventfx-denoiser-train"
+
+
+def read_training_config(config_type: type, config: dict, kind: str, args):
+    """(config, base folder, output path) for the trainer of ``kind`` (what ``run`` starts with).
+
+    ``config`` is read into ``config_type`` (whose ``kind`` must be ``kind``); relative paths
+    start at the folder of ``args.config`` (the working directory without one); ``args.output``
+    overrides the config's ``output``.
+    """
+    cfg = from_dict(config_type, config, kind)
+    if cfg.kind != kind:
+        raise ConfigError(f"{kind}: kind is {cfg.kind!r}, expected {kind!r}")
+    base = Path(getattr(args, "config", None) or ".").resolve()
+    base = base.parent if base.suffix else base
+    out = Path(getattr(args, "output", None) or cfg.output)
+    return cfg, base, (out if out.is_absolute() else base / out)
 
 
 @dataclass
