@@ -196,3 +196,27 @@ def test_bad_checkpoints_are_config_errors(tmp_path, identity_ckpt):
         DeflareStage(DeflareStage.Config(checkpoint="relative.pt"), (W, H), base_dir=tmp_path)
     with pytest.raises(ConfigError, match="threshold"):
         from_dict(DeflareStage.Config, {"threshold": 0.0}, "deflare")
+
+
+def test_sparse_window_is_kept_without_a_forward_pass():
+    """min_events: a window with fewer events is decided 'keep all' and never reaches the U-Net."""
+    from eventfx_core.deflare.stage import DeflareStage
+
+    cfg = DeflareStage.Config(min_events=5, allow_other_sensor=True)
+    stage = DeflareStage(cfg, sensor=(64, 48))
+
+    def no_forward(*a, **k):
+        raise AssertionError("the U-Net ran on a sparse window")
+
+    stage.predict = no_forward
+    sparse = Events.from_arrays([100, 200, 300, 25_000], [1, 2, 3, 4], [1, 1, 1, 1], [1, 0, 1, 1], 64, 48)
+    keep = stage.push(sparse)
+    assert keep.tolist() == [True, True, True]
+    dense = Events.from_arrays(np.arange(30_000, 30_010), np.arange(10), np.ones(10), np.ones(10), 64, 48)
+    stage.push(dense)
+    try:
+        stage.push(Events.from_arrays([60_000], [5], [5], [1], 64, 48))
+    except AssertionError as exc:
+        assert "sparse" in str(exc)
+    else:
+        raise AssertionError("a window with enough events must run the U-Net")

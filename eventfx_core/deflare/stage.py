@@ -53,6 +53,7 @@ class DeflareConfig:
     device: str | None = None  # torch device; None = the pipeline's device
     allow_other_sensor: bool = False  # run a checkpoint trained on another sensor size natively
     threads: int = 0  # torch intra-op threads for the forward pass; 0 = leave torch's setting
+    min_events: int = 0  # a window with fewer events holds no flare worth a forward pass: keep all
 
     def check(self, where: str) -> None:
         if not 0.0 < self.threshold <= 1.0:
@@ -60,6 +61,8 @@ class DeflareConfig:
         VoxelSpec(self.window_us, self.bins, self.cell_px).check(where)
         if self.threads < 0:
             raise ConfigError(f"{where}.threads: must be >= 0, got {self.threads}")
+        if self.min_events < 0:
+            raise ConfigError(f"{where}.min_events: must be >= 0, got {self.min_events}")
 
 
 def resolve_checkpoint(name: str, base_dir: Path | None) -> Path:
@@ -73,7 +76,7 @@ class DeflareStage:
     """Windowed stage: ``push(events) -> keep`` for the oldest buffered events, ``flush()``."""
 
     name = "deflare"
-    RUNTIME_PARAMS = ("threshold",)  # the pipeline may change these while running
+    RUNTIME_PARAMS = ("threshold", "min_events")  # the pipeline may change these while running
     Config = DeflareConfig
 
     def __init__(self, config: DeflareConfig, sensor: tuple[int, int] = (346, 260),
@@ -143,6 +146,8 @@ class DeflareStage:
     # ------------------------------------------------------------------ one window
     def decide_window(self, window: Window) -> np.ndarray:
         """Keep mask of one closed window's events."""
+        if len(window.events) < self.config.min_events:
+            return np.ones(len(window.events), bool)
         vin, vpred = self.predict(window.events, window.start_us)
         return keep_mask(window.events, window.start_us, vin, vpred, self.config.threshold, self.spec)
 
