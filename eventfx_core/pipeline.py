@@ -121,6 +121,7 @@ class Pipeline:
                 self._reset_for_backwards(self._last_t, int(t[a]))
             self._last_t = int(t[b - 1])
             self._run_segment(entry, a, b, inside[a:b])
+            self._advance_windowed(self._last_t)
         return self._pop_ready()
 
     def flush(self) -> list[Decision]:
@@ -243,6 +244,15 @@ class Pipeline:
             if not value:
                 entry.score[local] = 0.0
             entry.undecided -= len(local)
+
+    def _advance_windowed(self, t_us: int) -> None:
+        """Tell the windowed stages how far the stream has come, so a window closes on time
+        even when the stages before it dropped every later event (sparse survivors)."""
+        for j, stage in enumerate(self.windowed_stages):
+            t0 = time.perf_counter()
+            decided = np.asarray(stage.advance(t_us), bool)
+            self.stats.stage_seconds[stage.name] += time.perf_counter() - t0
+            self._apply_windowed(j, decided)
 
     def _flush_windowed(self) -> None:
         for j, stage in enumerate(self.windowed_stages):

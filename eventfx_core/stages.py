@@ -10,6 +10,9 @@ deflarer). It buffers events and hands back decisions for the oldest buffered on
 
     stage.push(events) -> np.ndarray[bool]   # keep decisions for the next k buffered events
                                              # (k >= 0, in arrival order)
+    stage.advance(t_us) -> np.ndarray[bool]  # the stream's clock reached t_us (earlier stages
+                                             # may have dropped every event since): decide the
+                                             # windows that ended by then
     stage.flush() -> np.ndarray[bool]        # decisions for everything still buffered
     stage.reset()
 
@@ -50,6 +53,8 @@ class WindowedStage(Protocol):
     name: str
 
     def push(self, events: Events) -> np.ndarray: ...
+
+    def advance(self, t_us: int) -> np.ndarray: ...
 
     def flush(self) -> np.ndarray: ...
 

@@ -220,3 +220,15 @@ def test_sparse_window_is_kept_without_a_forward_pass():
         assert "sparse" in str(exc)
     else:
         raise AssertionError("a window with enough events must run the U-Net")
+
+
+def test_advance_closes_windows_on_the_stream_clock():
+    """advance(t): windows ending by t are decided without a later event reaching the stage."""
+    from eventfx_core.deflare.stage import DeflareStage
+
+    stage = DeflareStage(DeflareStage.Config(min_events=10**6, allow_other_sensor=True), sensor=(64, 48))
+    ev = Events.from_arrays([100, 200], [1, 2], [1, 1], [1, 0], 64, 48)
+    assert len(stage.push(ev)) == 0
+    assert len(stage.advance(19_999)) == 0  # window 0 still open
+    assert stage.advance(20_000).tolist() == [True, True]
+    assert stage.pending == 0

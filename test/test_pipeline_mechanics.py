@@ -79,6 +79,13 @@ class WindowMajority:
         self.buf = [allev[k:]]
         return self._decide(allev[:k])
 
+    def advance(self, t_us):
+        allev = concat(self.buf, W, H)
+        closed = allev.t // self.config.window_us < t_us // self.config.window_us
+        k = int(np.count_nonzero(closed))
+        self.buf = [allev[k:]]
+        return self._decide(allev[:k])
+
     def flush(self):
         allev = concat(self.buf, W, H)
         self.buf = []
@@ -191,3 +198,17 @@ def test_sensor_size_mismatch_is_an_error():
     pipe = make_pipeline()
     with pytest.raises(Exception, match="pipeline was built"):
         pipe.push(Events.empty(W + 1, H))
+
+
+def test_windows_close_on_the_stream_clock_when_earlier_stages_drop_everything():
+    """A message whose survivors sit in window 0 is decided once the *stream* passes the
+    window's end, even if every later event is dropped before the windowed stage."""
+    pipe = make_pipeline(("every_other", "window_majority"))
+    first = Events.from_arrays([10, 20], [3, 3], [2, 2], [1, 1], W, H)  # 2nd event survives
+    assert pipe.push(first, tag="a") == []
+    # later events, each at a fresh pixel, are all dropped by every_other (first at its pixel)
+    later = Events.from_arrays([1500, 1600], [5, 6], [1, 1], [1, 1], W, H)
+    out = pipe.push(later, tag="b")
+    assert [d.tag for d in out] == ["a", "b"]
+    assert out[0].keep.tolist() == [False, True]
+    assert out[1].keep.tolist() == [False, False]

@@ -129,6 +129,15 @@ class DeflareStage:
             events = events[back:]
         return np.concatenate(out) if out else np.zeros(0, bool)
 
+    def advance(self, t_us: int) -> np.ndarray:
+        """The stream reached ``t_us`` (events up to there may have been dropped upstream):
+        decide every window that ended by then."""
+        if self._last_t is not None and t_us < self._last_t:
+            return np.zeros(0, bool)  # the next push sees the backwards jump and resets
+        self._last_t = int(t_us)
+        out = self._decide(self._buffer.advance(t_us))
+        return np.concatenate(out) if out else np.zeros(0, bool)
+
     def flush(self) -> np.ndarray:
         out = self._decide(self._buffer.flush())
         return np.concatenate(out) if out else np.zeros(0, bool)

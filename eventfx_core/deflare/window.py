@@ -2,7 +2,7 @@
 
 Window ``k`` covers ``[k*window_us, (k+1)*window_us)`` of the sensor clock. Events are
 buffered; window ``k`` is *closed* as soon as an event at or after its end arrives (time is
-non-decreasing), or at ``flush``. So the same stream cut into different messages yields the
+non-decreasing), when the stream's clock passes its end (``advance``), or at ``flush``. So the same stream cut into different messages yields the
 same windows with the same events, and an event waits at most one window (plus compute)
 for its decision.
 """
@@ -54,12 +54,18 @@ class WindowBuffer:
         if len(events):
             self._parts.append(events)
             self._pending += len(events)
+        newest = int(events.t[-1]) if len(events) else self.last_t
+        return [] if newest is None else self.advance(newest)
+
+    def advance(self, t_us: int) -> list[Window]:
+        """Close every buffered window that ends at or before ``t_us``: the stream's clock,
+        which runs ahead of the buffered events when earlier stages dropped the events in
+        between. Later events are never earlier than ``t_us``, so a closed window is complete."""
         if not self._pending:
             return []
-        newest = int(events.t[-1]) if len(events) else self.last_t
-        open_index = newest // self.window_us
+        open_index = int(t_us) // self.window_us
         oldest = next(int(part.t[0]) for part in self._parts if len(part))
-        if oldest // self.window_us == open_index:
+        if oldest // self.window_us >= open_index:
             return []  # everything buffered is in the open window: no copy until it closes
         buffered = self._take_all()
         idx = window_index(buffered.t, self.window_us)
