@@ -119,3 +119,16 @@ def ros_parameters(data: dict, path: str | Path = "config") -> dict:
                 raise ConfigError(f"{path}: {key}.ros__parameters is not a mapping")
             return params
     return data
+
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"  # the shipped default weights
+
+
+def resolve_weights(value: str, base_dir: str | Path | None, default_name: str) -> Path:
+    """A stage's ``checkpoint`` setting as a path: ``default`` -> the shipped
+    ``eventfx_core/weights/<default_name>``; a relative path -> against ``base_dir`` (the
+    config file's folder) when given. Existence is checked by the loader."""
+    if value == "default":
+        return WEIGHTS_DIR / default_name
+    path = Path(value).expanduser()
+    return path if path.is_absolute() or base_dir is None else Path(base_dir) / path

@@ -24,7 +24,6 @@ from .errors import ConfigError
 from .stages import REGISTRY, stage_class
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-WEIGHTS_DIR = PACKAGE_DIR / "weights"  # shipped default weights ("checkpoint: default")
 MESSAGE_TYPES = (
     "event_camera_msgs/msg/EventPacket",
     "dvs_msgs/msg/EventArray",
@@ -146,18 +145,3 @@ def load_denoise_config(path: str | Path | None = None,
         _set_dotted(params, dotted, value)
     node, pipeline = parse_params(params, str(path))
     return DenoiseConfig(node=node, pipeline=pipeline, base_dir=path.resolve().parent, path=path)
-
-
-def resolve_checkpoint(value: str, base_dir: Path | None, default_name: str) -> Path:
-    """``default`` -> the shipped weights ``eventfx_core/weights/<default_name>``; a relative
-    path -> against ``base_dir`` (then the current directory); a missing file -> ConfigError."""
-    if value in ("", "default"):
-        path = WEIGHTS_DIR / default_name
-    else:
-        path = Path(value).expanduser()
-        if not path.is_absolute():
-            tried = [(base_dir / path) if base_dir else None, Path.cwd() / path]
-            path = next((p for p in tried if p is not None and p.exists()), tried[0] or tried[1])
-    if not path.is_file():
-        raise ConfigError(f"checkpoint not found: {path}")
-    return path

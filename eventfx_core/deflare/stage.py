@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..config import WEIGHTS_DIR, resolve_weights
 from ..errors import ConfigError
 from ..events import Events, first_time_decrease
 from .checkpoint import load_checkpoint
@@ -40,7 +41,7 @@ from .voxel import VoxelSpec, events_to_voxel
 from .window import Window, WindowBuffer
 
 log = logging.getLogger(__name__)
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "weights" / "deflarer.pt"
+DEFAULT_CHECKPOINT = WEIGHTS_DIR / "deflarer.pt"
 
 
 @dataclass
@@ -66,10 +67,7 @@ class DeflareConfig:
 
 
 def resolve_checkpoint(name: str, base_dir: Path | None) -> Path:
-    if name == "default":
-        return DEFAULT_CHECKPOINT
-    path = Path(name).expanduser()
-    return path if path.is_absolute() or base_dir is None else Path(base_dir) / path
+    return resolve_weights(name, base_dir, DEFAULT_CHECKPOINT.name)
 
 
 class DeflareStage:

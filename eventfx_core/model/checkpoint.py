@@ -23,14 +23,14 @@ from pathlib import Path
 
 import torch
 
-from ..config import from_dict
+from ..config import WEIGHTS_DIR, from_dict, resolve_weights
 from ..errors import ConfigError, EventfxError
 from ..features import FeatureConfig, feature_names
 from .mamba2 import DenoiserModel, ModelConfig
 
 FORMAT = "eventfx-denoiser"
 FORMAT_VERSION = 1
-DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "denoiser.pt"
+DEFAULT_WEIGHTS = WEIGHTS_DIR / "denoiser.pt"
 
 
 @dataclass
@@ -151,12 +151,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
 
 def resolve_checkpoint_path(value: str, base_dir: Path | None) -> Path:
     """``default`` -> the shipped weights; a relative path is relative to ``base_dir``."""
-    if value == "default":
-        return DEFAULT_WEIGHTS
-    p = Path(value).expanduser()
-    if not p.is_absolute() and base_dir is not None:
-        p = Path(base_dir) / p
-    return p
+    return resolve_weights(value, base_dir, DEFAULT_WEIGHTS.name)
 
 
 def write_initial_checkpoint(path: str | Path, seed: int = 0,
