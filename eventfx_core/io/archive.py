@@ -20,6 +20,7 @@ import numpy as np
 from ..errors import FormatError
 from ..events import Events
 from .dsec import _compression, open_h5
+from .items import OpenFile
 
 FORMAT = "eventfx-archive"
 VERSION = 1
@@ -92,7 +93,7 @@ def write_archive(path: Path | str, events: Events, labels: np.ndarray | None = 
         w.append(events, labels)
 
 
-class ArchiveReader:
+class ArchiveReader(OpenFile):
     """Checked, open archive (use ``with``); reads ranges of events and labels."""
 
     def __init__(self, path: Path | str):
@@ -118,15 +119,6 @@ class ArchiveReader:
             self.file.close()
             raise FormatError(f"{path}: corrupt eventfx archive ({exc})") from None
         self.n = len(self._ds["t"])
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def close(self) -> None:
-        self.file.close()
 
     @property
     def has_labels(self) -> bool:

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import FormatError
 from ..events import Events
+from .items import OpenFile
 
 DSEC_SIZE = (640, 480)  # (width, height) of DSEC's Prophesee Gen3.1 cameras
 CHUNK = 1 << 18  # events per HDF5 chunk (256 k: about 1 MB of t per chunk)
@@ -41,7 +42,7 @@ def is_dsec(f: h5py.File) -> bool:
     return "events" in f and "t" in f["events"] and "ms_to_idx" in f
 
 
-class DsecReader:
+class DsecReader(OpenFile):
     """Random and streamed access to a DSEC events file (keeps the file open; use ``with``)."""
 
     def __init__(self, path: Path | str):
@@ -58,15 +59,6 @@ class DsecReader:
         self.width = int(attrs.get("width", DSEC_SIZE[0]))
         self.height = int(attrs.get("height", DSEC_SIZE[1]))
         self.n = len(self._t)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def close(self) -> None:
-        self.file.close()
 
     def read(self, start: int = 0, stop: int | None = None) -> Events:
         """Events ``start:stop`` with absolute time stamps (t + t_offset)."""

@@ -26,3 +26,16 @@ class Passthrough:
     timestamp_ns: int
     raw: bytes | memoryview  # serialised message, in the source bag's wire format
     connection: Any  # rosbags Connection of the source bag
+
+
+class OpenFile:
+    """Mixin for readers holding ``self.file``: ``with Reader(...) as r`` closes it."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        self.file.close()

@@ -18,6 +18,7 @@ from typing import Iterator
 from ..codecs import make_decoder, make_encoder
 from ..errors import DecodeError, FormatError
 from ..events import Events
+from .items import OpenFile
 
 WORD_BYTES = {"evt3": 2, "evt2": 4}
 WRAP_US = 1 << 24  # EVT3 time counter period
@@ -73,7 +74,7 @@ def header_info(keys: dict) -> tuple[str, int | None, int | None]:
     return enc, w, h
 
 
-class RawSource:
+class RawSource(OpenFile):
     """Stream the events of a ``.raw`` file in chunks of ``CHUNK_BYTES``."""
 
     format = "raw"
@@ -101,15 +102,6 @@ class RawSource:
         word = WORD_BYTES[self.encoding]
         self.chunk_bytes = max(word, chunk_bytes // word * word)
         self.num_packets = -(-(self.size - self.offset) // self.chunk_bytes)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def close(self) -> None:
-        self.file.close()
 
     def chunks(self) -> Iterator[Events]:
         decoder = make_decoder(self.encoding, *self.sensor_size)
