@@ -58,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     except EventfxError as exc:
         print(f"eventfx: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `eventfx info x | head`: the reader went away, not an error
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("eventfx: interrupted", file=sys.stderr)
         return 130
