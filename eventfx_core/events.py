@@ -138,6 +138,14 @@ def first_time_decrease(ev: Events, prev_t: int | None = None) -> int:
     return int(np.argmax(back)) + 1 if back.any() else -1
 
 
+def require_inside(ev: Events, what: str = "events") -> None:
+    """Raise ``EventfxError`` naming the first event outside the sensor."""
+    i = first_out_of_range(ev)
+    if i >= 0:
+        raise EventfxError(f"{what}: event {i} at (x={ev.x[i]}, y={ev.y[i]}) is outside the "
+                           f"{ev.width}x{ev.height} sensor")
+
+
 def validate(ev: Events, *, what: str = "events", check_sorted: bool = True,
              prev_t: int | None = None) -> None:
     """Raise ``EventfxError`` naming the first offending event; never modifies ``ev``."""
@@ -147,10 +155,7 @@ def validate(ev: Events, *, what: str = "events", check_sorted: bool = True,
                           ("p", ev.p, P_DTYPE)):
         if arr.dtype != dt or arr.ndim != 1:
             raise EventfxError(f"{what}: field {name} is {arr.dtype}{arr.shape}, expected 1-D {dt}")
-    i = first_out_of_range(ev)
-    if i >= 0:
-        raise EventfxError(f"{what}: event {i} at (x={ev.x[i]}, y={ev.y[i]}) is outside the "
-                           f"{ev.width}x{ev.height} sensor")
+    require_inside(ev, what)
     if ev.p.size and ev.p.max() > 1:
         i = int(np.argmax(ev.p > 1))
         raise EventfxError(f"{what}: event {i} has polarity {ev.p[i]}, expected 0 or 1")

@@ -22,7 +22,7 @@ import numba
 import numpy as np
 
 from ..errors import EventfxError
-from ..events import Events, first_out_of_range
+from ..events import Events, require_inside
 from .config import FeatureConfig, feature_names
 from .mathfn import EXP_TABLE, decay_jit, log_ratio, log_ratio_jit
 
@@ -180,10 +180,7 @@ class FeatureExtractor:
             warnings.warn(f"features: sensor size changed from {self.width}x{self.height} to "
                           f"{events.width}x{events.height}; state reset", RuntimeWarning, stacklevel=2)
             self._allocate(events.width, events.height)
-        bad = first_out_of_range(events)
-        if bad >= 0:
-            raise EventfxError(f"features: event {bad} at (x={events.x[bad]}, y={events.y[bad]}) "
-                               f"is outside the {self.width}x{self.height} sensor")
+        require_inside(events, "features")
         out = np.empty((len(events), self.num_features), np.float32)
         if len(events) == 0:
             return out

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..config import from_dict
 from ..errors import EventfxError
-from ..events import Events, first_out_of_range
+from ..events import Events, require_inside
 from ..stages import StageResult
 
 NEVER = -(1 << 61)  # "no event yet": t - NEVER is positive and beyond any window
@@ -66,10 +66,7 @@ class PixelFilter:
             warnings.warn(f"{self.name}: sensor size changed from {self.sensor[0]}x{self.sensor[1]} "
                           f"to {events.width}x{events.height}; state reset", RuntimeWarning, stacklevel=2)
             self._allocate(events.width, events.height)
-        bad = first_out_of_range(events)
-        if bad >= 0:
-            raise EventfxError(f"{self.name}: event {bad} at (x={events.x[bad]}, y={events.y[bad]}) "
-                               f"is outside the {self.sensor[0]}x{self.sensor[1]} sensor")
+        require_inside(events, self.name)
         n = len(events)
         keep = np.empty(n, np.bool_)
         score = np.empty(n, np.float32)
