@@ -341,7 +341,7 @@ def _publish_all(pub, msgs, rate: float, rec: _Recorder, proc) -> list[int]:
     pub_ns = []
     ts0 = msgs[0][0]
     t0 = time.monotonic()
-    window, stalled_since = FLOW_WINDOW, None
+    window = FLOW_WINDOW
     for i, (ts, raw) in enumerate(msgs):
         if rate > 0:
             delay = t0 + (ts - ts0) * 1e-9 / rate - time.monotonic()

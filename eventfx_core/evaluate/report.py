@@ -40,7 +40,7 @@ def write_report(out: Path, summary: dict, results: dict[str, dict], skipped: di
                  rocs: dict[str, tuple[np.ndarray, np.ndarray]]) -> str:
     """Write report.md, report.json and roc.png into ``out``; return the markdown text."""
     out.mkdir(parents=True, exist_ok=True)
-    lines = [f"# eventfx evaluate", "",
+    lines = ["# eventfx evaluate", "",
              f"Data: {summary['data']} ({summary['archives']} archives, {summary['events']} events; "
              f"labels: {summary['label_counts']}).",
              f"Real noise bag: {summary.get('noise_bag') or 'none'}.", "",
