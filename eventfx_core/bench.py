@@ -71,9 +71,8 @@ def cut_messages(ev: Events, message_us: int) -> list[Events]:
     return [ev[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
-def time_calls(messages: list[Events], fn: Callable[[Events], object], warmup: Events | None = None) -> StageTiming:
-    if warmup is not None:
-        fn(warmup)  # compile / allocate outside the clock
+def time_calls(messages: list[Events], fn: Callable[[Events], object]) -> StageTiming:
+    """Wall time of ``fn`` on each message (callers warm up and reset state beforehand)."""
     lat = []
     total = 0
     for m in messages:
