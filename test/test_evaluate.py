@@ -30,6 +30,9 @@ def test_metrics_hand_made():
     assert m["signal_kept"] == pytest.approx(2 / 3)
     assert m["light_source_kept"] == pytest.approx(1.0)
     assert m["accuracy"] == pytest.approx(7 / 10)
+    # per class: 1 signal event was wrongly removed; flare 1 removed -> P 1/2, R 1/2
+    assert m["flare_precision"] == pytest.approx(1 / 2) and m["flare_f1"] == pytest.approx(1 / 2)
+    assert m["noise_precision"] == pytest.approx(3 / 4) and m["noise_f1"] == pytest.approx(3 / 4)
 
 
 def test_metrics_missing_class_is_nan():

@@ -50,6 +50,12 @@ def keep_remove_metrics(c: LabelCounts) -> dict[str, float]:
     out["flare_removed"] = _ratio(removed[FLARE], tot[FLARE])
     out["signal_kept"] = _ratio(kept[SIGNAL], tot[SIGNAL])  # the background (scene) kept
     out["light_source_kept"] = _ratio(kept[LIGHT_SOURCE], tot[LIGHT_SOURCE])
+    # Per removal class: recall = its share removed; precision = its share of the removed
+    # events that are either it or a keep class (removing noise is not a false flare alarm).
+    wrongly_removed = removed[keep_cls].sum()
+    for name, cls in (("noise", NOISE), ("flare", FLARE)):
+        p = _ratio(removed[cls], removed[cls] + wrongly_removed)
+        out[f"{name}_precision"], out[f"{name}_f1"] = p, _f1(p, out[f"{name}_removed"])
     out["accuracy"] = _ratio(keep_tp + rm_tp, tot.sum())
     return out
 

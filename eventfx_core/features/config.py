@@ -28,11 +28,29 @@ Every feature of an event is computed from the per-pixel state *before* that eve
     support_opposite    8-neighbours active within the window whose last polarity is not p, / 8
     x_norm, y_norm      (x + 0.5) / width, (y + 0.5) / height              (0, 1)
 
+With ``cell_px`` > 0, flicker features over coarse cells follow (lens flare is a wide halo
+whose pixels fire sparsely but all in phase with the light's 100-200 Hz flicker, as in
+E-Deflare, Han et al., arXiv 2512.09016; a moving edge fires steadily). For each tau in
+``cell_taus_us``, with v the exponentially decayed event count (each event adds 1, the count
+decays as exp(-dt/tau)) of the event's ``cell_px`` x ``cell_px`` cell:
+
+    cell_same_<tau>     v_same / (v_same + k), same-polarity events, k = cell_px^2 / 8   [0, 1)
+    cell_opposite_<tau> v_opp / (v_opp + k), opposite-polarity events                 [0, 1)
+
+and over the whole sensor, with s and l the decayed same-polarity counts at the first and
+last of ``cell_taus_us`` (short and long):
+
+    global_burst        (s / tau_s) / (s / tau_s + l / tau_l): 1/2 for a steady rate,
+                        towards 1 in a burst (a flicker edge); 0 before any such event  [0, 1]
+
 Definitions (exact, so that any split of a stream gives the same features):
   * a pixel is *active* for an event at time t if its last event time l satisfies
     t - l <= window_us; Ne counts active pixels in the 3x3 block including the centre;
   * a *polarity change* happens at a pixel when an event's polarity differs from the previous
     event's at that pixel; its time is that event's time;
+  * a decayed count is brought to the event's time (multiplied by exp(-(t - last)/tau), as
+    ``mathfn.decay``), read, then the event's own polarity gets + 1; all counts of a cell
+    (or of the sensor) share one "last" time;
   * Mf(q, t) = number of the pixel's last ``max_changes`` polarity changes at times c with
     t - c <= window_us (so Mf saturates at ``max_changes``: a ring of the last change times
     per pixel is all the state this needs); Ma = sum of Mf over the 3x3 block.
@@ -51,6 +69,9 @@ class FeatureConfig:
     max_changes: int = 4  # polarity change times kept per pixel; Mf saturates here
     dt_cap_us: float = 1_000_000.0  # log_dt_pixel reaches 1 at this per-pixel gap (1 s)
     global_dt_cap_us: float = 10_000.0  # log_dt_global reaches 1 at this stream gap (10 ms)
+    cell_px: int = 0  # flicker-feature cell size in pixels; 0 = no cell/global flicker features
+    cell_taus_us: tuple[float, ...] = (1_000.0, 10_000.0)  # decay constants of the cell counts
+    #                                                         (short first, long last)
 
     def check(self, where: str = "features") -> None:
         if self.window_us <= 0:
@@ -61,6 +82,10 @@ class FeatureConfig:
             raise ConfigError(f"{where}.max_changes must be in 1..64, got {self.max_changes}")
         if self.dt_cap_us <= 0 or self.global_dt_cap_us <= 0:
             raise ConfigError(f"{where}: dt_cap_us and global_dt_cap_us must be > 0")
+        if not 0 <= self.cell_px <= 256:
+            raise ConfigError(f"{where}.cell_px must be in 0..256 (0 = off), got {self.cell_px}")
+        if self.cell_px and (not self.cell_taus_us or any(t <= 0 for t in self.cell_taus_us)):
+            raise ConfigError(f"{where}.cell_taus_us must be a non-empty list of values > 0")
 
 
 def _tau_label(tau_us: float) -> str:
@@ -74,4 +99,8 @@ def feature_names(cfg: FeatureConfig) -> list[str]:
     names += [f"ts_neigh_{_tau_label(t)}" for t in cfg.taus_us]
     names += ["log_dt_pixel", "log_dt_global", "pfd_mf", "pfd_ma", "pfd_ne", "pfd_density",
               "support_same", "support_opposite", "x_norm", "y_norm"]
+    if cfg.cell_px:
+        for tau in cfg.cell_taus_us:
+            names += [f"cell_same_{_tau_label(tau)}", f"cell_opposite_{_tau_label(tau)}"]
+        names.append("global_burst")
     return names

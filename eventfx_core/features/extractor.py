@@ -8,6 +8,9 @@ of any sensor pixel is read without bounds checks; padding pixels never fire):
     changes  int64[(h+2)*(w+2), max_changes] ring of the pixel's last polarity-change times
     ring_pos uint8[(h+2)*(w+2)]              next slot of that ring
     last_global int64[1]                     time of the stream's previous event
+    cell_last   int64[cells]                 (cell_px > 0) time of the cell's last event
+    cell_v      float64[cells, 2, n_cell_taus] decayed event counts per cell, polarity, tau
+    global_v    float64[2, n_cell_taus]      decayed event counts of the whole sensor
 
 Cutting a stream anywhere gives bit-identical features: the kernel does the same float64
 operations per event in the same order whatever the split, and only the state above carries
@@ -41,7 +44,8 @@ def _recent_changes(changes, q, t, window):
 @numba.njit(cache=True, error_model="numpy")
 def _extract_kernel(t, x, y, p, width, height, window, taus, dt_cap, global_dt_cap,
                     exp_table, mf_table, ma_table, global_table,
-                    last_tp, changes, ring_pos, last_global, out):
+                    last_tp, changes, ring_pos, last_global,
+                    cell_px, cell_taus, cell_last, cell_v, global_v, out):
     """Fill ``out[i]`` for every event, updating the state; returns the number of resets
     caused by time going backwards."""
     row = width + 2
@@ -49,6 +53,9 @@ def _extract_kernel(t, x, y, p, width, height, window, taus, dt_cap, global_dt_c
     n_taus = taus.shape[0]
     log_dt_cap = math.log1p(dt_cap)
     log_global_dt_cap = math.log1p(global_dt_cap)
+    n_ct = cell_taus.shape[0]
+    cells_w = (width + cell_px - 1) // cell_px if cell_px > 0 else 0
+    cell_k = cell_px * cell_px / 8.0
     resets = 0
     for i in range(t.shape[0]):
         ti = t[i]
@@ -57,6 +64,9 @@ def _extract_kernel(t, x, y, p, width, height, window, taus, dt_cap, global_dt_c
             changes[:, :] = NEVER
             ring_pos[:] = 0
             last_global[0] = NEVER
+            cell_last[:] = NEVER
+            cell_v[:, :, :] = 0.0
+            global_v[:, :] = 0.0
             resets += 1
         c = (np.int64(y[i]) + 1) * row + np.int64(x[i]) + 1
         pi = np.int8(p[i])
@@ -126,6 +136,31 @@ def _extract_kernel(t, x, y, p, width, height, window, taus, dt_cap, global_dt_c
         out[i, col] = (x[i] + 0.5) / width
         col += 1
         out[i, col] = (y[i] + 0.5) / height
+        if cell_px > 0:  # flicker features: decayed counts of the cell and of the sensor
+            cc = (np.int64(y[i]) // cell_px) * cells_w + np.int64(x[i]) // cell_px
+            dtc = float(ti - cell_last[cc])
+            for k in range(n_ct):
+                d = decay_jit(dtc, cell_taus[k], exp_table)
+                vs = cell_v[cc, pi, k] * d
+                vo = cell_v[cc, 1 - pi, k] * d
+                col += 1
+                out[i, col] = vs / (vs + cell_k)
+                col += 1
+                out[i, col] = vo / (vo + cell_k)
+                cell_v[cc, pi, k] = vs + 1.0
+                cell_v[cc, 1 - pi, k] = vo
+            cell_last[cc] = ti
+            dtg = float(ti - last_global[0])
+            for k in range(n_ct):
+                d = decay_jit(dtg, cell_taus[k], exp_table)
+                global_v[0, k] = global_v[0, k] * d
+                global_v[1, k] = global_v[1, k] * d
+            short = global_v[pi, 0] / cell_taus[0]
+            long = global_v[pi, n_ct - 1] / cell_taus[n_ct - 1]
+            col += 1
+            out[i, col] = short / (short + long) if short + long > 0.0 else 0.0
+            for k in range(n_ct):
+                global_v[pi, k] = global_v[pi, k] + 1.0
         # add the event to the state
         if lp >= 0 and lp != pi:
             changes[c, ring_pos[c]] = ti
@@ -157,6 +192,7 @@ class FeatureExtractor:
         self.names = feature_names(self.cfg)
         self.num_features = len(self.names)
         self._taus = np.asarray(self.cfg.taus_us, np.float64)
+        self._cell_taus = np.asarray(self.cfg.cell_taus_us if self.cfg.cell_px else (), np.float64)
         self._tables = _lookup_tables(self.cfg)
         self._allocate(int(width), int(height))
 
@@ -169,6 +205,11 @@ class FeatureExtractor:
         self.changes = np.full((cells, self.cfg.max_changes), NEVER, np.int64)
         self.ring_pos = np.zeros(cells, np.uint8)
         self.last_global = np.full(1, NEVER, np.int64)
+        cp = self.cfg.cell_px
+        n_cells = -(-width // cp) * -(-height // cp) if cp else 0
+        self.cell_last = np.full(n_cells, NEVER, np.int64)
+        self.cell_v = np.zeros((n_cells, 2, len(self.cfg.cell_taus_us) if cp else 0), np.float64)
+        self.global_v = np.zeros((2, self.cell_v.shape[2]), np.float64)
 
     def reset(self) -> None:
         """Forget all state (as if no event had been seen)."""
@@ -187,7 +228,8 @@ class FeatureExtractor:
         cfg = self.cfg
         resets = _extract_kernel(events.t, events.x, events.y, events.p, self.width, self.height,
                                  np.int64(cfg.window_us), self._taus, float(cfg.dt_cap_us),
-                                 float(cfg.global_dt_cap_us), EXP_TABLE, *self._tables, self.last_tp, self.changes, self.ring_pos, self.last_global, out)
+                                 float(cfg.global_dt_cap_us), EXP_TABLE, *self._tables, self.last_tp, self.changes, self.ring_pos, self.last_global,
+                                 np.int64(cfg.cell_px), self._cell_taus, self.cell_last, self.cell_v, self.global_v, out)
         if resets:
             warnings.warn(f"features: time went backwards {resets} time(s); state reset",
                           RuntimeWarning, stacklevel=2)
@@ -198,12 +240,15 @@ class FeatureExtractor:
         return {"sensor": np.array([self.width, self.height], np.int64),
                 "last_tp": self.last_tp.copy(),
                 "changes": self.changes.copy(), "ring_pos": self.ring_pos.copy(),
-                "last_global": self.last_global.copy()}
+                "last_global": self.last_global.copy(), "cell_last": self.cell_last.copy(),
+                "cell_v": self.cell_v.copy(), "global_v": self.global_v.copy()}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         width, height = (int(v) for v in state["sensor"])
         self._allocate(width, height)
-        for name in ("last_tp", "changes", "ring_pos", "last_global"):
+        for name in ("last_tp", "changes", "ring_pos", "last_global", "cell_last", "cell_v", "global_v"):
+            if name not in state:
+                raise EventfxError(f"features: state has no {name}")
             src = np.asarray(state[name])
             dst = getattr(self, name)
             if src.shape != dst.shape:

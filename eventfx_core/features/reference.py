@@ -28,6 +28,10 @@ class ReferenceFeatureExtractor:
         self.last_p: dict[tuple[int, int], int] = {}
         self.changes: dict[tuple[int, int], list[int]] = {}  # newest last, at most max_changes
         self.last_global: int | None = None
+        n = len(self.cfg.cell_taus_us)
+        self.cell_last: dict[tuple[int, int], int] = {}
+        self.cell_counts: dict[tuple[int, int], list[list[float]]] = {}  # [polarity][tau]
+        self.global_counts = [[0.0] * n, [0.0] * n]
 
     def _mf(self, pixel, t: int) -> int:
         return sum(1 for c in self.changes.get(pixel, []) if t - c <= self.cfg.window_us)
@@ -75,6 +79,8 @@ class ReferenceFeatureExtractor:
             row.append(opposite / 8.0)
             row.append((x + 0.5) / self.width)
             row.append((y + 0.5) / self.height)
+            if cfg.cell_px:
+                row += self._flicker_features(x, y, p, t)
             out[i] = np.array(row, np.float64).astype(np.float32)
             # add the event
             if here in self.last_p and self.last_p[here] != p:
@@ -83,3 +89,26 @@ class ReferenceFeatureExtractor:
             self.last_p[here] = p
             self.last_global = t
         return out
+
+    def _flicker_features(self, x: int, y: int, p: int, t: int) -> list[float]:
+        """The cell and global decayed-count features of one event; then counts it."""
+        cfg, row = self.cfg, []
+        cell = (x // cfg.cell_px, y // cfg.cell_px)
+        k_norm = cfg.cell_px * cfg.cell_px / 8.0
+        counts = self.cell_counts.setdefault(cell, [[0.0] * len(cfg.cell_taus_us) for _ in range(2)])
+        for k, tau in enumerate(cfg.cell_taus_us):
+            d = decay(float(t - self.cell_last[cell]), tau, EXP_TABLE) if cell in self.cell_last else 0.0
+            same, opposite = counts[p][k] * d, counts[1 - p][k] * d
+            row += [same / (same + k_norm), opposite / (opposite + k_norm)]
+            counts[p][k], counts[1 - p][k] = same + 1.0, opposite
+        self.cell_last[cell] = t
+        g = self.global_counts
+        for k, tau in enumerate(cfg.cell_taus_us):
+            d = decay(float(t - self.last_global), tau, EXP_TABLE) if self.last_global is not None else 0.0
+            g[0][k], g[1][k] = g[0][k] * d, g[1][k] * d
+        short = g[p][0] / cfg.cell_taus_us[0]
+        long = g[p][-1] / cfg.cell_taus_us[-1]
+        row.append(short / (short + long) if short + long > 0.0 else 0.0)
+        for k in range(len(cfg.cell_taus_us)):
+            g[p][k] += 1.0
+        return row
