@@ -71,9 +71,9 @@ def _stream(n, b=1, seed=0, dtype=torch.float64):
     return f, dt
 
 
-@pytest.mark.parametrize("ngroups", [1, 2])
-def test_chunked_forward_equals_step_by_step(ngroups):
-    m = _model(ngroups=ngroups)
+@pytest.mark.parametrize("ngroups,mlp_hidden", [(1, 0), (2, 0), (1, 10)])
+def test_chunked_forward_equals_step_by_step(ngroups, mlp_hidden):
+    m = _model(ngroups=ngroups, mlp_hidden=mlp_hidden)
     f, dt = _stream(40, b=2)
     with torch.no_grad():
         logits, state = m(f, dt)
@@ -121,10 +121,10 @@ def test_real_time_step_decays_state_with_wall_clock_gaps():
     assert long.ssm.abs().max() < 10 * s.ssm.abs().max() + 10
 
 
-@pytest.mark.parametrize("ngroups,tile", [(1, 4096), (2, 7)])
-def test_fast_path_matches_torch_and_float64(ngroups, tile):
-    m64 = _model(seed=7, ngroups=ngroups)
-    m32 = _model(seed=7, ngroups=ngroups).float()
+@pytest.mark.parametrize("ngroups,tile,mlp_hidden", [(1, 4096, 0), (2, 7, 0), (1, 64, 24)])
+def test_fast_path_matches_torch_and_float64(ngroups, tile, mlp_hidden):
+    m64 = _model(seed=7, ngroups=ngroups, mlp_hidden=mlp_hidden)
+    m32 = _model(seed=7, ngroups=ngroups, mlp_hidden=mlp_hidden).float()
     f, dt = _stream(500, seed=8)
     with torch.no_grad():
         ref64, st64 = m64(f, dt)
@@ -146,8 +146,9 @@ def test_fast_path_matches_torch_and_float64(ngroups, tile):
     assert np.array_equal(a, b)
 
 
-def test_torch_runner_matches_fast_runner():
-    m = _model(seed=11).float()
+@pytest.mark.parametrize("mlp_hidden", [0, 12])
+def test_torch_runner_matches_fast_runner(mlp_hidden):
+    m = _model(seed=11, mlp_hidden=mlp_hidden).float()
     f, dt = _stream(300, seed=12, dtype=torch.float32)
     fast, slow = FastDenoiser(m), TorchDenoiser(m, "cpu")
     pa = np.concatenate([fast.probabilities(f[0, :100].numpy(), dt[0, :100].numpy()),

@@ -60,6 +60,14 @@ def _silu(v):
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath=True)
+def silu_rows(v):
+    """v = silu(v) in place, (L, n)."""
+    for t in range(v.shape[0]):
+        for j in range(v.shape[1]):
+            v[t, j] = _silu(v[t, j])
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath=True)
 def _conv_silu(zxbcdt, d_inner, conv_wt, conv_b, conv_state, xbc):
     """Causal depthwise conv + silu over the tile, continuing from the last K inputs.
     conv_state (K, conv_dim): row K-1 is the latest input; updated in place."""
@@ -246,6 +254,12 @@ class FastDenoiser:
                     conv_wt=np32(mx.conv1d.weight[:, 0, :].t()), conv_b=np32(mx.conv1d.bias),
                     dt_bias=np32(mx.dt_bias), A=np32(-torch.exp(mx.A_log.float())), D=np32(mx.D),
                     mix_norm_w=np32(mx.norm.weight), mix_eps=np.float32(mx.norm.eps)))
+            self.mlp = None
+            if model.mlp is not None:
+                m = model.mlp
+                self.mlp = dict(norm_w=np32(m.norm.weight), eps=np.float32(m.norm.eps),
+                                in_w=np32(m.in_proj.weight), in_wt=np32(m.in_proj.weight.t()), in_b=np32(m.in_proj.bias),
+                                out_w=np32(m.out_proj.weight), out_wt=np32(m.out_proj.weight.t()), out_b=np32(m.out_proj.bias))
             self.norm_f_w = np32(model.norm_f.weight)
             self.norm_f_eps = np.float32(model.norm_f.eps)
             self.head_w = np32(model.head.weight)
@@ -310,5 +324,12 @@ class FastDenoiser:
             mixer_tile(zxbcdt, dt_in, decay, P["conv_wt"], P["conv_b"], P["D"], P["mix_norm_w"],
                        c.headdim, c.ngroups, P["mix_eps"], self.conv_state[i], self.ssm_state[i], y)
             linear(y, P["out_w"], P["out_wt"], P["out_b"], h, True)  # residual: h += out_proj(y)
+        if self.mlp is not None:  # h += out_proj(silu(in_proj(rmsnorm(h))))
+            M = self.mlp
+            rmsnorm_rows(h, M["norm_w"], M["eps"], normed)
+            hidden = np.empty((L, M["in_w"].shape[0]), np.float32)
+            linear(normed, M["in_w"], M["in_wt"], M["in_b"], hidden, False)
+            silu_rows(hidden)
+            linear(hidden, M["out_w"], M["out_wt"], M["out_b"], h, True)
         rmsnorm_rows(h, self.norm_f_w, self.norm_f_eps, normed)
         linear(normed, self.head_w, self.head_wt, self.head_b, out, False)

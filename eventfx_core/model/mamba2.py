@@ -49,6 +49,7 @@ class ModelConfig:
     headdim: int = 8  # P: channels per head (nheads = d_inner / headdim)
     ngroups: int = 1  # groups sharing B and C
     class_names: list[str] = field(default_factory=lambda: list(CLASS_NAMES))  # head outputs
+    mlp_hidden: int = 0  # per-event feed-forward block after the Mamba blocks (hidden width; 0 = none)
     chunk_len: int = 64  # SSD chunk length of the torch forward (speed only, not results)
     dt_unit_us: float = 1000.0  # the real inter-event gap is measured in this unit (1 ms)
     dt_scale_min: float = 1e-3  # smallest gap factor (1 us / 1 ms: stamps are whole us)
@@ -75,6 +76,8 @@ class ModelConfig:
                      "headdim", "ngroups", "chunk_len"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{where}.{name} must be >= 1, got {getattr(self, name)}")
+        if self.mlp_hidden < 0:
+            raise ConfigError(f"{where}.mlp_hidden must be >= 0, got {self.mlp_hidden}")
         if self.d_inner % self.headdim:
             raise ConfigError(f"{where}: expand*d_model={self.d_inner} is not a multiple of "
                               f"headdim={self.headdim}")
@@ -208,6 +211,20 @@ class ResidualBlock(nn.Module):
         self.mixer = Mamba2Mixer(cfg)
 
 
+class FeedForward(nn.Module):
+    """Pre-norm per-event feed-forward: out_proj(silu(in_proj(rmsnorm(h)))), added to h by the
+    caller (the Transformer block's second half, as in the Mamba language models)."""
+
+    def __init__(self, d_model: int, hidden: int):
+        super().__init__()
+        self.norm = nn.RMSNorm(d_model, eps=1e-5)
+        self.in_proj = nn.Linear(d_model, hidden)
+        self.out_proj = nn.Linear(hidden, d_model)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.out_proj(F.silu(self.in_proj(self.norm(h))))
+
+
 class DenoiserModel(nn.Module):
     """features (b, l, F) + real gaps dt_us (b, l) + state -> class logits (b, l, classes) + state."""
 
@@ -220,6 +237,7 @@ class DenoiserModel(nn.Module):
         self.register_buffer("feature_std", torch.ones(cfg.n_features))
         self.embed = nn.Linear(cfg.n_features, cfg.d_model)
         self.layers = nn.ModuleList(ResidualBlock(cfg) for _ in range(cfg.n_layers))
+        self.mlp = FeedForward(cfg.d_model, cfg.mlp_hidden) if cfg.mlp_hidden else None
         self.norm_f = nn.RMSNorm(cfg.d_model, eps=1e-5)
         self.head = nn.Linear(cfg.d_model, cfg.n_classes)
 
@@ -244,6 +262,8 @@ class DenoiserModel(nn.Module):
             h = h + out
             convs.append(conv)
             ssms.append(ssm)
+        if self.mlp is not None:
+            h = h + self.mlp(h)
         return self.head(self.norm_f(h)), DenoiserState(torch.stack(convs), torch.stack(ssms))
 
     def step(self, features: torch.Tensor, dt_us: torch.Tensor, state: DenoiserState
@@ -257,6 +277,8 @@ class DenoiserModel(nn.Module):
             h = h + out
             convs.append(conv)
             ssms.append(ssm)
+        if self.mlp is not None:
+            h = h + self.mlp(h)
         return self.head(self.norm_f(h)), DenoiserState(torch.stack(convs), torch.stack(ssms))
 
 
