@@ -9,7 +9,10 @@ from hypothesis import given, settings, strategies as st
 from eventfx_core.config import from_dict
 from eventfx_core.deflare.checkpoint import load_checkpoint, save_checkpoint
 from eventfx_core.deflare.stage import DeflareStage
-from eventfx_core.deflare.unet3d import Conv3d, ResidualUNet3D, UNet3DConfig, depth_to_space, space_to_depth
+from eventfx_core.deflare.decode import keep_mask_from_share_reference, mask_share
+from eventfx_core.deflare.unet3d import (MASK_BIAS_INIT, Conv3d, ResidualUNet3D, UNet3DConfig, depth_to_space,
+                                         space_to_depth)
+from eventfx_core.deflare.voxel import input_grids
 from eventfx_core.deflare.voxel import VoxelSpec
 from eventfx_core.errors import ConfigError
 from eventfx_core.events import Events, concat
@@ -27,6 +30,17 @@ def trained_ckpt(tmp_path_factory):
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.3)
     return save_checkpoint(tmp_path_factory.mktemp("ck") / "random.pt", model, VoxelSpec(), (W, H))
+
+
+@pytest.fixture(scope="module")
+def mask_ckpt(tmp_path_factory):
+    """Random weights, count input channel and flare-mask head."""
+    torch.manual_seed(3)
+    model = ResidualUNet3D(UNet3DConfig(channels=(4, 8, 8), in_channels=2, mask_head=True))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    return save_checkpoint(tmp_path_factory.mktemp("ck") / "mask.pt", model, VoxelSpec(), (W, H))
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +89,25 @@ def test_untrained_model_is_exact_identity(channels, stem, hw):
         assert r.std() > 0
 
 
+@pytest.mark.parametrize("in_channels", [1, 2])
+def test_untrained_mask_head_model_returns_its_input_on_the_residual_channel(in_channels):
+    torch.manual_seed(4)
+    model = ResidualUNet3D(UNet3DConfig(channels=(4, 8, 8), in_channels=in_channels, mask_head=True)).eval()
+    v = torch.randn(2, in_channels, 8, 13, 29) * 3
+    with torch.no_grad():
+        out = model(v)
+    assert out.shape == (2, 2, 8, 13, 29) and model.out_channels == 2
+    assert torch.equal(out[:, :1], v[:, :1])
+    # the untrained mask head flags nothing: a constant logit far below the 0.5 share
+    assert torch.equal(out[:, 1], torch.full_like(out[:, 1], MASK_BIAS_INIT))
+    with torch.no_grad():  # once trained, the logits depend on the input
+        model.flare_head.weight.normal_()
+        logits = model(v)[:, 1]
+    assert logits.std() > 0 and torch.equal(model(v)[:, :1], v[:, :1])
+    with pytest.raises(ConfigError, match="in_channels"):
+        from_dict(UNet3DConfig, {"in_channels": 3}, "model")
+
+
 def test_onednn_conv_equals_torch_conv3d_with_gradients():
     torch.manual_seed(2)
     conv = Conv3d(3, 5, 3, padding=1)
@@ -107,14 +140,16 @@ def test_identity_checkpoint_keeps_everything(identity_ckpt):
     assert keep.shape == (len(ev),) and keep.all()
 
 
-@settings(max_examples=15, deadline=None)
+@pytest.mark.parametrize("which", ["trained_ckpt", "mask_ckpt"])
+@settings(max_examples=10, deadline=None)
 @given(seed=st.integers(0, 1000), cuts=st.lists(st.integers(0, 2000), max_size=8))
-def test_decisions_do_not_depend_on_the_message_cut(trained_ckpt, seed, cuts):
+def test_decisions_do_not_depend_on_the_message_cut(request, which, seed, cuts):
+    ckpt = request.getfixturevalue(which)
     ev = stream(seed % 7, 2000)
-    whole = run(make_stage(trained_ckpt, threshold=0.3), [ev])
+    whole = run(make_stage(ckpt, threshold=0.3), [ev])
     assert 0 < whole.sum() < len(ev)  # the random model keeps some and drops some
     bounds = [0] + sorted(cuts) + [len(ev)]
-    stage = make_stage(trained_ckpt, threshold=0.3)
+    stage = make_stage(ckpt, threshold=0.3)
     parts = [ev[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
     np.testing.assert_array_equal(run(stage, parts), whole)
 
@@ -208,7 +243,7 @@ def test_sparse_window_is_kept_without_a_forward_pass():
     def no_forward(*a, **k):
         raise AssertionError("the U-Net ran on a sparse window")
 
-    stage.predict = no_forward
+    stage.forward_window = no_forward
     sparse = Events.from_arrays([100, 200, 300, 25_000], [1, 2, 3, 4], [1, 1, 1, 1], [1, 0, 1, 1], 64, 48)
     keep = stage.push(sparse)
     assert keep.tolist() == [True, True, True]
@@ -232,3 +267,36 @@ def test_advance_closes_windows_on_the_stream_clock():
     assert len(stage.advance(19_999)) == 0  # window 0 still open
     assert stage.advance(20_000).tolist() == [True, True]
     assert stage.pending == 0
+
+
+def test_mask_head_checkpoint_round_trips_and_decides_from_its_share(mask_ckpt, tmp_path):
+    ck = load_checkpoint(mask_ckpt)  # torch.load(weights_only=True) inside
+    assert ck.model.config == UNet3DConfig(channels=(4, 8, 8), in_channels=2, mask_head=True)
+    blob = torch.load(mask_ckpt, weights_only=True)
+    assert blob["model"]["mask_head"] is True and blob["model"]["in_channels"] == 2
+    for k, v in blob["state_dict"].items():
+        assert torch.equal(ck.model.state_dict()[k], v)
+    again = load_checkpoint(save_checkpoint(tmp_path / "again.pt", ck.model, ck.voxel, ck.sensor))
+    v = torch.randn(1, 2, 8, H // 4 + 1, W // 4)
+    with torch.no_grad():
+        assert torch.equal(again.model(v), ck.model(v))
+    # the stage keeps exactly the events whose sigmoid(logit) share is below the threshold
+    stage = make_stage(mask_ckpt, threshold=0.4)
+    ev = stream(5, 1500, t_end=19_999)
+    keep = run(stage, [ev])
+    vin = input_grids(ev, 0, stage.spec, 2, stage.clip)
+    with torch.no_grad():
+        logits = ck.model(torch.from_numpy(vin)[None])[0, 1].numpy()
+    ref = keep_mask_from_share_reference(ev, 0, mask_share(logits), 0.4, stage.spec)
+    np.testing.assert_array_equal(keep, ref)
+    assert 0 < keep.sum() < len(ev)
+
+
+def test_checkpoint_without_mask_fields_loads_as_before(identity_ckpt, tmp_path):
+    """Checkpoints written before the mask head (no in_channels / mask_head keys) still load."""
+    blob = torch.load(identity_ckpt, weights_only=True)
+    old = dict(blob, model={k: v for k, v in blob["model"].items() if k not in ("in_channels", "mask_head")})
+    torch.save(old, tmp_path / "old.pt")
+    ck = load_checkpoint(tmp_path / "old.pt")
+    assert ck.model.config.mask_head is False and ck.model.config.in_channels == 1
+    assert run(make_stage(tmp_path / "old.pt"), [stream(2, 500)]).all()

@@ -9,7 +9,9 @@ from eventfx_core.deflare.checkpoint import load_checkpoint
 from eventfx_core.deflare.data import read_labelled
 from eventfx_core.deflare.metrics import chamfer_distance, evaluate_deflarer, f1, summarise, label_counts
 from eventfx_core.deflare.stage import DeflareStage
-from eventfx_core.deflare.train import DeflarerTrainConfig, make_batch, run, weighted_mse, windows_of
+from eventfx_core.deflare.train import (DeflarerTrainConfig, deflarer_loss, make_batch, run, weighted_mse,
+                                        windows_of)
+from eventfx_core.deflare.unet3d import ResidualUNet3D
 from eventfx_core.config import from_dict
 from eventfx_core.errors import ConfigError
 from eventfx_core.events import Events
@@ -72,14 +74,67 @@ def test_train_writes_a_checkpoint_that_learns_and_resumes(archives, capsys):
     # on fixed crops the trained model fits the flare-free target better than the identity
     cfg = from_dict(DeflarerTrainConfig, tiny_config(2), "t")
     ev, lab = read_labelled(train[0])
-    x, y, w = make_batch(windows_of(ev, lab, cfg.voxel, 50), cfg, np.random.default_rng(5))
+    b = make_batch(windows_of(ev, lab, cfg.voxel, 50), cfg, np.random.default_rng(5))
     with torch.no_grad():
-        assert weighted_mse(ck.model(x), y, w) < 0.9 * weighted_mse(x, y, w)
+        assert weighted_mse(ck.model(b.x), b.y, b.weight) < 0.9 * weighted_mse(b.x, b.y, b.weight)
     # resume continues after epoch 2
     assert run(tiny_config(3), argparse.Namespace(config=str(d / "deflarer.yaml"), resume=True)) == 0
     text = capsys.readouterr().out
     assert "resuming" in text and "epoch 3/3" in text and "epoch 1/3" not in text
     assert load_checkpoint(d / "out" / "deflarer.pt").train["epoch"] == 3
+
+
+def mask_config(epochs, **train):
+    cfg = tiny_config(epochs)
+    return {**cfg, "model": {**cfg["model"], "in_channels": 2, "mask_head": True},
+            "train": {**cfg["train"], "light_cell_weight": 2.0, **train}}
+
+
+def test_flare_share_targets_of_a_batch(archives):
+    d, train, _ = archives
+    cfg = from_dict(DeflarerTrainConfig, mask_config(1, batch=6, flare_crop_prob=1.0), "t")
+    ev, lab = read_labelled(train[0])
+    b = make_batch(windows_of(ev, lab, cfg.voxel, 50), cfg, np.random.default_rng(1))
+    assert b.x.shape[1] == 2 and b.y.shape[1] == b.share.shape[1] == 1
+    occupied = b.x[:, 1:] > 0  # the count channel
+    assert ((b.share >= 0) & (b.share <= 1)).all()
+    assert torch.equal(b.share_weight > 0, occupied)  # empty cell-bins are out of the loss
+    assert (b.share[occupied] == 1).any() and (b.share[occupied] == 0).any()  # pure flare, pure rest
+    mixed = (b.share > 0.05) & (b.share < 0.95)
+    assert mixed.any()  # the light source sits inside its flare
+    # light events counted 4x in the denominator: same crops, lower share exactly where light is
+    cfg4 = from_dict(DeflarerTrainConfig, mask_config(1, batch=6, flare_crop_prob=1.0, light_target_weight=4.0), "t")
+    b4 = make_batch(windows_of(ev, lab, cfg.voxel, 50), cfg4, np.random.default_rng(1))
+    assert torch.equal(b4.x, b.x) and (b4.share <= b.share + 1e-6).all()
+    lowered = b4.share < b.share - 1e-6
+    assert lowered.any() and (b.share[lowered] > 0).all()
+
+
+def test_a_few_steps_lower_the_mask_loss(archives):
+    d, train, _ = archives
+    cfg = from_dict(DeflarerTrainConfig, mask_config(1, batch=4), "t")
+    ev, lab = read_labelled(train[0])
+    b = make_batch(windows_of(ev, lab, cfg.voxel, 50), cfg, np.random.default_rng(2))
+    torch.manual_seed(0)
+    model = ResidualUNet3D(cfg.model)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    with torch.no_grad():
+        first = float(deflarer_loss(model(b.x), b, cfg.train))
+        mse0 = float(weighted_mse(model(b.x)[:, :1], b.y, b.weight))
+    for _ in range(25):
+        loss = deflarer_loss(model(b.x), b, cfg.train)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        out = model(b.x)
+        assert float(deflarer_loss(out, b, cfg.train)) < 0.7 * first
+        assert float(weighted_mse(out[:, :1], b.y, b.weight)) < mse0  # the residual grid learns too
+    # a training run writes a checkpoint with the mask head, and its validation uses it
+    args = argparse.Namespace(config=str(d / "mask.yaml"), resume=False)
+    assert run({**mask_config(1), "output": "out/mask.pt"}, args) == 0
+    ck = load_checkpoint(d / "out" / "mask.pt")
+    assert ck.model.config.mask_head and ck.model.config.in_channels == 2
 
 
 def test_train_config_errors(archives):
@@ -89,6 +144,8 @@ def test_train_config_errors(archives):
         run({**tiny_config(1), "data": {"train": ["nothing/*.h5"]}}, args)
     with pytest.raises(ConfigError, match="unknown key"):
         run({**tiny_config(1), "learning_rate": 1}, args)
+    with pytest.raises(ConfigError, match="light_cell_weight must be >= 0"):
+        run(mask_config(1, light_cell_weight=-1.0), args)
 
 
 def test_chamfer_and_f1_definitions():

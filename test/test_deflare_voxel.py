@@ -3,10 +3,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from eventfx_core.deflare.decode import (event_flare_share, flare_share, keep_mask,
-                                         keep_mask_reference, sample_decode)
-from eventfx_core.deflare.voxel import (VoxelSpec, events_to_voxel, events_to_voxel_reference,
-                                        voxel_to_events)
+from eventfx_core.deflare.decode import (event_flare_share, flare_share, keep_mask, keep_mask_from_share,
+                                         keep_mask_from_share_reference, keep_mask_reference, mask_share,
+                                         sample_decode)
+from eventfx_core.deflare.voxel import (VoxelSpec, events_to_count_voxel, events_to_voxel,
+                                        events_to_voxel_reference, input_grids, voxel_to_events)
 from eventfx_core.events import Events
 
 
@@ -111,6 +112,68 @@ def test_keep_decode_reads_the_events_cell():
     vpred = vin * np.array([1.0, 0.0], np.float32)
     np.testing.assert_array_equal(keep_mask(ev, 0, vin, vpred, 0.5, spec), [True, True, False])
     np.testing.assert_array_equal(keep_mask_reference(ev, 0, vin, vpred, 0.5, spec), [True, True, False])
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(0, 300), bins=st.sampled_from([1, 8]),
+       cell=st.sampled_from([1, 4, 5]))
+def test_count_voxel_equals_reference_and_counts_events(seed, n, bins, cell):
+    rng = np.random.default_rng(seed)
+    spec = VoxelSpec(20000, bins, cell)
+    ev = random_events(rng, n)
+    count = events_to_count_voxel(ev, 0, spec)
+    np.testing.assert_allclose(count, events_to_voxel_reference(ev, 0, spec, signed=False), atol=1e-5)
+    inside = int(((ev.t >= 0) & (ev.t < 20000)).sum())
+    assert count.sum() == pytest.approx(inside, abs=1e-3) and count.min() >= 0
+    signed = events_to_voxel(ev, 0, spec)
+    assert (np.abs(signed) <= count + 1e-5).all()  # ON and OFF cancel only in the signed grid
+    grids = input_grids(ev, 0, spec, 2, 3.0)
+    assert grids.shape == (2, *signed.shape) and grids.max() <= 3.0
+    np.testing.assert_array_equal(grids[1], np.clip(count, -3, 3))
+    np.testing.assert_array_equal(input_grids(ev, 0, spec, 1, 3.0)[0], np.clip(signed, -3, 3))
+
+
+def test_flicker_cancels_in_the_signed_grid_not_in_the_count():
+    spec = VoxelSpec(20000, 1, 4)
+    ev = Events.from_arrays([10, 20, 30, 40], [0, 1, 2, 3], [0, 0, 0, 0], [1, 0, 1, 0], 4, 4)
+    assert events_to_voxel(ev, 0, spec)[0, 0, 0] == 0 and events_to_count_voxel(ev, 0, spec)[0, 0, 0] == 4
+
+
+def test_mask_share_is_the_sigmoid_without_overflow():
+    z = np.array([-1e4, -4.0, 0.0, 2.0, 1e4], np.float32)
+    with np.errstate(all="raise"):
+        s = mask_share(z)
+    np.testing.assert_allclose(s, 1 / (1 + np.exp(-np.clip(z.astype(np.float64), -60, 60))), atol=1e-6)
+    assert s.dtype == np.float32
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(0, 200), thr=st.sampled_from([0.1, 0.5, 0.7, 1.0]),
+       cell=st.sampled_from([1, 3, 4]))
+def test_keep_mask_from_share_is_a_subset_and_matches_reference(seed, n, thr, cell):
+    rng = np.random.default_rng(seed)
+    spec = VoxelSpec(20000, 8, cell)
+    ev = random_events(rng, n)  # also events outside the window: they read the end bins
+    share = mask_share(rng.normal(0, 3, spec.grid_shape(ev.width, ev.height)).astype(np.float32))
+    keep = keep_mask_from_share(ev, 0, share, thr, spec)
+    ref = keep_mask_from_share_reference(ev, 0, share, thr, spec)
+    np.testing.assert_array_equal(keep, ref)
+    assert keep.sum() > 0 or n < 20  # a random share map keeps some ...
+    assert keep.sum() < len(ev) or n < 20 or thr == 1.0  # ... and drops some
+    idx = np.flatnonzero(keep)
+    kept = ev[keep]
+    assert np.array_equal(kept.t, ev.t[idx]) and np.array_equal(kept.x, ev.x[idx]) and np.array_equal(kept.p, ev.p[idx])
+    assert keep_mask_from_share(ev, 0, np.zeros_like(share), thr, spec).all()
+    assert not keep_mask_from_share(ev, 0, np.ones_like(share), thr, spec).any()
+
+
+def test_keep_mask_from_share_reads_bilinear_in_time():
+    spec = VoxelSpec(20000, 2, 4)  # bin centres at 5000 and 15000 us
+    share = np.zeros((2, 1, 1), np.float32)
+    share[1] = 1.0
+    ev = Events.from_arrays([1000, 9000, 11000, 19000], [0, 1, 2, 3], [0, 0, 0, 0], [1, 1, 1, 1], 4, 4)
+    # event shares 0, 0.4, 0.6, 1
+    np.testing.assert_array_equal(keep_mask_from_share(ev, 0, share, 0.5, spec), [True, True, False, False])
 
 
 def test_voxel_spec_checks():

@@ -10,6 +10,9 @@ Two decodes, side by side:
   weighted as in the encoding, at its cell ``(y // cell_px, x // cell_px)``, and survives
   when that share is below ``threshold``. Every
   surviving event keeps its exact time stamp, position and polarity.
+* :func:`keep_mask_from_share` (checkpoints with a flare-mask head) does the same per-event
+  read and threshold on a share the network predicts directly, ``sigmoid(flare logit)`` per
+  cell-bin (:func:`mask_share`), instead of deriving it from the two grids.
 * :func:`sample_decode` draws new events from the predicted grid (E-Deflare's output is a
   voxel grid; this is how such a grid becomes events): counts are right per bin, time stamps
   are made up. Kept for comparison in the metrics.
@@ -72,6 +75,31 @@ def keep_mask_reference(events: Events, t0: int, vin: np.ndarray, vpred: np.ndar
             s.append(0.0 if abs(a) < CANCELLED_EPS else min(max((a - q) * np.sign(a) / abs(a), 0.0), 1.0))
         share = np.float32(w0) * np.float32(s[0]) + np.float32(w1) * np.float32(s[1])
         out[i] = share < threshold
+    return out
+
+
+def mask_share(logits: np.ndarray) -> np.ndarray:
+    """Per-cell-bin flare share in [0, 1] (float32) from the mask head's logits."""
+    z = np.asarray(logits, np.float32)
+    return (0.5 * (1.0 + np.tanh(0.5 * z))).astype(np.float32)  # = sigmoid(z), no overflow warning
+
+
+def keep_mask_from_share(events: Events, t0: int, share: np.ndarray, threshold: float,
+                         spec: VoxelSpec = VoxelSpec()) -> np.ndarray:
+    """bool[n]: True where the event's flare share (bilinear across its two bins, read at
+    its cell) is below ``threshold``; ``share`` float32[bins, rows, cols] in [0, 1]."""
+    return event_flare_share(events, t0, np.ascontiguousarray(share, np.float32), spec) < threshold
+
+
+def keep_mask_from_share_reference(events: Events, t0: int, share: np.ndarray, threshold: float,
+                                   spec: VoxelSpec = VoxelSpec()) -> np.ndarray:
+    """Per-event Python reference of :func:`keep_mask_from_share` (the test oracle)."""
+    out = np.empty(len(events), bool)
+    c = spec.cell_px
+    for i, (t, x, y) in enumerate(zip(events.t.tolist(), events.x.tolist(), events.y.tolist())):
+        b0, b1, w0, w1 = _bin_weights_scalar(t, t0, spec.window_us, spec.bins)
+        s0, s1 = np.float32(share[b0, y // c, x // c]), np.float32(share[b1, y // c, x // c])
+        out[i] = np.float32(w0) * s0 + np.float32(w1) * s1 < threshold
     return out
 
 

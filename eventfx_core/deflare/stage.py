@@ -3,7 +3,8 @@
 After E-Deflare (Han et al., arXiv 2512.09016): events are gathered into windows aligned to
 absolute time (``t // window_us``), each closed window becomes a voxel grid, the residual 3D
 U-Net predicts the flare-free grid, and :func:`decode.keep_mask` keeps the input events whose
-cells the network did not empty. Decisions come back in arrival order; the added latency is
+cells the network did not empty (with a flare-mask head: :func:`decode.keep_mask_from_share`
+keeps the events whose cell's predicted flare share is below the threshold). Decisions come back in arrival order; the added latency is
 one window plus the compute of one forward pass.
 
 Policies (documented here, tested in ``test/test_deflare_stage.py``):
@@ -36,8 +37,8 @@ from ..config import WEIGHTS_DIR, resolve_weights
 from ..errors import ConfigError
 from ..events import Events, first_time_decrease
 from .checkpoint import load_checkpoint
-from .decode import keep_mask
-from .voxel import VoxelSpec, events_to_voxel
+from .decode import keep_mask, keep_mask_from_share, mask_share
+from .voxel import VoxelSpec, input_grids
 from .window import Window, WindowBuffer
 
 log = logging.getLogger(__name__)
@@ -155,24 +156,33 @@ class DeflareStage:
         """Keep mask of one closed window's events."""
         if len(window.events) < self.config.min_events:
             return np.ones(len(window.events), bool)
-        vin, vpred = self.predict(window.events, window.start_us)
-        return keep_mask(window.events, window.start_us, vin, vpred, self.config.threshold, self.spec)
+        vin, out = self.forward_window(window.events, window.start_us)
+        if out.shape[0] > 1:  # mask head: the network's own per-cell-bin flare share
+            return keep_mask_from_share(window.events, window.start_us, mask_share(out[1]),
+                                        self.config.threshold, self.spec)
+        return keep_mask(window.events, window.start_us, vin[0], out[0], self.config.threshold, self.spec)
 
     def predict(self, events: Events, start_us: int) -> tuple[np.ndarray, np.ndarray]:
-        """(clipped input grid, predicted clean grid) of the window starting at ``start_us``."""
-        vin = np.clip(events_to_voxel(events, start_us, self.spec), -self.clip, self.clip)
+        """(clipped signed input grid, predicted clean grid) of the window starting at ``start_us``."""
+        vin, out = self.forward_window(events, start_us)
+        return vin[0], out[0]
+
+    def forward_window(self, events: Events, start_us: int) -> tuple[np.ndarray, np.ndarray]:
+        """(clipped network input [in_channels, bins, rows, cols], network output
+        [1 or 2, bins, rows, cols]: clean grid, then flare logits with a mask head)."""
+        vin = input_grids(events, start_us, self.spec, self.model.config.in_channels, self.clip)
         threads = torch.get_num_threads()
         swap = bool(self.config.threads) and threads != self.config.threads
         if swap:
             torch.set_num_threads(self.config.threads)
         try:
             with torch.inference_mode():
-                x = torch.from_numpy(vin).to(self.device)[None, None]
-                vpred = self.model(x)[0, 0].float().cpu().numpy()
+                x = torch.from_numpy(vin).to(self.device)[None]
+                out = self.model(x)[0].float().cpu().numpy()
         finally:
             if swap:
                 torch.set_num_threads(threads)
-        return vin, vpred
+        return vin, out
 
     def _decide(self, windows: list[Window]) -> list[np.ndarray]:
         out = []

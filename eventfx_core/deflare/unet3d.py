@@ -4,9 +4,10 @@ After E-DeflareNet (Han et al., "Learning to Remove Lens Flare in Event Camera",
 2512.09016), a residual 3D U-Net on 20 ms / 8-bin voxel grids. The last layer starts at zero,
 so the untrained model returns its input exactly and training only has to learn to subtract
 the flare. The output is real-valued (no sigmoid/softmax: a signed voxel grid lives on the
-whole real line).
+whole real line). An optional second head gives per-cell-bin flare logits (see
+:class:`ResidualUNet3D`).
 
-Input and output: float32 ``(N, 1, bins, H, W)`` where H, W count voxel *cells* (see
+Input and output: float32 ``(N, C, bins, H, W)`` (C: ``in_channels`` in, 1 or 2 out) where H, W count voxel *cells* (see
 ``voxel.VoxelSpec.cell_px``). Pooling halves only H and W (8 bins are too few to pool), so
 H and W are zero-padded (zero = no event) up to a multiple of ``stem * 2**levels`` and the
 output is cropped back: any sensor size works.
@@ -40,6 +41,8 @@ class UNet3DConfig:
     channels: tuple[int, ...] = (8, 16, 32)
     stem: int = 2  # space-to-depth factor of the first layer (1 = none): the U-Net runs at 1/stem of the cell grid
     input_clip: float = 32.0  # |voxel| values above this are clipped before the network (a 4x4 cell sums 16 pixels)
+    in_channels: int = 1  # 1 = signed voxel grid; 2 = signed grid + unsigned event count per cell-bin
+    mask_head: bool = False  # second output channel: per-cell-bin flare logits (False: residual share decode)
 
     @property
     def levels(self) -> int:
@@ -51,6 +54,8 @@ class UNet3DConfig:
             raise ConfigError(f"{where}.channels: 1 to 6 positive widths, got {list(self.channels)}")
         if not 1 <= self.stem <= 4:
             raise ConfigError(f"{where}.stem: must be in 1..4, got {self.stem}")
+        if self.in_channels not in (1, 2):
+            raise ConfigError(f"{where}.in_channels: must be 1 (signed grid) or 2 (+ event count), got {self.in_channels}")
         if not self.input_clip > 0:
             raise ConfigError(f"{where}.input_clip: must be > 0, got {self.input_clip}")
 
@@ -116,6 +121,9 @@ def depth_to_space(x: torch.Tensor, s: int) -> torch.Tensor:
     return x.reshape(n, c, t, h * s, w * s)
 
 
+MASK_BIAS_INIT = -4.0  # untrained flare-mask head: sigmoid(-4) = 0.018, far below any keep threshold
+
+
 class ResidualUNet3D(nn.Module):
     """``forward(v) = v + residual(v)``; ``residual`` is exactly zero before training.
 
@@ -126,6 +134,12 @@ class ResidualUNet3D(nn.Module):
     depth-to-space back to full cell resolution. Running the U-Net at 1/``stem`` resolution
     with 8+ channels keeps oneDNN's vector units busy; 1-4 channel convolutions at full
     resolution cost as much time for a fraction of the work.
+
+    Optional (``config.mask_head``): a second 1x1x1 head on the same decoder features gives
+    per-cell-bin flare logits (output channel 1; the decode applies the sigmoid). It starts
+    with zero weights and bias ``MASK_BIAS_INIT``, so the untrained model flags no flare.
+    ``config.in_channels == 2`` adds the unsigned event count as a second input channel
+    (ON and OFF events of a flickering source cancel in the signed grid, not in the count).
     """
 
     def __init__(self, config: UNet3DConfig = UNet3DConfig()):
@@ -133,7 +147,7 @@ class ResidualUNet3D(nn.Module):
         self.config = config
         widths = [int(c) for c in config.channels]
         s2 = config.stem ** 2
-        self.down = nn.ModuleList([_block(s2, widths[0])] +
+        self.down = nn.ModuleList([_block(config.in_channels * s2, widths[0])] +
                                   [_block(widths[i - 1], widths[i]) for i in range(1, len(widths))])
         # 1x1x1 channel reduction at the coarse level, then nearest 2x upsampling
         self.up = nn.ModuleList([Conv3d(widths[i], widths[i - 1], 1)
@@ -143,14 +157,23 @@ class ResidualUNet3D(nn.Module):
         self.head = Conv3d(widths[0], s2, 1)
         nn.init.zeros_(self.head.weight)  # zero-initialised residual: identity at the start
         nn.init.zeros_(self.head.bias)
+        self.flare_head = Conv3d(widths[0], s2, 1) if config.mask_head else None
+        if self.flare_head is not None:
+            nn.init.zeros_(self.flare_head.weight)
+            nn.init.constant_(self.flare_head.bias, MASK_BIAS_INIT)
 
     @property
     def multiple(self) -> int:
         """H and W of ``residual``'s input must be multiples of this."""
         return self.config.stem * 2 ** self.config.levels
 
-    def residual(self, v: torch.Tensor) -> torch.Tensor:
-        """The learned correction for ``v`` (N, 1, bins, H, W); H, W multiples of ``multiple``."""
+    @property
+    def out_channels(self) -> int:
+        """1 (clean grid) or 2 (clean grid, flare logits)."""
+        return 2 if self.config.mask_head else 1
+
+    def features(self, v: torch.Tensor) -> torch.Tensor:
+        """Decoder features at 1/``stem`` resolution for ``v`` (N, in_channels, bins, H, W)."""
         x = space_to_depth(v.clamp(-self.config.input_clip, self.config.input_clip), self.config.stem)
         skips = []
         for i, block in enumerate(self.down):
@@ -160,13 +183,22 @@ class ResidualUNet3D(nn.Module):
             skips.append(x)
         for up, merge, skip in zip(self.up, self.merge, reversed(skips[:-1])):
             x = merge(torch.cat([upsample2(up(x)), skip], dim=1))
-        return depth_to_space(self.head(x), self.config.stem)
+        return x
+
+    def residual(self, v: torch.Tensor) -> torch.Tensor:
+        """The learned correction for ``v`` (N, in_channels, bins, H, W); H, W multiples of ``multiple``."""
+        return depth_to_space(self.head(self.features(v)), self.config.stem)
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
-        """Clean grid for ``v`` (N, 1, bins, H, W), any H and W (padded and cropped here)."""
+        """(N, out_channels, bins, H, W) for ``v`` (N, in_channels, bins, H, W), any H and W
+        (padded and cropped here): channel 0 the clean grid ``v[:, :1] + residual``, channel 1
+        (mask head only) the flare logits."""
         h, w = v.shape[-2:]
         m = self.multiple
         ph, pw = (-h) % m, (-w) % m
         x = F.pad(v, (0, pw, 0, ph)) if (ph or pw) else v
-        out = x + self.residual(x)
+        feats = self.features(x)
+        out = x[:, :1] + depth_to_space(self.head(feats), self.config.stem)
+        if self.flare_head is not None:
+            out = torch.cat([out, depth_to_space(self.flare_head(feats), self.config.stem)], dim=1)
         return out[..., :h, :w] if (ph or pw) else out

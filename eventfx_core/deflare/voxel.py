@@ -94,11 +94,11 @@ def bin_weights(t: np.ndarray, t0: int, spec: VoxelSpec):
 
 # ----------------------------------------------------------------- events -> voxel
 @numba.njit(cache=True, error_model="numpy")
-def _accumulate(x, y, p, b0, b1, w0, w1, inside, cell, grid):
+def _accumulate(x, y, p, b0, b1, w0, w1, inside, cell, signed, grid):
     for i in range(x.shape[0]):
         if not inside[i]:
             continue
-        s = 1.0 if p[i] > 0 else -1.0
+        s = 1.0 if (p[i] > 0 or not signed) else -1.0
         cy = y[i] // cell
         cx = x[i] // cell
         grid[b0[i], cy, cx] += np.float32(s * w0[i])
@@ -111,19 +111,41 @@ def events_to_voxel(events: Events, t0: int, spec: VoxelSpec = VoxelSpec()) -> n
     grid = np.zeros(spec.grid_shape(events.width, events.height), np.float32)
     if len(events):
         b0, b1, w0, w1, inside = bin_weights(events.t, t0, spec)
-        _accumulate(events.x, events.y, events.p, b0, b1, w0, w1, inside, np.uint16(spec.cell_px), grid)
+        _accumulate(events.x, events.y, events.p, b0, b1, w0, w1, inside, np.uint16(spec.cell_px), True, grid)
     return grid
 
 
-def events_to_voxel_reference(events: Events, t0: int, spec: VoxelSpec = VoxelSpec()) -> np.ndarray:
-    """Per-event Python reference of :func:`events_to_voxel` (the test oracle)."""
+def events_to_count_voxel(events: Events, t0: int, spec: VoxelSpec = VoxelSpec()) -> np.ndarray:
+    """float32[bins, cell rows, cell columns] *unsigned* grid: the same bilinear time weights
+    as :func:`events_to_voxel`, every event counting +1 whatever its polarity (so ON and OFF
+    events of a flickering light add up instead of cancelling)."""
+    grid = np.zeros(spec.grid_shape(events.width, events.height), np.float32)
+    if len(events):
+        b0, b1, w0, w1, inside = bin_weights(events.t, t0, spec)
+        _accumulate(events.x, events.y, events.p, b0, b1, w0, w1, inside, np.uint16(spec.cell_px), False, grid)
+    return grid
+
+
+def input_grids(events: Events, t0: int, spec: VoxelSpec, channels: int, clip: float) -> np.ndarray:
+    """float32[channels, bins, rows, cols] network input: channel 0 the signed grid, channel 1
+    (when ``channels == 2``) the unsigned count grid; clipped to ``+-clip``."""
+    grids = [events_to_voxel(events, t0, spec)]
+    if channels == 2:
+        grids.append(events_to_count_voxel(events, t0, spec))
+    return np.clip(np.stack(grids), -clip, clip)
+
+
+def events_to_voxel_reference(events: Events, t0: int, spec: VoxelSpec = VoxelSpec(),
+                              signed: bool = True) -> np.ndarray:
+    """Per-event Python reference of :func:`events_to_voxel` (``signed=False``:
+    of :func:`events_to_count_voxel`); the test oracle."""
     grid = np.zeros(spec.grid_shape(events.width, events.height), np.float32)
     c = spec.cell_px
     for t, x, y, p in zip(events.t.tolist(), events.x.tolist(), events.y.tolist(), events.p.tolist()):
         if not (0 <= t - t0 < spec.window_us):
             continue
         b0, b1, w0, w1 = _bin_weights_scalar(t, t0, spec.window_us, spec.bins)
-        s = 1.0 if p > 0 else -1.0
+        s = 1.0 if (p > 0 or not signed) else -1.0
         grid[b0, y // c, x // c] += np.float32(s * np.float32(w0))
         if w1 != 0.0:
             grid[b1, y // c, x // c] += np.float32(s * np.float32(w1))
