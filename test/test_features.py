@@ -29,8 +29,8 @@ def extract_in_parts(cfg, ev: Events, cuts) -> np.ndarray:
 CONFIGS = [FeatureConfig(),
            FeatureConfig(window_us=3000, taus_us=(1000.0,), max_changes=2),
            FeatureConfig(window_us=50_000, taus_us=(2000.0, 20_000.0, 200_000.0), max_changes=7),
-           FeatureConfig(cell_px=4),
-           FeatureConfig(cell_px=3, cell_taus_us=(500.0, 4000.0, 30_000.0))]
+           FeatureConfig(cell_px=(4,)),
+           FeatureConfig(cell_px=(3, 5), cell_taus_us=(500.0, 4000.0, 30_000.0))]
 
 
 def test_names_and_shape():
@@ -40,7 +40,7 @@ def test_names_and_shape():
         assert F.shape == (50, fx.num_features) == (50, len(feature_names(cfg)))
         assert F.dtype == np.float32 and F.flags.c_contiguous
     assert len(feature_names(FeatureConfig())) == 16
-    assert len(feature_names(FeatureConfig(cell_px=8))) == 16 + 2 * 2 + 1
+    assert len(feature_names(FeatureConfig(cell_px=(8, 16)))) == 16 + 2 * 2 * 2 + 1
 
 
 @settings(max_examples=30, deadline=None)
@@ -145,7 +145,7 @@ def test_out_of_range_raises():
         FeatureExtractor(FeatureConfig(), 9, 7).extract(bad)
 
 
-@pytest.mark.parametrize("cfg", [FeatureConfig(), FeatureConfig(cell_px=4)])
+@pytest.mark.parametrize("cfg", [FeatureConfig(), FeatureConfig(cell_px=(4, 2))])
 def test_state_dict_round_trip(cfg):
     ev = random_stream(9, 500)
     whole = FeatureExtractor(cfg, 9, 7).extract(ev)
@@ -160,7 +160,7 @@ def test_state_dict_round_trip(cfg):
 
 def test_flicker_features_by_hand():
     """Decayed cell counts and the global burst ratio, written out for a few events."""
-    cfg = FeatureConfig(cell_px=4, cell_taus_us=(1000.0, 10_000.0))
+    cfg = FeatureConfig(cell_px=(4,), cell_taus_us=(1000.0, 10_000.0))
     names = feature_names(cfg)
     k = 4 * 4 / 8.0
     # three ON events in cell (0, 0), then an OFF event in it, then an ON event in cell (1, 0)
@@ -168,14 +168,14 @@ def test_flicker_features_by_hand():
                             [1, 1, 1, 0, 1], 9, 7)
     F = FeatureExtractor(cfg, 9, 7).extract(ev)
     col = {n: names.index(n) for n in names}
-    assert F[0, col["cell_same_1ms"]] == 0 and F[0, col["global_burst"]] == 0
-    assert F[1, col["cell_same_1ms"]] == np.float32(1 / (1 + k))  # one ON event at dt = 0
+    assert F[0, col["cell4_same_1ms"]] == 0 and F[0, col["global_burst"]] == 0
+    assert F[1, col["cell4_same_1ms"]] == np.float32(1 / (1 + k))  # one ON event at dt = 0
     same_1ms = 2 * math.exp(-1)  # two ON events 1 ms before the third
-    np.testing.assert_allclose(F[2, col["cell_same_1ms"]], same_1ms / (same_1ms + k), rtol=1e-6)
+    np.testing.assert_allclose(F[2, col["cell4_same_1ms"]], same_1ms / (same_1ms + k), rtol=1e-6)
     opp = (same_1ms + 1) * math.exp(-1)  # the OFF event sees three decayed ON events
-    np.testing.assert_allclose(F[3, col["cell_opposite_1ms"]], opp / (opp + k), rtol=1e-6)
-    assert F[3, col["cell_same_1ms"]] == 0
-    assert F[4, col["cell_same_10ms"]] == 0  # a fresh cell
+    np.testing.assert_allclose(F[3, col["cell4_opposite_1ms"]], opp / (opp + k), rtol=1e-6)
+    assert F[3, col["cell4_same_1ms"]] == 0
+    assert F[4, col["cell4_same_10ms"]] == 0  # a fresh cell
     s, l = (2 * math.exp(-2) + math.exp(-1)) / 1000, (2 * math.exp(-0.2) + math.exp(-0.1)) / 10_000
     np.testing.assert_allclose(F[4, col["global_burst"]], s / (s + l), rtol=1e-6)
 
@@ -184,7 +184,7 @@ def test_flicker_features_separate_flicker_from_steady_motion():
     """A 4x4 patch flickering at 100 Hz (every pixel fires on each edge, polarity alternating)
     against the same number of events at a steady rate and one polarity: the flicker shows
     in the global burst ratio and in the cell's opposite-polarity count."""
-    cfg = FeatureConfig(cell_px=4)
+    cfg = FeatureConfig(cell_px=(4,))
     names = feature_names(cfg)
     t, x, y, p = [], [], [], []
     for edge in range(20):  # flicker: every 5 ms all 16 pixels fire within 100 us
@@ -195,10 +195,10 @@ def test_flicker_features_separate_flicker_from_steady_motion():
     steady = Events.from_arrays(tt, 4 + (np.arange(320) // 80), np.arange(320) % 4, np.ones(320, int), 8, 4)
     a = FeatureExtractor(cfg, 8, 4).extract(flick)[100:]
     b = FeatureExtractor(cfg, 8, 4).extract(steady)[100:]
-    for name in ("cell_opposite_10ms", "global_burst"):
+    for name in ("cell4_opposite_10ms", "global_burst"):
         j = names.index(name)
         assert a[:, j].mean() > b[:, j].mean() + 0.2, name
-    assert a[:, names.index("cell_same_1ms")].mean() > b[:, names.index("cell_same_1ms")].mean()
+    assert a[:, names.index("cell4_same_1ms")].mean() > b[:, names.index("cell4_same_1ms")].mean()
     np.testing.assert_allclose(b[:, names.index("global_burst")], 0.5, atol=0.05)  # steady rate
 
 
@@ -208,9 +208,9 @@ def test_config_checked():
     with pytest.raises(EventfxError):
         FeatureExtractor(FeatureConfig(taus_us=()), 9, 7)
     with pytest.raises(EventfxError, match="cell_px"):
-        FeatureExtractor(FeatureConfig(cell_px=-1), 9, 7)
+        FeatureExtractor(FeatureConfig(cell_px=(0,)), 9, 7)
     with pytest.raises(EventfxError, match="cell_taus_us"):
-        FeatureExtractor(FeatureConfig(cell_px=4, cell_taus_us=(0.0,)), 9, 7)
+        FeatureExtractor(FeatureConfig(cell_px=(4,), cell_taus_us=(0.0,)), 9, 7)
 
 
 def test_fast_exp_matches_math_exp():

@@ -28,14 +28,15 @@ Every feature of an event is computed from the per-pixel state *before* that eve
     support_opposite    8-neighbours active within the window whose last polarity is not p, / 8
     x_norm, y_norm      (x + 0.5) / width, (y + 0.5) / height              (0, 1)
 
-With ``cell_px`` > 0, flicker features over coarse cells follow (lens flare is a wide halo
+With cell sizes in ``cell_px``, flicker features over coarse cells follow (lens flare is a wide halo
 whose pixels fire sparsely but all in phase with the light's 100-200 Hz flicker, as in
 E-Deflare, Han et al., arXiv 2512.09016; a moving edge fires steadily). For each tau in
-``cell_taus_us``, with v the exponentially decayed event count (each event adds 1, the count
-decays as exp(-dt/tau)) of the event's ``cell_px`` x ``cell_px`` cell:
+cell size c in ``cell_px`` and each tau in ``cell_taus_us``, with v the exponentially
+decayed event count (each event adds 1, the count decays as exp(-dt/tau)) of the event's
+c x c cell:
 
-    cell_same_<tau>     v_same / (v_same + k), same-polarity events, k = cell_px^2 / 8   [0, 1)
-    cell_opposite_<tau> v_opp / (v_opp + k), opposite-polarity events                 [0, 1)
+    cell<c>_same_<tau>     v_same / (v_same + k), same-polarity events, k = c^2 / 8     [0, 1)
+    cell<c>_opposite_<tau> v_opp / (v_opp + k), opposite-polarity events              [0, 1)
 
 and over the whole sensor, with s and l the decayed same-polarity counts at the first and
 last of ``cell_taus_us`` (short and long):
@@ -69,7 +70,8 @@ class FeatureConfig:
     max_changes: int = 4  # polarity change times kept per pixel; Mf saturates here
     dt_cap_us: float = 1_000_000.0  # log_dt_pixel reaches 1 at this per-pixel gap (1 s)
     global_dt_cap_us: float = 10_000.0  # log_dt_global reaches 1 at this stream gap (10 ms)
-    cell_px: int = 0  # flicker-feature cell size in pixels; 0 = no cell/global flicker features
+    cell_px: tuple[int, ...] = ()  # flicker-feature cell sizes in pixels (several = several
+    #                                scales); () = no cell/global flicker features
     cell_taus_us: tuple[float, ...] = (1_000.0, 10_000.0)  # decay constants of the cell counts
     #                                                         (short first, long last)
 
@@ -82,8 +84,8 @@ class FeatureConfig:
             raise ConfigError(f"{where}.max_changes must be in 1..64, got {self.max_changes}")
         if self.dt_cap_us <= 0 or self.global_dt_cap_us <= 0:
             raise ConfigError(f"{where}: dt_cap_us and global_dt_cap_us must be > 0")
-        if not 0 <= self.cell_px <= 256:
-            raise ConfigError(f"{where}.cell_px must be in 0..256 (0 = off), got {self.cell_px}")
+        if any(not 1 <= c <= 256 for c in self.cell_px):
+            raise ConfigError(f"{where}.cell_px: sizes must be in 1..256, got {list(self.cell_px)}")
         if self.cell_px and (not self.cell_taus_us or any(t <= 0 for t in self.cell_taus_us)):
             raise ConfigError(f"{where}.cell_taus_us must be a non-empty list of values > 0")
 
@@ -99,8 +101,9 @@ def feature_names(cfg: FeatureConfig) -> list[str]:
     names += [f"ts_neigh_{_tau_label(t)}" for t in cfg.taus_us]
     names += ["log_dt_pixel", "log_dt_global", "pfd_mf", "pfd_ma", "pfd_ne", "pfd_density",
               "support_same", "support_opposite", "x_norm", "y_norm"]
-    if cfg.cell_px:
+    for c in cfg.cell_px:
         for tau in cfg.cell_taus_us:
-            names += [f"cell_same_{_tau_label(tau)}", f"cell_opposite_{_tau_label(tau)}"]
+            names += [f"cell{c}_same_{_tau_label(tau)}", f"cell{c}_opposite_{_tau_label(tau)}"]
+    if cfg.cell_px:
         names.append("global_burst")
     return names

@@ -8,7 +8,8 @@ of any sensor pixel is read without bounds checks; padding pixels never fire):
     changes  int64[(h+2)*(w+2), max_changes] ring of the pixel's last polarity-change times
     ring_pos uint8[(h+2)*(w+2)]              next slot of that ring
     last_global int64[1]                     time of the stream's previous event
-    cell_last   int64[cells]                 (cell_px > 0) time of the cell's last event
+    cell_last   int64[cells]                 (cell_px given) time of the cell's last event; the
+                                             cells of every scale, one after the other
     cell_v      float64[cells, 2, n_cell_taus] decayed event counts per cell, polarity, tau
     global_v    float64[2, n_cell_taus]      decayed event counts of the whole sensor
 
@@ -54,8 +55,14 @@ def _extract_kernel(t, x, y, p, width, height, window, taus, dt_cap, global_dt_c
     log_dt_cap = math.log1p(dt_cap)
     log_global_dt_cap = math.log1p(global_dt_cap)
     n_ct = cell_taus.shape[0]
-    cells_w = (width + cell_px - 1) // cell_px if cell_px > 0 else 0
-    cell_k = cell_px * cell_px / 8.0
+    n_scales = cell_px.shape[0]
+    cells_w = np.empty(n_scales, np.int64)  # cell columns and first cell of each scale
+    cell_first = np.empty(n_scales, np.int64)
+    first = 0
+    for s in range(n_scales):
+        cells_w[s] = (width + cell_px[s] - 1) // cell_px[s]
+        cell_first[s] = first
+        first += cells_w[s] * ((height + cell_px[s] - 1) // cell_px[s])
     resets = 0
     for i in range(t.shape[0]):
         ti = t[i]
@@ -136,20 +143,23 @@ def _extract_kernel(t, x, y, p, width, height, window, taus, dt_cap, global_dt_c
         out[i, col] = (x[i] + 0.5) / width
         col += 1
         out[i, col] = (y[i] + 0.5) / height
-        if cell_px > 0:  # flicker features: decayed counts of the cell and of the sensor
-            cc = (np.int64(y[i]) // cell_px) * cells_w + np.int64(x[i]) // cell_px
-            dtc = float(ti - cell_last[cc])
-            for k in range(n_ct):
-                d = decay_jit(dtc, cell_taus[k], exp_table)
-                vs = cell_v[cc, pi, k] * d
-                vo = cell_v[cc, 1 - pi, k] * d
-                col += 1
-                out[i, col] = vs / (vs + cell_k)
-                col += 1
-                out[i, col] = vo / (vo + cell_k)
-                cell_v[cc, pi, k] = vs + 1.0
-                cell_v[cc, 1 - pi, k] = vo
-            cell_last[cc] = ti
+        if n_scales > 0:  # flicker features: decayed counts of the cells and of the sensor
+            for s in range(n_scales):
+                cp = cell_px[s]
+                cell_k = cp * cp / 8.0
+                cc = cell_first[s] + (np.int64(y[i]) // cp) * cells_w[s] + np.int64(x[i]) // cp
+                dtc = float(ti - cell_last[cc])
+                for k in range(n_ct):
+                    d = decay_jit(dtc, cell_taus[k], exp_table)
+                    vs = cell_v[cc, pi, k] * d
+                    vo = cell_v[cc, 1 - pi, k] * d
+                    col += 1
+                    out[i, col] = vs / (vs + cell_k)
+                    col += 1
+                    out[i, col] = vo / (vo + cell_k)
+                    cell_v[cc, pi, k] = vs + 1.0
+                    cell_v[cc, 1 - pi, k] = vo
+                cell_last[cc] = ti
             dtg = float(ti - last_global[0])
             for k in range(n_ct):
                 d = decay_jit(dtg, cell_taus[k], exp_table)
@@ -193,6 +203,7 @@ class FeatureExtractor:
         self.num_features = len(self.names)
         self._taus = np.asarray(self.cfg.taus_us, np.float64)
         self._cell_taus = np.asarray(self.cfg.cell_taus_us if self.cfg.cell_px else (), np.float64)
+        self._cell_px = np.asarray(self.cfg.cell_px, np.int64)
         self._tables = _lookup_tables(self.cfg)
         self._allocate(int(width), int(height))
 
@@ -205,10 +216,9 @@ class FeatureExtractor:
         self.changes = np.full((cells, self.cfg.max_changes), NEVER, np.int64)
         self.ring_pos = np.zeros(cells, np.uint8)
         self.last_global = np.full(1, NEVER, np.int64)
-        cp = self.cfg.cell_px
-        n_cells = -(-width // cp) * -(-height // cp) if cp else 0
+        n_cells = sum(-(-width // c) * -(-height // c) for c in self.cfg.cell_px)
         self.cell_last = np.full(n_cells, NEVER, np.int64)
-        self.cell_v = np.zeros((n_cells, 2, len(self.cfg.cell_taus_us) if cp else 0), np.float64)
+        self.cell_v = np.zeros((n_cells, 2, len(self.cfg.cell_taus_us) if self.cfg.cell_px else 0), np.float64)
         self.global_v = np.zeros((2, self.cell_v.shape[2]), np.float64)
 
     def reset(self) -> None:
@@ -229,7 +239,7 @@ class FeatureExtractor:
         resets = _extract_kernel(events.t, events.x, events.y, events.p, self.width, self.height,
                                  np.int64(cfg.window_us), self._taus, float(cfg.dt_cap_us),
                                  float(cfg.global_dt_cap_us), EXP_TABLE, *self._tables, self.last_tp, self.changes, self.ring_pos, self.last_global,
-                                 np.int64(cfg.cell_px), self._cell_taus, self.cell_last, self.cell_v, self.global_v, out)
+                                 self._cell_px, self._cell_taus, self.cell_last, self.cell_v, self.global_v, out)
         if resets:
             warnings.warn(f"features: time went backwards {resets} time(s); state reset",
                           RuntimeWarning, stacklevel=2)

@@ -29,8 +29,8 @@ class ReferenceFeatureExtractor:
         self.changes: dict[tuple[int, int], list[int]] = {}  # newest last, at most max_changes
         self.last_global: int | None = None
         n = len(self.cfg.cell_taus_us)
-        self.cell_last: dict[tuple[int, int], int] = {}
-        self.cell_counts: dict[tuple[int, int], list[list[float]]] = {}  # [polarity][tau]
+        self.cell_last: dict[tuple[int, int, int], int] = {}  # (size, column, row) -> time
+        self.cell_counts: dict[tuple[int, int, int], list[list[float]]] = {}  # [polarity][tau]
         self.global_counts = [[0.0] * n, [0.0] * n]
 
     def _mf(self, pixel, t: int) -> int:
@@ -93,15 +93,16 @@ class ReferenceFeatureExtractor:
     def _flicker_features(self, x: int, y: int, p: int, t: int) -> list[float]:
         """The cell and global decayed-count features of one event; then counts it."""
         cfg, row = self.cfg, []
-        cell = (x // cfg.cell_px, y // cfg.cell_px)
-        k_norm = cfg.cell_px * cfg.cell_px / 8.0
-        counts = self.cell_counts.setdefault(cell, [[0.0] * len(cfg.cell_taus_us) for _ in range(2)])
-        for k, tau in enumerate(cfg.cell_taus_us):
-            d = decay(float(t - self.cell_last[cell]), tau, EXP_TABLE) if cell in self.cell_last else 0.0
-            same, opposite = counts[p][k] * d, counts[1 - p][k] * d
-            row += [same / (same + k_norm), opposite / (opposite + k_norm)]
-            counts[p][k], counts[1 - p][k] = same + 1.0, opposite
-        self.cell_last[cell] = t
+        for c in cfg.cell_px:
+            cell = (c, x // c, y // c)
+            k_norm = c * c / 8.0
+            counts = self.cell_counts.setdefault(cell, [[0.0] * len(cfg.cell_taus_us) for _ in range(2)])
+            for k, tau in enumerate(cfg.cell_taus_us):
+                d = decay(float(t - self.cell_last[cell]), tau, EXP_TABLE) if cell in self.cell_last else 0.0
+                same, opposite = counts[p][k] * d, counts[1 - p][k] * d
+                row += [same / (same + k_norm), opposite / (opposite + k_norm)]
+                counts[p][k], counts[1 - p][k] = same + 1.0, opposite
+            self.cell_last[cell] = t
         g = self.global_counts
         for k, tau in enumerate(cfg.cell_taus_us):
             d = decay(float(t - self.last_global), tau, EXP_TABLE) if self.last_global is not None else 0.0
