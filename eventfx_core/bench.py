@@ -125,9 +125,13 @@ def run_bench(messages: list[Events], config_path: str | Path | None = None,
     cfg = load_denoise_config(config_path)
     rows: dict[str, dict] = {}
 
-    from .features import FeatureConfig, FeatureExtractor
+    from .features import FeatureExtractor
+    from .model.checkpoint import load_checkpoint, resolve_checkpoint_path
 
-    fx = FeatureExtractor(FeatureConfig(), *sensor)
+    # the features the configured denoiser checkpoint was trained on (its Mamba stage computes these)
+    mamba_cfg = cfg.pipeline.stage_configs.get("mamba") or stage_class("mamba").Config()
+    feature_cfg = load_checkpoint(resolve_checkpoint_path(mamba_cfg.checkpoint, cfg.base_dir)).feature_config
+    fx = FeatureExtractor(feature_cfg, *sensor)
     fx.extract(warm)
     fx.reset()
     rows["features"] = time_calls(messages, fx.extract).row()
