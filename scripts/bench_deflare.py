@@ -31,10 +31,10 @@ import numpy as np
 import torch
 
 from eventfx_core.deflare.checkpoint import save_checkpoint
-from eventfx_core.deflare.decode import keep_mask
+from eventfx_core.deflare.decode import keep_mask, keep_mask_from_share, mask_share
 from eventfx_core.deflare.stage import DeflareStage
 from eventfx_core.deflare.unet3d import ResidualUNet3D, UNet3DConfig
-from eventfx_core.deflare.voxel import VoxelSpec, events_to_voxel
+from eventfx_core.deflare.voxel import VoxelSpec, input_grids
 from eventfx_core.events import Events
 
 
@@ -59,10 +59,12 @@ def random_checkpoint(path: Path, sensor: tuple[int, int]) -> Path:
     return save_checkpoint(path, model, VoxelSpec(), sensor)
 
 
-def bench(sensor: tuple[int, int], threads: int, windows: int, rate: float, tmp: Path) -> dict:
+def bench(sensor: tuple[int, int], threads: int, windows: int, rate: float, tmp: Path,
+          checkpoint: str | None = None) -> dict:
     torch.set_num_threads(threads)
-    ckpt = random_checkpoint(tmp / f"bench_{sensor[0]}x{sensor[1]}.pt", sensor)
-    stage = DeflareStage(DeflareStage.Config(checkpoint=str(ckpt), threads=threads), sensor=sensor)
+    ckpt = checkpoint or random_checkpoint(tmp / f"bench_{sensor[0]}x{sensor[1]}.pt", sensor)
+    stage = DeflareStage(DeflareStage.Config(checkpoint=str(ckpt), threads=threads, allow_other_sensor=True),
+                         sensor=sensor)
     spec = stage.spec
     ev = synthetic_stream(*sensor, rate, (windows + 3) * spec.window_us)
     # warm-up: numba compilation, oneDNN primitive creation
@@ -89,12 +91,15 @@ def bench(sensor: tuple[int, int], threads: int, windows: int, rate: float, tmp:
         w0 = start + k * spec.window_us
         win = ev[(ev.t >= w0) & (ev.t < w0 + spec.window_us)]
         t0 = time.perf_counter()
-        vin = np.clip(events_to_voxel(win, w0, spec), -stage.clip, stage.clip)
+        vin = input_grids(win, w0, spec, stage.model.config.in_channels, stage.clip)
         t1 = time.perf_counter()
         with torch.inference_mode():
-            vpred = stage.model(torch.from_numpy(vin)[None, None])[0, 0].numpy()
+            out = stage.model(torch.from_numpy(vin)[None])[0].numpy()
         t2 = time.perf_counter()
-        keep_mask(win, w0, vin, vpred, stage.config.threshold, spec)
+        if out.shape[0] > 1:  # flare-mask head
+            keep_mask_from_share(win, w0, mask_share(out[1]), stage.config.threshold, spec)
+        else:
+            keep_mask(win, w0, vin[0], out[0], stage.config.threshold, spec)
         t3 = time.perf_counter()
         parts["voxel"].append(t1 - t0); parts["forward"].append(t2 - t1); parts["decode"].append(t3 - t2)  # noqa: E702
     ms = np.array(totals) * 1e3  # every push of the window (buffering + the closing push's decision)
@@ -114,14 +119,16 @@ def main() -> int:
     ap.add_argument("--threads", type=int, action="append", help="torch threads (repeatable); default 1 and 2")
     ap.add_argument("--windows", type=int, default=60, help="windows timed per configuration")
     ap.add_argument("--rate", type=float, default=2e6, help="events per second of the synthetic stream")
+    ap.add_argument("--checkpoint", help="time this checkpoint (e.g. eventfx_core/weights/deflarer.pt) "
+                    "instead of a random default-config model")
     args = ap.parse_args()
     sensors = [tuple(int(v) for v in s.lower().split("x")) for s in (args.sensor or ["346x260", "640x480"])]
     print(f"torch {torch.__version__}, oneDNN {torch.backends.mkldnn.is_available()}, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, model {UNet3DConfig()}, {VoxelSpec()}")
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, model {args.checkpoint or UNet3DConfig()}, {VoxelSpec()}")
     with tempfile.TemporaryDirectory() as d:
         for sensor in sensors:
             for threads in args.threads or [1, 2]:
-                r = bench(sensor, threads, args.windows, args.rate, Path(d))
+                r = bench(sensor, threads, args.windows, args.rate, Path(d), args.checkpoint)
                 print(f"{r['sensor']} threads={r['threads']}: {r['windows']} windows of "
                       f"{r['events_per_window']:.0f} events; compute median {r['median_ms']:.1f} ms "
                       f"(p90 {r['p90_ms']:.1f}, max {r['max_ms']:.1f}) = voxel {r['voxel_ms']:.2f} + "
