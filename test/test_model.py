@@ -188,6 +188,29 @@ def test_stage_is_split_invariant_and_resets_on_backwards_time(tmp_path):
     assert np.array_equal(again.keep, whole.keep[:500])
 
 
+def test_stage_remove_classes(tmp_path):
+    """keep = 1 - P(removed classes) >= threshold: removing fewer classes keeps a superset;
+    classes the checkpoint does not have are a config error."""
+    from eventfx_core.errors import ConfigError
+    from eventfx_core.features import FeatureConfig, feature_names
+    from eventfx_core.model.checkpoint import write_initial_checkpoint
+    from eventfx_core.model.stage import MambaDenoiserStage
+
+    fcfg = FeatureConfig(cell_px=(8,))
+    mcfg = ModelConfig(n_features=len(feature_names(fcfg)),
+                       class_names=["signal", "noise", "flare", "light_source"])
+    write_initial_checkpoint(tmp_path / "w.pt", seed=3, model_config=mcfg, feature_config=fcfg)
+    ev = _events(2000)
+    run = lambda remove: MambaDenoiserStage(MambaDenoiserStage.Config(  # noqa: E731
+        checkpoint="w.pt", threshold=0.6, remove=remove), sensor=(64, 48), base_dir=tmp_path).process(ev).keep
+    both, noise_only = run(["noise", "flare"]), run(["noise"])
+    assert (noise_only >= both).all() and noise_only.sum() > both.sum()
+    with pytest.raises(ConfigError, match="not among"):
+        run(["glare"])
+    with pytest.raises(ConfigError, match="remove"):
+        run(["signal"])
+
+
 def test_stage_default_checkpoint_loads(tmp_path):
     from eventfx_core.model.stage import MambaDenoiserStage
 

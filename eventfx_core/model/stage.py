@@ -12,7 +12,7 @@ warning (the pipeline does the same for all stages).
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,13 +23,14 @@ from ..features import FeatureExtractor
 from ..stages import StageResult
 from .checkpoint import load_checkpoint, resolve_checkpoint_path
 from .fast import FastDenoiser
-from .mamba2 import keep_class_indices
 
 
 @dataclass
 class MambaStageConfig:
     checkpoint: str = "default"  # denoiser weights: a path (relative to base_dir) or "default" = shipped
-    threshold: float = 0.5  # keep an event when P(signal) (+ P(light source)) >= threshold
+    threshold: float = 0.5  # keep an event when 1 - P(the classes in `remove`) >= threshold
+    remove: list[str] = field(default_factory=lambda: ["noise", "flare"])  # classes this stage
+    #   removes; ["noise"] leaves flare to a deflare stage after it (its classes: the checkpoint's)
     device: str = ""  # "" = the pipeline's device; else "cpu" or "cuda", "cuda:1", ...
     tile: int = 4096  # events per fast-path tile (cache fit only; decisions do not depend on it)
 
@@ -38,6 +39,8 @@ class MambaStageConfig:
             raise ConfigError(f"{where}.threshold must be in [0, 1], got {self.threshold}")
         if self.tile < 1:
             raise ConfigError(f"{where}.tile must be >= 1, got {self.tile}")
+        if not self.remove or "signal" in self.remove or len(set(self.remove)) != len(self.remove):
+            raise ConfigError(f"{where}.remove: distinct class names other than signal, got {self.remove}")
         if self.device and not (self.device == "cpu" or self.device.startswith("cuda")):
             raise ConfigError(f"{where}.device: expected cpu or cuda[:n], got {self.device!r}")
 
@@ -64,7 +67,10 @@ class MambaDenoiserStage:
 
             self.runner = TorchDenoiser(model, self.device)
         names = self.checkpoint.model_config.class_names
-        self.keep_classes = keep_class_indices(names)
+        unknown = [c for c in config.remove if c not in names]
+        if unknown:
+            raise ConfigError(f"mamba.remove: {unknown} not among the checkpoint's classes {list(names)}")
+        self.keep_classes = [i for i, n in enumerate(names) if n not in config.remove]
         self.signal_class = names.index("signal")
         self._last_t: int | None = None
 
