@@ -137,6 +137,24 @@ def test_a_few_steps_lower_the_mask_loss(archives):
     assert ck.model.config.mask_head and ck.model.config.in_channels == 2
 
 
+def test_thinning_keeps_signal_and_light_and_thins_noise_and_flare():
+    from eventfx_core.deflare.train import WindowSample, thinned
+    rng = np.random.default_rng(0)
+    n = 4000
+    labels = rng.integers(0, 4, n).astype(np.uint8)
+    ev = Events.from_arrays(np.arange(n), rng.integers(0, 32, n), rng.integers(0, 24, n),
+                            rng.integers(0, 2, n), 32, 24)
+    s = WindowSample(ev, labels, 0)
+    none, half, all_ = (thinned(s, k, np.random.default_rng(1)) for k in (0.0, 0.5, 1.0))
+    assert len(all_.events) == n and np.array_equal(all_.labels, labels)
+    assert set(np.unique(none.labels)) == {0, 3} and len(none.labels) == int(np.isin(labels, (0, 3)).sum())
+    for lab in (1, 2):  # about half of the noise and flare stays, all signal and light source
+        assert abs((half.labels == lab).sum() / (labels == lab).sum() - 0.5) < 0.05
+    for lab in (0, 3):
+        assert (half.labels == lab).sum() == (labels == lab).sum()
+    assert np.all(np.diff(half.events.t) > 0)  # a subset, in order
+
+
 def test_train_config_errors(archives):
     d, _, _ = archives
     args = argparse.Namespace(config=str(d / "deflarer.yaml"))
@@ -146,6 +164,8 @@ def test_train_config_errors(archives):
         run({**tiny_config(1), "learning_rate": 1}, args)
     with pytest.raises(ConfigError, match="light_cell_weight must be >= 0"):
         run(mask_config(1, light_cell_weight=-1.0), args)
+    with pytest.raises(ConfigError, match="thin_prob"):
+        run(mask_config(1, thin_prob=1.5), args)
 
 
 def test_chamfer_and_f1_definitions():

@@ -33,7 +33,7 @@ from ..errors import ConfigError
 from ..events import Events
 from ..train.loop import read_training_config
 from .checkpoint import load_checkpoint, save_checkpoint
-from .data import FLARE, LIGHT, expand, read_labelled
+from .data import FLARE, LIGHT, NOISE, expand, read_labelled
 from .metrics import evaluate_deflarer
 from .stage import DeflareConfig, DeflareStage
 from .unet3d import ResidualUNet3D, UNet3DConfig
@@ -64,6 +64,10 @@ class OptimConfig:
     light_target_weight: float = 1.0  # a light-source event counts this many times in the target share's
     #                                   denominator (1: the plain flare share; >1: a cell mixing light and flare
     #                                   is flagged only when its flare outweighs the light by this factor)
+    thin_prob: float = 0.0  # share of crops whose noise and flare events are thinned first (each kept
+    #                         with one probability drawn from U(thin_min_keep, 1)), as a denoiser
+    #                         stage before the deflarer thins them; 0 = raw windows only
+    thin_min_keep: float = 0.2  # lowest keep probability of that thinning
     max_minutes: float = 12.0  # stop (and save) after this wall time
     seed: int = 0  # crops, sampling and initialisation
     threads: int = 2  # torch intra-op threads
@@ -79,6 +83,8 @@ class OptimConfig:
             raise ConfigError(f"{where}: mask_loss_weight, mask_count_power and light_cell_weight must be >= 0")
         if self.light_target_weight < 1:
             raise ConfigError(f"{where}.light_target_weight: must be >= 1, got {self.light_target_weight}")
+        if not (0 <= self.thin_prob <= 1 and 0 <= self.thin_min_keep <= 1):
+            raise ConfigError(f"{where}: thin_prob and thin_min_keep must be in [0, 1]")
 
 
 @dataclass
@@ -131,6 +137,14 @@ def crop_targets(s: WindowSample, spec: VoxelSpec, in_channels: int, clip: float
     return vin, vgt, count, n_flare, n_light
 
 
+def thinned(s: WindowSample, keep_prob: float, rng: np.random.Generator) -> WindowSample:
+    """The window with each noise and flare event kept with probability ``keep_prob`` (signal
+    and light source all kept): what a denoiser in front of the deflarer leaves."""
+    removable = (s.labels == NOISE) | (s.labels == FLARE)
+    keep = ~removable | (rng.random(len(s.labels)) < keep_prob)
+    return WindowSample(s.events[keep], s.labels[keep], s.start_us)
+
+
 def make_batch(samples: list[WindowSample], cfg: DeflarerTrainConfig, rng: np.random.Generator) -> Batch:
     """A :class:`Batch` of random crops of the voxel grids (crop side ``train.crop //
     voxel.cell_px`` cells)."""
@@ -139,6 +153,8 @@ def make_batch(samples: list[WindowSample], cfg: DeflarerTrainConfig, rng: np.ra
     ins, tgts, shares, share_ws = [], [], [], []
     for _ in range(o.batch):
         s = samples[rng.integers(len(samples))]
+        if o.thin_prob > 0 and rng.random() < o.thin_prob:
+            s = thinned(s, float(rng.uniform(o.thin_min_keep, 1.0)), rng)
         _, h, w = spec.grid_shape(s.events.width, s.events.height)  # in cells
         cw, ch = min(max(1, o.crop // c), w), min(max(1, o.crop // c), h)
         flare = np.flatnonzero(s.labels == FLARE)
