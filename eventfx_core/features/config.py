@@ -30,7 +30,7 @@ Every feature of an event is computed from the per-pixel state *before* that eve
 
 With cell sizes in ``cell_px``, flicker features over coarse cells follow (lens flare is a wide halo
 whose pixels fire sparsely but all in phase with the light's 100-200 Hz flicker, as in
-E-Deflare, Han et al., arXiv 2512.09016; a moving edge fires steadily). For each tau in
+E-Deflare, Han et al., arXiv 2512.09016; a moving edge fires steadily). For each
 cell size c in ``cell_px`` and each tau in ``cell_taus_us``, with v the exponentially
 decayed event count (each event adds 1, the count decays as exp(-dt/tau)) of the event's
 c x c cell:
