@@ -5,8 +5,9 @@ features of the events before it and the model state, both carried across calls,
 stream is cut into messages never changes a decision. On the CPU the numba fast path runs
 (``fast.py``); on CUDA the torch model with mamba_ssm's scan (``gpu.py``).
 
-Keep rule: P(signal) (+ P(light_source) for a model with that class) >= ``threshold``; the
-score is P(signal). Time going backwards resets the features and the model state with a
+Keep rule: 1 - P(classes in ``remove``, default noise and flare) >= ``threshold``, i.e. the
+summed probability of the other classes (signal, and light source for a model with that class);
+the score is P(signal). Time going backwards resets the features and the model state with a
 warning (the pipeline does the same for all stages).
 """
 from __future__ import annotations
