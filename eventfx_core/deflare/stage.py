@@ -4,8 +4,8 @@ After E-Deflare (Han et al., arXiv 2512.09016): events are gathered into windows
 absolute time (``t // window_us``), each closed window becomes a voxel grid, the residual 3D
 U-Net predicts the flare-free grid, and :func:`decode.keep_mask` keeps the input events whose
 cells the network did not empty (with a flare-mask head: :func:`decode.keep_mask_from_share`
-keeps the events whose cell's predicted flare share is below the threshold). Decisions come back in arrival order; the added latency is
-one window plus the compute of one forward pass.
+keeps the events whose cell's predicted flare share is below the threshold). Decisions come
+back in arrival order; the added latency is one window plus the compute of one forward pass.
 
 Policies (documented here, tested in ``test/test_deflare_stage.py``):
 
