@@ -250,6 +250,12 @@ class DenoiserModel(nn.Module):
     def _embed(self, features: torch.Tensor) -> torch.Tensor:
         return self.embed((features - self.feature_mean) / self.feature_std)
 
+    def _readout(self, h: torch.Tensor) -> torch.Tensor:
+        """Class logits from the last block's output (through the feed-forward block if any)."""
+        if self.mlp is not None:
+            h = h + self.mlp(h)
+        return self.head(self.norm_f(h))
+
     def forward(self, features: torch.Tensor, dt_us: torch.Tensor,
                 state: DenoiserState | None = None) -> tuple[torch.Tensor, DenoiserState]:
         if state is None:
@@ -262,9 +268,7 @@ class DenoiserModel(nn.Module):
             h = h + out
             convs.append(conv)
             ssms.append(ssm)
-        if self.mlp is not None:
-            h = h + self.mlp(h)
-        return self.head(self.norm_f(h)), DenoiserState(torch.stack(convs), torch.stack(ssms))
+        return self._readout(h), DenoiserState(torch.stack(convs), torch.stack(ssms))
 
     def step(self, features: torch.Tensor, dt_us: torch.Tensor, state: DenoiserState
              ) -> tuple[torch.Tensor, DenoiserState]:
@@ -277,9 +281,7 @@ class DenoiserModel(nn.Module):
             h = h + out
             convs.append(conv)
             ssms.append(ssm)
-        if self.mlp is not None:
-            h = h + self.mlp(h)
-        return self.head(self.norm_f(h)), DenoiserState(torch.stack(convs), torch.stack(ssms))
+        return self._readout(h), DenoiserState(torch.stack(convs), torch.stack(ssms))
 
 
 def keep_class_indices(class_names) -> list[int]:
