@@ -11,7 +11,9 @@ The ROS node and the offline CLI both drive it the same way, message by message:
 Event stages (filters, the Mamba denoiser) decide every event at once; windowed stages (the
 voxel deflarer) decide when their window closes, so a message is handed back only once all
 of its events are decided, and messages always come back in the order they were pushed.
-Every stage sees only the events that the stages before it kept. Because all state lives in
+Every stage sees only the events that the stages before it kept; an event stage may also hand
+the first windowed stage its per-event P(flare) (the Mamba denoiser does; the deflarer can blend
+it with its own flare share, ``deflare.blend``). Because all state lives in
 the stages and every stage is split-invariant, cutting a stream into messages differently
 never changes a decision.
 
@@ -44,7 +46,7 @@ class Decision:
     tag: Any  # whatever the caller pushed with the events (a message, an index)
     events: Events  # the events as pushed
     keep: np.ndarray  # bool[n]
-    score: np.ndarray  # float32[n]: confidence that the event is signal (0 = removed, 1 = kept
+    score: np.ndarray  # float32[n]: confidence that the event is not noise (0 = removed, 1 = kept
     #                    by stages that give no score)
 
 
@@ -175,6 +177,7 @@ class Pipeline:
         """Run event stages on events [a, b) of ``entry``, then hand survivors to the windows."""
         idx = np.arange(a, b)[inside]
         ev = entry.events[idx]
+        flare = None  # the latest event stage's P(flare) of the survivors, for the windowed stage
         for stage in self.event_stages:
             if len(ev) == 0:
                 break
@@ -183,24 +186,27 @@ class Pipeline:
             self.stats.stage_seconds[stage.name] += time.perf_counter() - t0
             if res.score is not None:
                 entry.score[idx] = res.score
+            if res.flare is not None:
+                flare = np.asarray(res.flare, np.float32)
             kept = np.asarray(res.keep, bool)
             if not kept.all():
                 entry.score[idx[~kept]] = 0.0
                 idx = idx[kept]
                 ev = ev[kept]
+                flare = None if flare is None else flare[kept]
         if not self.windowed_stages:
             entry.keep[idx] = True
             return
         if len(idx) == 0:
             return
         entry.undecided += len(idx)
-        self._feed_windowed(0, entry.first_id + idx, ev)
+        self._feed_windowed(0, entry.first_id + idx, ev, flare)
 
-    def _feed_windowed(self, j: int, ids: np.ndarray, ev: Events) -> None:
+    def _feed_windowed(self, j: int, ids: np.ndarray, ev: Events, flare: np.ndarray | None = None) -> None:
         stage = self.windowed_stages[j]
         self._fifo[j].append((ids, ev))
         t0 = time.perf_counter()
-        decided = np.asarray(stage.push(ev), bool)
+        decided = np.asarray(stage.push(ev, flare), bool)
         self.stats.stage_seconds[stage.name] += time.perf_counter() - t0
         self._apply_windowed(j, decided)
 

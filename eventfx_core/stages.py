@@ -2,14 +2,16 @@
 
 An *event stage* decides every event as it arrives (filters, the Mamba denoiser):
 
-    stage.process(events) -> StageResult(keep, score)    # one decision per event, now
+    stage.process(events) -> StageResult(keep, score[, flare])  # one decision per event, now
     stage.reset()                                         # forget all state
 
 A *windowed stage* decides events only when the window they fall in has closed (the voxel
 deflarer). It buffers events and hands back decisions for the oldest buffered ones:
 
-    stage.push(events) -> np.ndarray[bool]   # keep decisions for the next k buffered events
-                                             # (k >= 0, in arrival order)
+    stage.push(events, flare=None) -> np.ndarray[bool]
+                                             # keep decisions for the next k buffered events
+                                             # (k >= 0, in arrival order); ``flare``: an earlier
+                                             # stage's per-event P(flare), or None
     stage.advance(t_us) -> np.ndarray[bool]  # the stream's clock reached t_us (earlier stages
                                              # may have dropped every event since): decide the
                                              # windows that ended by then
@@ -36,7 +38,10 @@ from .events import Events
 @dataclass(frozen=True)
 class StageResult:
     keep: np.ndarray  # bool[n]: True = the event survives this stage
-    score: np.ndarray | None = None  # float32[n]: the stage's confidence that the event is signal
+    score: np.ndarray | None = None  # float32[n]: the stage's confidence that the event is not
+    #                                  noise (the noise ROC ranks events by it)
+    flare: np.ndarray | None = None  # float32[n]: the stage's probability that the event is flare
+    #                                  (given it is not noise), for a later deflare stage to blend
 
 
 @runtime_checkable
@@ -52,7 +57,7 @@ class EventStage(Protocol):
 class WindowedStage(Protocol):
     name: str
 
-    def push(self, events: Events) -> np.ndarray: ...
+    def push(self, events: Events, flare: np.ndarray | None = None) -> np.ndarray: ...
 
     def advance(self, t_us: int) -> np.ndarray: ...
 

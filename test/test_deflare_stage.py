@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 from eventfx_core.config import from_dict
 from eventfx_core.deflare.checkpoint import load_checkpoint, save_checkpoint
 from eventfx_core.deflare.stage import DeflareStage
-from eventfx_core.deflare.decode import keep_mask_from_share_reference, mask_share
+from eventfx_core.deflare.decode import event_flare_share_reference, keep_mask_from_share_reference, mask_share
 from eventfx_core.deflare.unet3d import (MASK_BIAS_INIT, Conv3d, ResidualUNet3D, UNet3DConfig, depth_to_space,
                                          space_to_depth)
 from eventfx_core.deflare.voxel import input_grids
@@ -300,3 +300,54 @@ def test_checkpoint_without_mask_fields_loads_as_before(identity_ckpt, tmp_path)
     ck = load_checkpoint(tmp_path / "old.pt")
     assert ck.model.config.mask_head is False and ck.model.config.in_channels == 1
     assert run(make_stage(tmp_path / "old.pt"), [stream(2, 500)]).all()
+
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 1000), cuts=st.lists(st.integers(0, 2000), max_size=8),
+       blend=st.sampled_from([0.25, 0.5, 0.8]))
+def test_blended_decisions_follow_the_reference_whatever_the_cut(mask_ckpt, seed, cuts, blend):
+    """keep = (1 - blend) * share + blend * P(flare) < threshold, each event with its own
+    P(flare) (the stage buffers them beside the events), for any message cut; NaN = no P(flare)."""
+    ev = stream(seed % 7, 2000)
+    flare = np.random.default_rng(seed).random(len(ev)).astype(np.float32)
+    flare[::10] = np.nan  # events pushed without a P(flare) are judged by the share alone
+    stage = make_stage(mask_ckpt, threshold=0.4, blend=blend)
+    bounds = [0] + sorted(cuts) + [len(ev)]
+    out = [stage.push(ev[a:b], flare[a:b]) for a, b in zip(bounds[:-1], bounds[1:])] + [stage.flush()]
+    keep = np.concatenate(out)
+    ck, spec, b = load_checkpoint(mask_ckpt), stage.spec, np.float32(blend)
+    score = np.zeros(len(ev), np.float32)
+    win = ev.t // spec.window_us
+    for w in np.unique(win):
+        m = np.flatnonzero(win == w)
+        vin = input_grids(ev[m], int(w) * spec.window_us, spec, 2, stage.clip)
+        with torch.no_grad():
+            share = mask_share(ck.model(torch.from_numpy(vin)[None])[0, 1].numpy())
+        score[m] = event_flare_share_reference(ev[m], int(w) * spec.window_us, share, spec)
+    given = ~np.isnan(flare)
+    score[given] = (np.float32(1) - b) * score[given] + b * flare[given]
+    np.testing.assert_array_equal(keep, score < 0.4)
+    assert 0 < keep.sum() < len(ev)
+    # blend 0 and no P(flare) at all decide alike
+    np.testing.assert_array_equal(run(make_stage(mask_ckpt, threshold=0.4, blend=0.0), [ev]),
+                                  run(make_stage(mask_ckpt, threshold=0.4), [ev]))
+
+
+def test_blend_with_time_going_backwards_keeps_each_event_with_its_own_flare(mask_ckpt):
+    """After a backwards jump the buffered events are decided with their own P(flare) and the
+    replay after the reset decides like a fresh stage."""
+    ev = stream(4, 1500, t_end=60000)
+    flare = np.random.default_rng(1).random(len(ev)).astype(np.float32)
+    first = np.concatenate([make_stage(mask_ckpt, blend=0.5).push(ev, flare)])
+    stage = make_stage(mask_ckpt, blend=0.5)
+    whole = np.concatenate([stage.push(ev, flare), stage.flush()])
+    again = make_stage(mask_ckpt, blend=0.5)
+    out = np.concatenate([again.push(ev[:700], flare[:700]),
+                          again.push(concat([ev[700:], ev]), np.r_[flare[700:], flare]), again.flush()])
+    assert again.resets == 1 and len(out) == 2 * len(ev)
+    np.testing.assert_array_equal(out[:len(ev)], whole)
+    np.testing.assert_array_equal(out[len(ev):], whole)
+    assert len(first) < len(ev)  # the open last window waits for flush
+    with pytest.raises(ConfigError, match="blend"):
+        make_stage(mask_ckpt, blend=1.5)

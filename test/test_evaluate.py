@@ -147,7 +147,7 @@ class _LaggingWindowStage:
     def reset(self):
         self.buf = []
 
-    def push(self, ev):
+    def push(self, ev, flare=None):
         self.buf.append(ev.x % 2 == 0)
         if len(self.buf) > 2:
             return self.buf.pop(0)

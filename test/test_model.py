@@ -180,8 +180,12 @@ def test_stage_is_split_invariant_and_resets_on_backwards_time(tmp_path):
     assert np.array_equal(np.concatenate([p.keep for p in parts]), whole.keep)
     assert np.allclose(np.concatenate([p.score for p in parts]), whole.score, atol=1e-6)
     assert whole.keep.dtype == bool and whole.score.dtype == np.float32
-    # the keep rule is the threshold on P(signal) for a 3-class model
-    assert np.array_equal(whole.keep, whole.score >= 0.4)
+    # score = 1 - P(noise), flare = P(flare | not noise); the keep rule of a 3-class model
+    # (signal, noise, flare; removing noise and flare) is P(signal) = score * (1 - flare) >= 0.4
+    p_signal = whole.score.astype(np.float64) * (1 - whole.flare)
+    clear = np.abs(p_signal - 0.4) > 1e-5
+    assert clear.mean() > 0.99 and np.array_equal(whole.keep[clear], (p_signal >= 0.4)[clear])
+    assert np.allclose(np.concatenate([p.flare for p in parts]), whole.flare, atol=1e-5)
     # replaying the stream from the start: a warning, and the same decisions as a fresh stage
     with pytest.warns(RuntimeWarning, match="backwards"):
         again = stage.process(ev[:500])
@@ -205,6 +209,19 @@ def test_stage_remove_classes(tmp_path):
         checkpoint="w.pt", threshold=0.6, remove=remove), sensor=(64, 48), base_dir=tmp_path).process(ev).keep
     both, noise_only = run(["noise", "flare"]), run(["noise"])
     assert (noise_only >= both).all() and noise_only.sum() > both.sum()
+    # against the model's own class probabilities (torch forward over the whole stream)
+    import torch
+    stage = MambaDenoiserStage(MambaDenoiserStage.Config(checkpoint="w.pt", threshold=0.6, remove=["noise"]),
+                               sensor=(64, 48), base_dir=tmp_path)
+    res = stage.process(ev)
+    feats = stage.features.__class__(fcfg, 64, 48).extract(ev)
+    dt = np.diff(ev.t, prepend=ev.t[0]).astype(np.float32)
+    with torch.no_grad():
+        probs = torch.softmax(stage.checkpoint.model(torch.from_numpy(feats)[None], torch.from_numpy(dt)[None])[0][0],
+                              -1).double().numpy()
+    assert np.allclose(res.score, 1 - probs[:, 1], atol=1e-4)
+    assert np.allclose(res.flare, probs[:, 2] / (1 - probs[:, 1]), atol=1e-4)
+    assert np.array_equal(res.keep, res.score >= 0.6)
     with pytest.raises(ConfigError, match="not among"):
         run(["glare"])
     with pytest.raises(ConfigError, match="remove"):

@@ -69,7 +69,7 @@ class WindowMajority:
             keep[m] = ev.p[m] == (1 if on * 2 >= m.sum() else 0)
         return keep
 
-    def push(self, ev):
+    def push(self, ev, flare=None):
         self.buf.append(ev)
         allev = concat(self.buf, W, H)
         if len(allev) == 0:

@@ -91,16 +91,22 @@ def keep_mask_from_share(events: Events, t0: int, share: np.ndarray, threshold: 
     return event_flare_share(events, t0, np.ascontiguousarray(share, np.float32), spec) < threshold
 
 
-def keep_mask_from_share_reference(events: Events, t0: int, share: np.ndarray, threshold: float,
-                                   spec: VoxelSpec = VoxelSpec()) -> np.ndarray:
-    """Per-event Python reference of :func:`keep_mask_from_share` (the test oracle)."""
-    out = np.empty(len(events), bool)
+def event_flare_share_reference(events: Events, t0: int, share: np.ndarray,
+                                spec: VoxelSpec = VoxelSpec()) -> np.ndarray:
+    """Per-event Python reference of :func:`event_flare_share` (the test oracle)."""
+    out = np.empty(len(events), np.float32)
     c = spec.cell_px
     for i, (t, x, y) in enumerate(zip(events.t.tolist(), events.x.tolist(), events.y.tolist())):
         b0, b1, w0, w1 = _bin_weights_scalar(t, t0, spec.window_us, spec.bins)
         s0, s1 = np.float32(share[b0, y // c, x // c]), np.float32(share[b1, y // c, x // c])
-        out[i] = np.float32(w0) * s0 + np.float32(w1) * s1 < threshold
+        out[i] = np.float32(w0) * s0 + np.float32(w1) * s1
     return out
+
+
+def keep_mask_from_share_reference(events: Events, t0: int, share: np.ndarray, threshold: float,
+                                   spec: VoxelSpec = VoxelSpec()) -> np.ndarray:
+    """Per-event Python reference of :func:`keep_mask_from_share` (the test oracle)."""
+    return event_flare_share_reference(events, t0, share, spec) < threshold
 
 
 def sample_decode(vpred: np.ndarray, t0: int, spec: VoxelSpec = VoxelSpec(), seed: int = 0,

@@ -7,6 +7,12 @@ cells the network did not empty (with a flare-mask head: :func:`decode.keep_mask
 keeps the events whose cell's predicted flare share is below the threshold). Decisions come
 back in arrival order; the added latency is one window plus the compute of one forward pass.
 
+Blending with the denoiser: a 4x4-pixel cell cannot tell a light source's core from the flare
+around it, an event-level model partly can. When the stage before hands on its per-event
+P(flare) (the Mamba denoiser does), an event is dropped when
+``(1 - blend) * share + blend * P(flare) >= threshold``; ``blend: 0`` is the deflarer alone,
+and events pushed without a P(flare) are judged by the share alone.
+
 Policies (documented here, tested in ``test/test_deflare_stage.py``):
 
 * time going backwards: the buffered windows are decided first, then the stage resets
@@ -27,6 +33,7 @@ Policies (documented here, tested in ``test/test_deflare_stage.py``):
 from __future__ import annotations
 
 import logging
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +44,7 @@ from ..config import WEIGHTS_DIR, resolve_weights
 from ..errors import ConfigError
 from ..events import Events, first_time_decrease
 from .checkpoint import load_checkpoint
-from .decode import keep_mask, keep_mask_from_share, mask_share
+from .decode import event_flare_share, flare_share, mask_share
 from .voxel import VoxelSpec, input_grids
 from .window import Window, WindowBuffer
 
@@ -48,7 +55,10 @@ DEFAULT_CHECKPOINT = WEIGHTS_DIR / "deflarer.pt"
 @dataclass
 class DeflareConfig:
     checkpoint: str = "default"  # path (relative to the config's folder) or "default" = weights/deflarer.pt
-    threshold: float = 0.5  # drop an event when its cell's predicted flare share is >= this
+    threshold: float = 0.5  # drop an event when its flare score (its cell's predicted flare share,
+    #                         blended as below) is >= this
+    blend: float = 0.0  # weight of the previous stage's per-event P(flare) in the flare score:
+    #                     (1 - blend) * share + blend * P(flare); 0 = the deflarer alone
     window_us: int = 20000  # window length; must match the checkpoint (E-Deflare: 20 ms)
     bins: int = 8  # time bins per window; must match the checkpoint (E-Deflare: 8)
     cell_px: int = 4  # voxel cell side in pixels; must match the checkpoint
@@ -60,6 +70,8 @@ class DeflareConfig:
     def check(self, where: str) -> None:
         if not 0.0 < self.threshold <= 1.0:
             raise ConfigError(f"{where}.threshold: must be in (0, 1], got {self.threshold}")
+        if not 0.0 <= self.blend <= 1.0:
+            raise ConfigError(f"{where}.blend: must be in [0, 1], got {self.blend}")
         VoxelSpec(self.window_us, self.bins, self.cell_px).check(where)
         if self.threads < 0:
             raise ConfigError(f"{where}.threads: must be >= 0, got {self.threads}")
@@ -75,7 +87,7 @@ class DeflareStage:
     """Windowed stage: ``push(events) -> keep`` for the oldest buffered events, ``flush()``."""
 
     name = "deflare"
-    RUNTIME_PARAMS = ("threshold", "min_events")  # the pipeline may change these while running
+    RUNTIME_PARAMS = ("threshold", "blend", "min_events")  # the pipeline may change these while running
     Config = DeflareConfig
 
     def __init__(self, config: DeflareConfig, sensor: tuple[int, int] = (346, 260),
@@ -102,30 +114,35 @@ class DeflareStage:
         self.clip = float(ckpt.model.config.input_clip)
         self.checkpoint_path = path
         self._buffer = WindowBuffer(self.spec.window_us, self.sensor)
+        self._flare: deque[np.ndarray] = deque()  # P(flare) of the buffered events (NaN: none given)
         self._last_t: int | None = None  # newest time stamp pushed since the last reset
         self.windows_decided = 0  # counters for diagnostics
         self.resets = 0
 
     # ------------------------------------------------------------------ protocol
-    def push(self, events: Events) -> np.ndarray:
-        """Keep decisions for the events of every window that has now closed (arrival order)."""
+    def push(self, events: Events, flare: np.ndarray | None = None) -> np.ndarray:
+        """Keep decisions for the events of every window that has now closed (arrival order);
+        ``flare``: the previous stage's P(flare) of each event, or None."""
         out: list[np.ndarray] = []
+        flare = (np.full(len(events), np.nan, np.float32) if flare is None
+                 else np.asarray(flare, np.float32).reshape(len(events)))
         while len(events):
             back = first_time_decrease(events, self._last_t)
             if back < 0:
+                self._flare.append(flare)
                 out += self._decide(self._buffer.push(events))
                 self._last_t = int(events.t[-1])
                 break
             if back > 0:
+                self._flare.append(flare[:back])
                 out += self._decide(self._buffer.push(events[:back]))
             prev = int(events.t[back - 1]) if back > 0 else self._last_t
             log.warning("deflare: time goes backwards (%s -> %d us): deciding %d buffered events "
                         "and resetting", prev, int(events.t[back]), self._buffer.pending)
             out += self._decide(self._buffer.flush())
-            self._buffer.reset()
-            self._last_t = None
+            self.reset()
             self.resets += 1
-            events = events[back:]
+            events, flare = events[back:], flare[back:]
         return np.concatenate(out) if out else np.zeros(0, bool)
 
     def advance(self, t_us: int) -> np.ndarray:
@@ -144,6 +161,7 @@ class DeflareStage:
     def reset(self) -> None:
         """Forget buffered events (their decisions are never returned) and the time line."""
         self._buffer.reset()
+        self._flare.clear()
         self._last_t = None
 
     @property
@@ -152,15 +170,28 @@ class DeflareStage:
         return self._buffer.pending
 
     # ------------------------------------------------------------------ one window
-    def decide_window(self, window: Window) -> np.ndarray:
-        """Keep mask of one closed window's events."""
+    def decide_window(self, window: Window, flare: np.ndarray | None = None) -> np.ndarray:
+        """Keep mask of one closed window's events (``flare``: their P(flare) from the stage
+        before, NaN or None where not given)."""
+        score = self.event_share(window)
+        if flare is not None and self.config.blend > 0:
+            given = ~np.isnan(flare)
+            b = np.float32(self.config.blend)
+            score[given] = (np.float32(1) - b) * score[given] + b * flare[given]
+        return score < self.config.threshold
+
+    def event_share(self, window: Window) -> np.ndarray:
+        """float32[n]: the predicted flare share at each event of a closed window (0 for every
+        event of a window with fewer than ``min_events`` events: no forward pass)."""
         if len(window.events) < self.config.min_events:
-            return np.ones(len(window.events), bool)
+            return np.zeros(len(window.events), np.float32)
         vin, out = self.forward_window(window.events, window.start_us)
         if out.shape[0] > 1:  # mask head: the network's own per-cell-bin flare share
-            return keep_mask_from_share(window.events, window.start_us, mask_share(out[1]),
-                                        self.config.threshold, self.spec)
-        return keep_mask(window.events, window.start_us, vin[0], out[0], self.config.threshold, self.spec)
+            share = mask_share(out[1])
+        else:  # the share of the cell the network emptied
+            share = flare_share(vin[0], out[0])
+        return event_flare_share(window.events, window.start_us, np.ascontiguousarray(share, np.float32),
+                                 self.spec)
 
     def predict(self, events: Events, start_us: int) -> tuple[np.ndarray, np.ndarray]:
         """(clipped signed input grid, predicted clean grid) of the window starting at ``start_us``."""
@@ -187,6 +218,20 @@ class DeflareStage:
     def _decide(self, windows: list[Window]) -> list[np.ndarray]:
         out = []
         for w in windows:
-            out.append(self.decide_window(w))
+            out.append(self.decide_window(w, self._pop_flare(len(w.events))))
             self.windows_decided += 1
         return out
+
+    def _pop_flare(self, k: int) -> np.ndarray:
+        """The P(flare) of the next ``k`` buffered events (windows close in arrival order)."""
+        parts = []
+        while k:
+            head = self._flare[0]
+            if len(head) <= k:
+                parts.append(self._flare.popleft())
+                k -= len(head)
+            else:
+                parts.append(head[:k])
+                self._flare[0] = head[k:]
+                k = 0
+        return np.concatenate(parts) if parts else np.zeros(0, np.float32)

@@ -7,7 +7,9 @@ stream is cut into messages never changes a decision. On the CPU the numba fast 
 
 Keep rule: 1 - P(classes in ``remove``, default noise and flare) >= ``threshold``, i.e. the
 summed probability of the other classes (signal, and light source for a model with that class);
-the score is P(signal). Time going backwards resets the features and the model state with a
+the score is 1 - P(noise), by which the noise ROC ranks events. For a model with a flare class
+the stage also hands on P(flare | not noise) = P(flare) / (1 - P(noise)), which a deflare stage
+after it blends with its own flare share (``deflare.blend``). Time going backwards resets the features and the model state with a
 warning (the pipeline does the same for all stages).
 """
 from __future__ import annotations
@@ -72,7 +74,8 @@ class MambaDenoiserStage:
         if unknown:
             raise ConfigError(f"mamba.remove: {unknown} not among the checkpoint's classes {list(names)}")
         self.keep_classes = [i for i, n in enumerate(names) if n not in config.remove]
-        self.signal_class = names.index("signal")
+        self.noise_class = names.index("noise") if "noise" in names else None
+        self.flare_class = names.index("flare") if "flare" in names else None
         self._last_t: int | None = None
 
     def reset(self) -> None:
@@ -84,6 +87,7 @@ class MambaDenoiserStage:
         n = len(events)
         keep = np.zeros(n, bool)
         score = np.zeros(n, np.float32)
+        flare = np.zeros(n, np.float32) if self.flare_class is not None else None
         start = 0
         while start < n:
             seg = events[start:]
@@ -94,15 +98,19 @@ class MambaDenoiserStage:
                 self.reset()
                 continue
             stop = start + (back if back > 0 else len(seg))
-            k, s = self._decide(events[start:stop])
-            keep[start:stop], score[start:stop] = k, s
+            probs = self._probabilities(events[start:stop])
+            keep[start:stop] = probs[:, self.keep_classes].sum(1) >= self.config.threshold
+            not_noise = 1.0 - probs[:, self.noise_class] if self.noise_class is not None else 1.0
+            score[start:stop] = not_noise
+            if flare is not None:
+                flare[start:stop] = probs[:, self.flare_class] / np.maximum(not_noise, np.float32(1e-6))
             start = stop
-        return StageResult(keep, score)
+        return StageResult(keep, score, flare)
 
-    def _decide(self, events: Events) -> tuple[np.ndarray, np.ndarray]:
+    def _probabilities(self, events: Events) -> np.ndarray:
+        """float32[n, classes]: the model's class probabilities for time-ordered ``events``."""
         t = events.t
         prev = t[0] if self._last_t is None else self._last_t  # first event ever: gap 0
         dt_us = np.diff(t, prepend=prev).astype(np.float32)
         self._last_t = int(t[-1])
-        probs = self.runner.probabilities(self.features.extract(events), dt_us)
-        return probs[:, self.keep_classes].sum(1) >= self.config.threshold, probs[:, self.signal_class]
+        return self.runner.probabilities(self.features.extract(events), dt_us)
