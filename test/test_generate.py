@@ -47,8 +47,8 @@ def test_deterministic_across_runs_workers_and_shards(tmp_path):
     for i in range(2):
         assert gen(cfg, tmp_path / "c", "--workers", "1", "--shard", f"{i}/2") == 0
     a, b, c = archives(tmp_path / "a"), archives(tmp_path / "b"), archives(tmp_path / "c")
-    assert sorted(a) == ["test/seq_00004.h5", "train/seq_00000.h5", "train/seq_00001.h5",
-                         "train/seq_00002.h5", "val/seq_00003.h5"]
+    assert sorted(a) == ["test/seq_00000.h5", "train/seq_00002.h5", "train/seq_00003.h5",
+                         "train/seq_00004.h5", "val/seq_00001.h5"]
     assert same(a, b) and same(a, c)
     assert sum(len(v[0]) for v in a.values()) > 100
     for v in a.values():
@@ -77,6 +77,25 @@ def test_resume_rewrites_only_unfinished(tmp_path):
     assert not list(out.glob("*/*.partial"))
     assert os.stat(files[2]).st_mtime == past and os.stat(files[4]).st_mtime == past
     assert all(os.stat(f).st_mtime != past for f in files[:2] + [files[3]])
+
+
+def test_growing_the_train_split_keeps_every_written_sequence(tmp_path, capsys):
+    """test and val take the first indices: a larger train_sequences in the same folder adds
+    train sequences and leaves the written ones (and the whole test split) untouched."""
+    out = tmp_path / "out"
+    assert gen(write_config(tmp_path), out) == 0
+    small = archives(out)
+    past = 1_000_000_000
+    for f in out.glob("*/*.h5"):
+        os.utime(f, (past, past))
+    assert gen(write_config(tmp_path, train_sequences=5), out) == 0
+    assert "2 sequences to write, 5 already finished" in capsys.readouterr().out
+    big = archives(out)
+    assert sorted(big) == sorted([*small, "train/seq_00005.h5", "train/seq_00006.h5"])
+    assert same({k: big[k] for k in small}, small)
+    assert all(os.stat(out / k).st_mtime == past for k in small)
+    assert gen(write_config(tmp_path, train_sequences=5), tmp_path / "fresh") == 0
+    assert same(big, archives(tmp_path / "fresh"))  # as if written at that size from the start
 
 
 def test_other_config_in_same_folder_is_refused(tmp_path, capsys):

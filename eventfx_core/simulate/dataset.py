@@ -5,7 +5,8 @@ train/val/test folders by sequence index, generated in parallel processes, resum
     DIR/{train,val,test}/seq_NNNNN.h5  eventfx archives with labels (``eventfx_core.io.archive``)
 
 A sequence depends only on (config, seed, index), so worker count and ``--shard`` never change
-it. An archive is written as ``seq_NNNNN.h5.partial`` and renamed when its writer has closed
+it; the test and val splits take the first indices, so a larger ``train_sequences`` grows the
+train split of an existing folder without touching the others. An archive is written as ``seq_NNNNN.h5.partial`` and renamed when its writer has closed
 (the archive's ``complete`` flag is set then too): a rerun skips finished sequences (same
 fingerprint), rewrites partial ones, and refuses to mix in files of another config.
 """
@@ -16,7 +17,7 @@ import hashlib
 import json
 import os
 import time
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict
 from pathlib import Path
 
@@ -25,11 +26,16 @@ from ..errors import EventfxError
 from .flare import find_flare7k
 from .sequence import GenerateConfig, make_sequence
 
-GENERATOR_VERSION = 2  # bump when the simulation changes what a (config, seed) produces
+GENERATOR_VERSION = 3  # bump when the simulation changes what a (config, seed) produces
+#                       (3: test and val come first, so train can grow)
 
 
 def fingerprint(cfg: GenerateConfig) -> str:
-    blob = json.dumps({"config": asdict(cfg), "version": GENERATOR_VERSION}, sort_keys=True)
+    """What a sequence of this dataset depends on: everything but ``train_sequences`` (the
+    train split comes last, so raising it and rerunning adds sequences and keeps the rest)."""
+    config = asdict(cfg)
+    config.pop("train_sequences")
+    blob = json.dumps({"config": config, "version": GENERATOR_VERSION}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -162,7 +168,7 @@ def generate_dataset(cfg: GenerateConfig, out: Path, shard: tuple[int, int] = (0
                                     fp, pairs) for index in todo]
                 pending = set(futs)
                 while pending:
-                    fin, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                    fin, pending = wait(pending, return_when=FIRST_COMPLETED)  # the bar moves per sequence
                     for f in fin:
                         if f.exception() is not None:
                             for p in pending:

@@ -56,9 +56,11 @@ class GenerateConfig:
         return self.train_sequences + self.val_sequences + self.test_sequences
 
     def split_of(self, index: int) -> str:
-        if index < self.train_sequences:
-            return "train"
-        return "val" if index < self.train_sequences + self.val_sequences else "test"
+        """test first, then val, then train: growing ``train_sequences`` never moves a
+        sequence between splits (the test set stays the same)."""
+        if index < self.test_sequences:
+            return "test"
+        return "val" if index < self.test_sequences + self.val_sequences else "train"
 
 
 def sequence_seed(seed: int, index: int, purpose: int = 0) -> int:
