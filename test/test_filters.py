@@ -18,7 +18,9 @@ CONFIGS = {
     "baf": [{}, {"time_window_us": 300, "include_self": True}],
     "stcf": [{}, {"time_window_us": 3000, "k": 1, "polarity_match": True}, {"k": 4}],
     "refractory": [{}, {"refractory_us": 2000}, {"refractory_us": 0}],
-    "hot_pixel": [{"window_us": 20_000, "max_rate_hz": 100.0}, {"window_us": 3000, "max_rate_hz": 400.0}],
+    "hot_pixel": [{"window_us": 20_000, "max_rate_hz": 100.0}, {"window_us": 3000, "max_rate_hz": 400.0},
+                  {"window_us": 20_000, "max_rate_hz": 150.0, "busy_share": 1.0},
+                  {"window_us": 3000, "max_rate_hz": 400.0, "busy_share": 0.0}],
 }
 CASES = [(name, i) for name in FILTERS for i in range(len(CONFIGS[name]))]
 
@@ -110,6 +112,28 @@ def test_stcf_needs_k_neighbours():
     np.testing.assert_array_equal(res.score[3:], np.float32([3 / 8, 3 / 8]))
     # later than the window: nothing supports any more
     assert not stcf.process(Events.from_arrays([5000], [5], [5], [1], 16, 16)).keep[0]
+
+
+def test_hot_pixel_spares_a_flickering_lamp_but_not_a_lone_pixel():
+    """A 3x3 lamp core firing at 1 kHz keeps its events (its neighbours are as busy); a lone
+    pixel at 1 kHz is muted; with busy_share 0 the lamp is muted too."""
+    cls = stage_class("hot_pixel")
+    t = np.arange(0, 300_000, 1000)
+    lamp = [(10 + dx, 10 + dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
+    pix = lamp + [(25, 5)]
+    tt = np.repeat(t, len(pix)) + np.tile(np.arange(len(pix)), len(t))  # round robin, 1 us apart
+    xs = np.tile([p[0] for p in pix], len(t))
+    ys = np.tile([p[1] for p in pix], len(t))
+    ev = Events.from_arrays(tt, xs, ys, np.ones(len(tt)), 32, 32)
+    lone = (ev.x == 25) & (ev.y == 5)
+    for share, lamp_kept in ((0.25, len(t) * 9), (0.0, 10 * 9)):
+        hp = cls(from_dict(cls.Config, {"window_us": 100_000, "max_rate_hz": 100.0, "busy_share": share}),
+                 sensor=(32, 32))
+        keep = hp.process(ev).keep
+        assert keep[lone].sum() == 10  # the learning window's first `limit` events only
+        assert keep[~lone].sum() == lamp_kept
+    with pytest.raises(ConfigError, match="busy_share"):
+        cls(from_dict(cls.Config, {"busy_share": 2.0}), sensor=(32, 32))
 
 
 def test_refractory_counts_from_last_kept_event():

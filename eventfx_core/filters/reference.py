@@ -68,15 +68,21 @@ class ReferenceRefractory(_Reference):
 
 class ReferenceHotPixel(_Reference):
     def decide(self, t, x, y, p):
-        limit = self.config.limit()
+        limit, busy = self.config.limit(), self.config.busy()
         w = t // self.config.window_us
-        window, count, hot = self.pixels.get((x, y), (None, 0, False))
+        window, count, hot, prev = self.pixels.get((x, y), (None, 0, False, 0))
         if window != w:
             hot = window == w - 1 and count > limit
+            prev = count if window == w - 1 else 0
             window, count = w, 0
         count = min(count + 1, limit + 1)
-        self.pixels[(x, y)] = (window, count, hot)
+        self.pixels[(x, y)] = (window, count, hot, prev)
         ok = not hot and count <= limit
+        if not ok and busy:
+            for dx, dy in ((-1, -1), (0, -1), (1, -1), (-1, 0), (1, 0), (-1, 1), (0, 1), (1, 1)):
+                nw, nc, _, np_ = self.pixels.get((x + dx, y + dy), (None, 0, False, 0))
+                if (nw == w and max(nc, np_) >= busy) or (nw == w - 1 and nc >= busy):
+                    ok = True
         return ok, float(ok)
 
 
