@@ -202,7 +202,8 @@ class Pipeline:
         entry.undecided += len(idx)
         self._feed_windowed(0, entry.first_id + idx, ev, flare)
 
-    def _feed_windowed(self, j: int, ids: np.ndarray, ev: Events, flare: np.ndarray | None = None) -> None:
+    def _feed_windowed(self, j: int, ids: np.ndarray, ev: Events,
+                       flare: np.ndarray | None = None) -> None:
         stage = self.windowed_stages[j]
         self._fifo[j].append((ids, ev))
         t0 = time.perf_counter()

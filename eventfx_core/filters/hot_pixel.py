@@ -133,6 +133,7 @@ class HotPixelFilter(PixelFilter):
 
     def _run(self, events, keep, score):
         s = self.state
+        cfg = self.config
         return _hot_pixel_kernel(events.t, events.x, events.y, self.sensor[0], self.sensor[1],
-                                 np.int64(self.config.window_us), np.int64(self.config.limit()),
-                                 np.int64(self.config.busy()), s["pixels"], s["last_global"], keep, score)
+                                 np.int64(cfg.window_us), np.int64(cfg.limit()), np.int64(cfg.busy()),
+                                 s["pixels"], s["last_global"], keep, score)

@@ -9,8 +9,8 @@ Keep rule: 1 - P(classes in ``remove``, default noise and flare) >= ``threshold`
 summed probability of the other classes (signal, and light source for a model with that class);
 the score is 1 - P(noise), by which the noise ROC ranks events. For a model with a flare class
 the stage also hands on P(flare | not noise) = P(flare) / (1 - P(noise)), which a deflare stage
-after it blends with its own flare share (``deflare.blend``). Time going backwards resets the features and the model state with a
-warning (the pipeline does the same for all stages).
+after it blends with its own flare share (``deflare.blend``). Time going backwards resets the
+features and the model state with a warning (the pipeline does the same for all stages).
 """
 from __future__ import annotations
 

@@ -6,9 +6,10 @@ train/val/test folders by sequence index, generated in parallel processes, resum
 
 A sequence depends only on (config, seed, index), so worker count and ``--shard`` never change
 it; the test and val splits take the first indices, so a larger ``train_sequences`` grows the
-train split of an existing folder without touching the others. An archive is written as ``seq_NNNNN.h5.partial`` and renamed when its writer has closed
-(the archive's ``complete`` flag is set then too): a rerun skips finished sequences (same
-fingerprint), rewrites partial ones, and refuses to mix in files of another config.
+train split of an existing folder without touching the others. An archive is written as
+``seq_NNNNN.h5.partial`` and renamed when its writer has closed (the archive's ``complete``
+flag is set then too): a rerun skips finished sequences (same fingerprint), rewrites partial
+ones, and refuses to mix in files of another config.
 """
 from __future__ import annotations
 
@@ -168,7 +169,8 @@ def generate_dataset(cfg: GenerateConfig, out: Path, shard: tuple[int, int] = (0
                                     fp, pairs) for index in todo]
                 pending = set(futs)
                 while pending:
-                    fin, pending = wait(pending, return_when=FIRST_COMPLETED)  # the bar moves per sequence
+                    # FIRST_COMPLETED, so the progress bar moves with every finished sequence
+                    fin, pending = wait(pending, return_when=FIRST_COMPLETED)
                     for f in fin:
                         if f.exception() is not None:
                             for p in pending:
