@@ -38,7 +38,8 @@ class HotPixelConfig:
     window_us: int = 1_000_000  # rate measurement window, also the learning period (1 s)
     max_rate_hz: float = 100.0  # pixels firing faster than this are hot (noise is ~0.1-5 Hz)
     busy_share: float = 0.25  # ...unless a neighbour fired this share of the limit too (a lamp's
-    #                           flickering core, not a defect); 0 = mute every fast pixel
+    #                           flickering core, not a defect); 0 = mute every fast pixel (also
+    #                           defects in clusters or columns)
 
     def check(self, where: str = "hot_pixel") -> None:
         if self.window_us <= 0:
