@@ -196,7 +196,7 @@ def test_stage_remove_classes(tmp_path):
     """keep = 1 - P(removed classes) >= threshold: removing fewer classes keeps a superset;
     classes the checkpoint does not have are a config error."""
     from eventfx_core.errors import ConfigError
-    from eventfx_core.features import FeatureConfig, feature_names
+    from eventfx_core.features import FeatureConfig, FeatureExtractor, feature_names
     from eventfx_core.model.checkpoint import write_initial_checkpoint
     from eventfx_core.model.stage import MambaDenoiserStage
 
@@ -214,11 +214,11 @@ def test_stage_remove_classes(tmp_path):
     stage = MambaDenoiserStage(MambaDenoiserStage.Config(checkpoint="w.pt", threshold=0.6, remove=["noise"]),
                                sensor=(64, 48), base_dir=tmp_path)
     res = stage.process(ev)
-    feats = stage.features.__class__(fcfg, 64, 48).extract(ev)
+    feats = FeatureExtractor(fcfg, 64, 48).extract(ev)
     dt = np.diff(ev.t, prepend=ev.t[0]).astype(np.float32)
     with torch.no_grad():
-        probs = torch.softmax(stage.checkpoint.model(torch.from_numpy(feats)[None], torch.from_numpy(dt)[None])[0][0],
-                              -1).double().numpy()
+        logits, _ = stage.checkpoint.model(torch.from_numpy(feats)[None], torch.from_numpy(dt)[None])
+    probs = torch.softmax(logits[0], -1).double().numpy()
     assert np.allclose(res.score, 1 - probs[:, 1], atol=1e-4)
     assert np.allclose(res.flare, probs[:, 2] / (1 - probs[:, 1]), atol=1e-4)
     assert np.array_equal(res.keep, res.score >= 0.6)

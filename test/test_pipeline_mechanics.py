@@ -59,6 +59,7 @@ class WindowMajority:
     def __init__(self, config, sensor, device="cpu", base_dir=None):
         self.config = config
         self.buf: list[Events] = []
+        self.flare_seen: list = []  # (times, flare) of every push, for the side-channel test
 
     def _decide(self, ev):
         keep = np.zeros(len(ev), bool)
@@ -70,6 +71,7 @@ class WindowMajority:
         return keep
 
     def push(self, ev, flare=None):
+        self.flare_seen.append((ev.t.copy(), None if flare is None else np.asarray(flare).copy()))
         self.buf.append(ev)
         allev = concat(self.buf, W, H)
         if len(allev) == 0:
@@ -95,9 +97,29 @@ class WindowMajority:
         self.buf = []
 
 
+class FlareIsTime:
+    """Event stage: keeps everything and hands on 'P(flare)' = the event's time stamp."""
+
+    name = "flare_is_time"
+
+    @dataclass
+    class Config:
+        pass
+
+    def __init__(self, config, sensor, device="cpu", base_dir=None):
+        self.config = config
+
+    def process(self, ev):
+        return StageResult(np.ones(len(ev), bool), None, ev.t.astype(np.float32))
+
+    def reset(self):
+        pass
+
+
 @pytest.fixture(autouse=True)
 def register(monkeypatch):
     monkeypatch.setitem(stages_mod.REGISTRY, "every_other", f"{__name__}:EveryOtherAtPixel")
+    monkeypatch.setitem(stages_mod.REGISTRY, "flare_is_time", f"{__name__}:FlareIsTime")
     monkeypatch.setitem(stages_mod.REGISTRY, "window_majority", f"{__name__}:WindowMajority")
 
 
@@ -126,6 +148,22 @@ def test_messages_come_back_in_order_and_complete():
     out = run(make_pipeline(), parts)
     assert [d.tag for d in out] == list(range(len(parts)))
     assert all(len(d.keep) == len(p) for d, p in zip(out, parts))
+
+
+def test_event_stage_flare_reaches_the_windowed_stage_for_the_survivors_only():
+    """StageResult.flare of an event stage is subset by every later event stage's keep and
+    handed to the first windowed stage beside its events; without it the stage gets None."""
+    ev = random_events(3)
+    pipe = make_pipeline(("flare_is_time", "every_other", "window_majority"))
+    run(pipe, [ev[i:i + 50] for i in range(0, len(ev), 50)])
+    seen = pipe.windowed_stages[0].flare_seen
+    survivors = ev.t[EveryOtherAtPixel(None, (W, H)).process(ev).keep]
+    assert 0 < len(survivors) < len(ev)
+    np.testing.assert_array_equal(np.concatenate([t for t, _ in seen]), survivors)
+    np.testing.assert_array_equal(np.concatenate([f for _, f in seen]), survivors.astype(np.float32))
+    plain = make_pipeline()
+    run(plain, [ev])
+    assert all(f is None for _, f in plain.windowed_stages[0].flare_seen)
 
 
 def test_windowed_stage_delays_decisions_until_window_closes():
