@@ -31,8 +31,8 @@ import numpy as np
 import torch
 
 from eventfx_core.deflare.checkpoint import save_checkpoint
-from eventfx_core.deflare.decode import keep_mask, keep_mask_from_share, mask_share
-from eventfx_core.deflare.stage import DeflareStage
+from eventfx_core.deflare.decode import event_flare_share
+from eventfx_core.deflare.stage import DeflareStage, share_grid
 from eventfx_core.deflare.unet3d import ResidualUNet3D, UNet3DConfig
 from eventfx_core.deflare.voxel import VoxelSpec, input_grids
 from eventfx_core.events import Events
@@ -96,10 +96,7 @@ def bench(sensor: tuple[int, int], threads: int, windows: int, rate: float, tmp:
         with torch.inference_mode():
             out = stage.model(torch.from_numpy(vin)[None])[0].numpy()
         t2 = time.perf_counter()
-        if out.shape[0] > 1:  # flare-mask head
-            keep_mask_from_share(win, w0, mask_share(out[1]), stage.config.threshold, spec)
-        else:
-            keep_mask(win, w0, vin[0], out[0], stage.config.threshold, spec)
+        event_flare_share(win, w0, share_grid(vin, out), spec) < stage.config.threshold
         t3 = time.perf_counter()
         parts["voxel"].append(t1 - t0); parts["forward"].append(t2 - t1); parts["decode"].append(t3 - t2)  # noqa: E702
     ms = np.array(totals) * 1e3  # every push of the window (buffering + the closing push's decision)

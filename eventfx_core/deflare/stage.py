@@ -2,9 +2,9 @@
 
 After E-Deflare (Han et al., arXiv 2512.09016): events are gathered into windows aligned to
 absolute time (``t // window_us``), each closed window becomes a voxel grid, the residual 3D
-U-Net predicts the flare-free grid, and :func:`decode.keep_mask` keeps the input events whose
-cells the network did not empty (with a flare-mask head: :func:`decode.keep_mask_from_share`
-keeps the events whose cell's predicted flare share is below the threshold). Decisions come
+U-Net predicts the flare-free grid, and the stage keeps the input events whose cell's
+predicted flare share (:func:`share_grid`: the share the network emptied, or with a flare-mask
+head its sigmoid(logit); read per event as :func:`decode.keep_mask` does) is below the threshold. Decisions come
 back in arrival order; the added latency is one window plus the compute of one forward pass.
 
 Blending with the denoiser: a 4x4-pixel cell cannot tell a light source's core from the flare
@@ -77,6 +77,14 @@ class DeflareConfig:
             raise ConfigError(f"{where}.threads: must be >= 0, got {self.threads}")
         if self.min_events < 0:
             raise ConfigError(f"{where}.min_events: must be >= 0, got {self.min_events}")
+
+
+def share_grid(vin: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """float32[bins, rows, cols] predicted flare share of each cell-bin, from the network input
+    and output of :meth:`DeflareStage.forward_window`: the mask head's sigmoid(logit) when the
+    checkpoint has one, else the share of the cell's signed value the network removed."""
+    share = mask_share(out[1]) if out.shape[0] > 1 else flare_share(vin[0], out[0])
+    return np.ascontiguousarray(share, np.float32)
 
 
 def resolve_checkpoint(name: str, base_dir: Path | None) -> Path:
@@ -186,12 +194,7 @@ class DeflareStage:
         if len(window.events) < self.config.min_events:
             return np.zeros(len(window.events), np.float32)
         vin, out = self.forward_window(window.events, window.start_us)
-        if out.shape[0] > 1:  # mask head: the network's own per-cell-bin flare share
-            share = mask_share(out[1])
-        else:  # the share of the cell the network emptied
-            share = flare_share(vin[0], out[0])
-        return event_flare_share(window.events, window.start_us, np.ascontiguousarray(share, np.float32),
-                                 self.spec)
+        return event_flare_share(window.events, window.start_us, share_grid(vin, out), self.spec)
 
     def predict(self, events: Events, start_us: int) -> tuple[np.ndarray, np.ndarray]:
         """(clipped signed input grid, predicted clean grid) of the window starting at ``start_us``."""
