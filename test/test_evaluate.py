@@ -101,6 +101,20 @@ def test_evaluate_command(tiny_dataset, tmp_path, capsys):
     per = rep["methods"]["baf"]["per_archive"]
     assert [p["archive"] for p in per] == ["seq_00000.h5", "seq_00001.h5"]
     assert sum(p["events"] for p in per) == total.sum()
+    # flare by the kind of light: the kinds of the two sequences, counts that add up
+    kinds = {p["flare_kind"] for p in per}
+    assert kinds <= {"steady", "mains", "pwm"} and kinds
+    by = rep["methods"]["baf"]["flare_by_kind"]
+    assert set(by) == kinds and sum(b["flare_events"] for b in by.values()) == total[2]
+    assert sum(b["sequences"] for b in by.values()) == 2
+    kept_flare = sum(p["flare_kept"] for p in per)
+    assert kept_flare == kept[2]
+    if kept_flare:
+        assert sum(b["share_of_kept_flare"] for b in by.values()) == pytest.approx(1.0)
+    for kind, b in by.items():
+        rows = [p for p in per if p["flare_kind"] == kind]
+        assert b["flare_removed"] == pytest.approx(1 - sum(p["flare_kept"] for p in rows) / b["flare_events"])
+    assert "Flare by the kind of light" in text and all(f" {k} (" in text for k in kinds)
 
 
 def test_evaluate_on_real_noise_bag(tiny_dataset, tmp_path, shared_data, capsys):

@@ -2,8 +2,9 @@
 [--config config/denoise.yaml] [--out DIR] [--noise-bag PATH]``: score cleaners on labelled
 archives (``eventfx generate``'s test split) and on a real noise-only recording.
 
-Writes report.md (also printed), report.json and roc.png. A method that cannot be built (no
-checkpoint, dv_processing missing) is reported as not run, and the exit status is 1.
+Writes report.md (also printed; with the flare removed per kind of light), report.json and
+roc.png. A method that cannot be built (no checkpoint, dv_processing missing) is reported as
+not run, and the exit status is 1.
 """
 from __future__ import annotations
 
@@ -37,18 +38,19 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ..evaluate.methods import build_method
     from ..evaluate.report import write_report
-    from ..evaluate.run import evaluate, find_archives
+    from ..evaluate.run import evaluate, find_archives, flare_kind
     from ..io.archive import read_archive
     from ..simulate.labels import label_counts
     import numpy as np
 
     files = find_archives(Path(args.data))[: args.max_archives]
-    archives = []
+    archives, kinds = [], {}
     for f in files:
         a = read_archive(f)
         if a.labels is None:
             raise EventfxError(f"{f}: archive has no labels (evaluate needs eventfx generate output)")
         archives.append((str(f), a.events, a.labels))
+        kinds[str(f)] = flare_kind(a.meta)
     sensors = {a[1].sensor_size for a in archives}
     if len(sensors) != 1:
         raise EventfxError(f"--data: archives of different sensor sizes {sorted(sensors)}")
@@ -79,7 +81,7 @@ def run(args) -> int:
         # the methods are built for the archives' sensor; the bag gets its own instances
         for name in methods:
             noise_methods[name] = build_method(name, noise_ev.sensor_size, denoise_cfg)
-    results, rocs = evaluate(methods, archives, None if noise_methods else noise_ev, not args.quiet)
+    results, rocs = evaluate(methods, archives, None if noise_methods else noise_ev, not args.quiet, kinds)
     if noise_methods:
         for name, m in noise_methods.items():
             keep, _ = m.run(noise_ev)

@@ -37,6 +37,26 @@ def markdown_table(results: dict[str, dict], skipped: dict[str, str]) -> str:
     return "\n".join([head, sep, *rows])
 
 
+def flare_kind_table(results: dict[str, dict]) -> str:
+    """Flare removed per kind of light (steady, mains, PWM), and that kind's share of the flare
+    each method keeps; "" when no archive has a flare of a known kind."""
+    kinds = sorted({k for r in results.values() for k in r.get("flare_by_kind", {}) if k != "unknown"})
+    if not kinds:
+        return ""
+    first = next(r["flare_by_kind"] for r in results.values() if r.get("flare_by_kind"))
+    head = "| method | " + " | ".join(
+        f"{k} ({first[k]['sequences']} seq., {first[k]['flare_events']} flare events)" if k in first else k
+        for k in kinds) + " |"
+    rows = []
+    for name, r in results.items():
+        by = r.get("flare_by_kind", {})
+        cells = [f"{_fmt('flare_removed', by[k]['flare_removed'])} removed, "
+                 f"{_fmt('flare_removed', by[k]['share_of_kept_flare'])} of the kept flare" if k in by else "-"
+                 for k in kinds]
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join([head, "|---" * (len(kinds) + 1) + "|", *rows])
+
+
 def write_report(out: Path, summary: dict, results: dict[str, dict], skipped: dict[str, str],
                  rocs: dict[str, tuple[np.ndarray, np.ndarray]]) -> str:
     """Write report.md, report.json and roc.png into ``out``; return the markdown text."""
@@ -53,6 +73,11 @@ def write_report(out: Path, summary: dict, results: dict[str, dict], skipped: di
              "events/s: wall time of each method over the archives in 10 ms messages, on this "
              "machine; for dv_baf it includes copying every event into a dv.EventStore from Python, "
              "so it understates dv-processing's own speed.", ""]
+    by_kind = flare_kind_table(results)
+    if by_kind:
+        lines += ["Flare by the kind of light behind it (from each sequence's metadata): the share of "
+                  "its flare events removed, and its share of all flare events the method keeps.", "",
+                  by_kind, ""]
     text = "\n".join(lines)
     (out / "report.md").write_text(text)
     clean = json.loads(json.dumps({"summary": summary, "methods": results, "skipped": skipped},

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import EventfxError
 from ..events import Events
-from ..simulate.labels import NOISE, SIGNAL
+from ..simulate.labels import FLARE, NOISE, SIGNAL
 from .metrics import LabelCounts, keep_remove_metrics, roc_curve, auc
 
 ROC_MAX_EVENTS = 4_000_000  # scores kept for the ROC; beyond this a fixed-seed subsample
@@ -28,9 +28,34 @@ def find_archives(data: Path) -> list[Path]:
     return files
 
 
+def flare_kind(meta: dict | None) -> str:
+    """The kind of light behind a generated sequence's flare (``steady``, ``mains``, ``pwm``;
+    ``no flare``), read from its archive metadata (``eventfx generate`` writes it)."""
+    flare = (meta or {}).get("flare")
+    return str(flare.get("flicker", "unknown")) if isinstance(flare, dict) else "no flare"
+
+
+def flare_by_kind(per_archive: list[dict]) -> dict[str, dict]:
+    """Per kind of light: flare events, the share of them removed, and the kind's share of all
+    flare events kept (where the flare that stays comes from)."""
+    kept_all = sum(p["flare_kept"] for p in per_archive)
+    out = {}
+    for kind in sorted({p["flare_kind"] for p in per_archive}):
+        rows = [p for p in per_archive if p["flare_kind"] == kind]
+        total, kept = sum(p["flare_events"] for p in rows), sum(p["flare_kept"] for p in rows)
+        if total:
+            out[kind] = {"sequences": len(rows), "flare_events": total,
+                         "flare_removed": 1 - kept / total,
+                         "share_of_kept_flare": kept / kept_all if kept_all else float("nan")}
+    return out
+
+
 def evaluate(methods: dict, archives: list[tuple[str, Events, np.ndarray]],
-             noise_events: Events | None = None, progress: bool = True) -> tuple[dict, dict]:
-    """Score each method; returns (results per method, ROC curves per method)."""
+             noise_events: Events | None = None, progress: bool = True,
+             kinds: dict[str, str] | None = None) -> tuple[dict, dict]:
+    """Score each method; returns (results per method, ROC curves per method). ``kinds``: the
+    kind of light of each archive's flare (by path, see :func:`flare_kind`) for the
+    ``flare_by_kind`` breakdown."""
     from tqdm import tqdm
 
     results, rocs = {}, {}
@@ -54,7 +79,9 @@ def evaluate(methods: dict, archives: list[tuple[str, Events, np.ndarray]],
             one.add(keep, labels)
             m = keep_remove_metrics(one)
             per_archive.append({"archive": Path(path).name, **{k: m[k] for k in (
-                "events", "keep_f1", "noise_removed", "flare_removed", "signal_kept", "light_source_kept")}})
+                "events", "keep_f1", "noise_removed", "flare_removed", "signal_kept", "light_source_kept")},
+                "flare_kind": (kinds or {}).get(path, "unknown"),
+                "flare_events": int(one.total[FLARE]), "flare_kept": int(one.kept[FLARE])})
             sel = (labels == SIGNAL) | (labels == NOISE)
             scores.append(score[sel])
             positives.append(labels[sel] == SIGNAL)
@@ -79,6 +106,7 @@ def evaluate(methods: dict, archives: list[tuple[str, Events, np.ndarray]],
         r["counts_total"] = counts.total.tolist()
         r["counts_kept"] = counts.kept.tolist()
         r["per_archive"] = per_archive
+        r["flare_by_kind"] = flare_by_kind(per_archive)
         results[name] = r
     bar.close()
     return results, rocs
