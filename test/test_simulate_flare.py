@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from eventfx_core.errors import ConfigError
-from eventfx_core.simulate.flare import FlareConfig, find_flare7k, find_flare7k_pairs
+from eventfx_core.simulate.flare import FlareConfig, find_flare7k, find_flare7k_pairs, procedural_flare, radial_shimmer
 from eventfx_core.simulate.labels import FLARE, LIGHT_SOURCE, NOISE, SIGNAL
 from eventfx_core.simulate.noise import NoiseConfig
 from eventfx_core.simulate.sequence import GenerateConfig, make_sequence
@@ -161,3 +161,21 @@ def test_flare_events_follow_the_flicker(kind, freq):
         def locking(f):  # how strongly ON-event times lock to a frequency (0 none .. 1 full)
             return abs(np.exp(2j * np.pi * f * ev.t[on] * 1e-6).mean())
         assert locking(freq) > 0.5 and locking(freq * 0.731) < 0.3
+
+
+def test_shimmer_is_radial_around_the_light():
+    """Flare7K's shimmer: a gain that depends only on the angle around the source, one value
+    per ray, linear between rays, periodic."""
+    gains = np.random.default_rng(1).uniform(0.9, 1.1, 200)
+    angles = np.linspace(-np.pi, np.pi, 1001)
+    g = radial_shimmer(gains, angles)
+    assert g.min() >= gains.min() - 1e-6 and g.max() <= gains.max() + 1e-6
+    assert g[0] == pytest.approx(g[-1], abs=1e-6) == pytest.approx(gains[0], abs=1e-6)  # -pi and pi: one ray
+    assert radial_shimmer(gains, np.array([-np.pi + np.pi / 200]))[0] == pytest.approx(
+        (gains[0] + gains[1]) / 2, abs=1e-6)  # half way between rays 0 and 1
+    # halo, streaks and shimmer are all radial: along any ray from the light the flare only fades
+    # (the old shimmer, a gain per image column, broke this)
+    for seed in range(5):
+        flare, _ = procedural_flare(np.random.default_rng(seed), 101, 2.0, 0.3)
+        for ray in (flare[50, 51:], flare[50, 49::-1], flare[51:, 50], flare[49::-1, 50]):
+            assert (np.diff(ray) <= 1e-6 * ray[:-1]).all()

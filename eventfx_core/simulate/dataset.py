@@ -27,7 +27,7 @@ from ..errors import EventfxError
 from .flare import find_flare7k
 from .sequence import GenerateConfig, make_sequence
 
-GENERATOR_VERSION = 3  # bump when the simulation changes what a (config, seed) produces
+GENERATOR_VERSION = 4  # bump when the simulation changes what a (config, seed) produces
 #                       (3: test and val come first, so train can grow)
 
 

@@ -4,8 +4,8 @@ animated with random motion, scale and flicker.
 After E-Deflare (Han et al., arXiv 2512.09016), which animates Flare7K++ images (Dai et al.,
 "Flare7K: A Phenomenological Nighttime Flare Removal Dataset", NeurIPS 2022; "Flare7K++",
 arXiv 2306.04236) and pushes them through a DVS simulator. The procedural flare has the same
-parts: a bright core (the light source, label 3), a glare halo, radial streaks and ghost
-reflections mirrored through the optical centre (all flare, label 2). Lights flicker at twice
+parts: a bright core (the light source, label 3), a glare halo with a faint radial shimmer,
+radial streaks and ghost reflections mirrored through the optical centre (all flare, label 2). Lights flicker at twice
 the mains frequency (100/120 Hz) or at a PWM rate (LEDs), or not at all.
 
 A configured Flare7K folder that is missing or malformed raises ``ConfigError`` naming the
@@ -91,8 +91,18 @@ def procedural_flare(rng, size: int, core_radius: float, glare: float) -> tuple[
         width = rng.uniform(0.005, 0.03)
         flare += glare * rng.uniform(0.2, 0.8) * np.exp(-(dang / width) ** 2) \
             * np.exp(-r / (size * rng.uniform(0.1, 0.5)))
-    flare *= rng.uniform(0.9, 1.1, (1, size)).astype(np.float32)  # faint shimmer
+    flare *= radial_shimmer(rng.uniform(0.9, 1.1, size), ang)
     return flare.astype(np.float32), core.astype(np.float32)
+
+
+def radial_shimmer(gains: np.ndarray, angle: np.ndarray) -> np.ndarray:
+    """Flare7K's *shimmer*: faint thin rays radiating from the light (light scattered by dust
+    and scratches on the lens), as a gain that depends only on the angle around the source,
+    ``gains[k]`` along ray k of ``len(gains)`` evenly spaced rays, linear between them; so the
+    texture moves and turns with the light."""
+    n = len(gains)
+    pos = (np.asarray(angle, np.float64) + np.pi) / (2 * np.pi) * n  # in [0, n]
+    return np.interp(pos, np.arange(n + 1), np.r_[gains, gains[0]]).astype(np.float32)
 
 
 def ghost_patch(rng, radius: int) -> np.ndarray:
