@@ -28,7 +28,7 @@ from .flare import find_flare7k
 from .sequence import GenerateConfig, make_sequence
 
 GENERATOR_VERSION = 4  # bump when the simulation changes what a (config, seed) produces
-#                       (3: test and val come first, so train can grow)
+#                       (3: test and val come first, so train can grow; 4: radial shimmer)
 
 
 def fingerprint(cfg: GenerateConfig) -> str:

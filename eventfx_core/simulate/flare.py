@@ -5,8 +5,8 @@ After E-Deflare (Han et al., arXiv 2512.09016), which animates Flare7K++ images 
 "Flare7K: A Phenomenological Nighttime Flare Removal Dataset", NeurIPS 2022; "Flare7K++",
 arXiv 2306.04236) and pushes them through a DVS simulator. The procedural flare has the same
 parts: a bright core (the light source, label 3), a glare halo with a faint radial shimmer,
-radial streaks and ghost reflections mirrored through the optical centre (all flare, label 2). Lights flicker at twice
-the mains frequency (100/120 Hz) or at a PWM rate (LEDs), or not at all.
+radial streaks and ghost reflections mirrored through the optical centre (all flare, label 2).
+Lights flicker at twice the mains frequency (100/120 Hz) or at a PWM rate (LEDs), or not at all.
 
 A configured Flare7K folder that is missing or malformed raises ``ConfigError`` naming the
 path; there is never a silent fallback to procedural flare.
