@@ -40,13 +40,13 @@ def markdown_table(results: dict[str, dict], skipped: dict[str, str]) -> str:
 def flare_kind_table(results: dict[str, dict]) -> str:
     """Flare removed per kind of light (steady, mains, PWM), and that kind's share of the flare
     each method keeps; "" when no archive has a flare of a known kind."""
-    kinds = sorted({k for r in results.values() for k in r.get("flare_by_kind", {}) if k != "unknown"})
+    # every method ran on the same archives: the first one's breakdown gives the kinds and counts
+    first = next((r["flare_by_kind"] for r in results.values() if r.get("flare_by_kind")), {})
+    kinds = sorted(k for k in first if k != "unknown")
     if not kinds:
         return ""
-    first = next(r["flare_by_kind"] for r in results.values() if r.get("flare_by_kind"))
     head = "| method | " + " | ".join(
-        f"{k} ({first[k]['sequences']} seq., {first[k]['flare_events']} flare events)" if k in first else k
-        for k in kinds) + " |"
+        f"{k} ({first[k]['sequences']} seq., {first[k]['flare_events']} flare events)" for k in kinds) + " |"
     rows = []
     for name, r in results.items():
         by = r.get("flare_by_kind", {})
