@@ -4,7 +4,7 @@ Plain Python + numpy + torch; never imports rclpy (``eventfx_ros`` is the ROS ad
 Where an event goes, in folder order: ``codecs`` / ``io`` (bytes and files -> ``Events``),
 ``features`` (per-event streaming features), ``filters`` (classic baselines), ``model``
 (stateful Mamba denoiser), ``deflare`` (voxel 3D U-Net), ``pipeline`` (stages -> keep mask),
-``messages`` (ROS message <-> ``Events``, shared by the node and the offline CLI).
+``codecs.messages`` (ROS message <-> ``Events``, shared by the node and the offline CLI).
 """
 from .errors import ConfigError, DecodeError, EventfxError, FormatError
 from .events import Events, concat, validate

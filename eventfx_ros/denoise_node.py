@@ -4,7 +4,7 @@
     python -m eventfx_ros.denoise_node --ros-args --params-file config/denoise.yaml
 
 The node is a thin adapter: raw CDR bytes from the subscription go through
-``eventfx_core.messages.TopicCodec`` (decode) and ``eventfx_core.pipeline.Pipeline`` (keep
+``eventfx_core.codecs.messages.TopicCodec`` (decode) and ``eventfx_core.pipeline.Pipeline`` (keep
 mask), and the rewritten message (same type, encoding, header and seq) is published as raw
 bytes, one output message per input message — the very code and bytes that the offline
 ``eventfx denoise`` runs, so a bag replayed through the node gives the same events.
@@ -40,8 +40,8 @@ import numpy as np
 from eventfx_core.codecs import ENCODERS
 from eventfx_core.errors import ConfigError, EventfxError
 from eventfx_core.events import Events
-from eventfx_core.messages import (EVENT_PACKET, EVENT_TYPES, TopicCodec, build_message,
-                                   canonical_type, message_seq)
+from eventfx_core.codecs.messages import (EVENT_PACKET, EVENT_TYPES, TopicCodec, build_message,
+                                          canonical_type, message_seq)
 from eventfx_core.pipeline import Pipeline
 from eventfx_core.pipeline_config import (NODE_KEYS, DenoiseConfig, NodeConfig, PipelineConfig,
                                           default_config_path, load_denoise_config, parse_params)

@@ -25,8 +25,8 @@ import yaml
 
 from eventfx_core.errors import EventfxError
 from eventfx_core.events import Events, concat
-from eventfx_core.io.typestore import ros2_typestore
-from eventfx_core.messages import TopicCodec, canonical_type, is_event_type, message_seq
+from eventfx_core.codecs.typestore import ros2_typestore
+from eventfx_core.codecs.messages import TopicCodec, canonical_type, is_event_type, message_seq
 from eventfx_core.pipeline_config import default_config_path, load_denoise_config
 from eventfx_core.stages import stage_class
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from eventfx_core.events import Events
-from eventfx_core.io.typestore import ros2_typestore
-from eventfx_core.messages import EVENT_PACKET, TopicCodec, build_message
+from eventfx_core.codecs.typestore import ros2_typestore
+from eventfx_core.codecs.messages import EVENT_PACKET, TopicCodec, build_message
 from eventfx_core.codecs import make_encoder
 
 

@@ -27,8 +27,8 @@ def make_bag(path: Path, size_gb: float, msg_kb: int) -> tuple[int, int]:
 
     from eventfx_core.codecs import make_encoder
     from eventfx_core.events import Events
-    from eventfx_core.io.typestore import ros2_typestore
-    from eventfx_core.messages import EVENT_PACKET, TopicCodec, build_message
+    from eventfx_core.codecs.typestore import ros2_typestore
+    from eventfx_core.codecs.messages import EVENT_PACKET, TopicCodec, build_message
 
     store = ros2_typestore()
     rng = np.random.default_rng(0)

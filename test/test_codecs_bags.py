@@ -19,7 +19,7 @@ U64 = (1 << 64) - 1
 def read_packets(shared_data: Path, name: str) -> list:
     from rosbags.highlevel import AnyReader
 
-    from eventfx_core.io.typestore import ros2_typestore
+    from eventfx_core.codecs.typestore import ros2_typestore
 
     path = shared_data / "ros2_bags" / name
     if not path.is_dir():

@@ -8,8 +8,8 @@ from rosbags.highlevel import AnyReader
 from eventfx_core.errors import EventfxError
 from eventfx_core.events import Events, concat
 from eventfx_core.io import Passthrough, open_sink, open_source
-from eventfx_core.io.typestore import ros1_typestore, ros2_typestore
-from eventfx_core.messages import DVS_ARRAY, EVENT_PACKET, TopicCodec, build_message
+from eventfx_core.codecs.typestore import ros1_typestore, ros2_typestore
+from eventfx_core.codecs.messages import DVS_ARRAY, EVENT_PACKET, TopicCodec, build_message
 
 
 def read_all(path, **kw):

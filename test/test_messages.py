@@ -1,14 +1,17 @@
-"""messages.TopicCodec / legacy wire format against rosbags (the oracle) and the real bags."""
+"""codecs.messages.TopicCodec / legacy wire format against rosbags (the oracle) and the real bags."""
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from eventfx_core.errors import DecodeError
 from eventfx_core.events import Events
-from eventfx_core.io import legacy_wire
-from eventfx_core.io.typestore import ros1_typestore, ros2_typestore
-from eventfx_core.messages import (DVS_ARRAY, EVENT_PACKET, EVENTFX_ARRAY, PROPHESEE_ARRAY,
-                                   TopicCodec, build_message, legacy_to_events)
+from eventfx_core.codecs import legacy_wire
+from eventfx_core.codecs.typestore import ros1_typestore, ros2_typestore
+from eventfx_core.codecs.messages import (DVS_ARRAY, EVENT_PACKET, EVENTFX_ARRAY, PROPHESEE_ARRAY,
+                                          TopicCodec, build_message, legacy_to_events)
 
 event_lists = st.lists(st.tuples(st.integers(0, 65535), st.integers(0, 65535),
                                  st.integers(0, 2**31 - 1), st.integers(0, 999_999_999),
@@ -86,3 +89,14 @@ def test_real_bags_through_topic_codec(shared_data):
                 ev = codec.decode(codec.deserialize(raw)).events
                 sums += [ev.x.sum(dtype=np.int64), ev.y.sum(dtype=np.int64), ev.p.sum(dtype=np.int64), 1]
         assert tuple(sums) == (xs, ys, on, n_msgs), name
+
+
+def test_codecs_package_imports_nothing_from_io():
+    """io imports codecs (messages, type store), never the reverse (issue 12)."""
+    script = ("import importlib, pkgutil, sys, eventfx_core.codecs as c\n"
+              "for m in pkgutil.walk_packages(c.__path__, 'eventfx_core.codecs.'):\n"
+              "    importlib.import_module(m.name)\n"
+              "print(sorted(m for m in sys.modules if m.startswith('eventfx_core.io')))")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

@@ -13,7 +13,7 @@ import pytest
 rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
 
 from eventfx_core.events import Events  # noqa: E402
-from eventfx_core.messages import EVENT_PACKET, TopicCodec, build_message  # noqa: E402
+from eventfx_core.codecs.messages import EVENT_PACKET, TopicCodec, build_message  # noqa: E402
 from eventfx_ros.diagnostics import status_values  # noqa: E402
 from eventfx_ros.replay import ros_env, start_node, stop_node  # noqa: E402
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rosbags.rosbag2 import Writer
 
-from eventfx_core.io.typestore import ros2_typestore
+from eventfx_core.codecs.typestore import ros2_typestore
 from eventfx_ros.replay import read_bag
 
 topic, msgtype, msgs = read_bag(Path(sys.argv[1]), None)

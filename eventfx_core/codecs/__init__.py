@@ -9,6 +9,10 @@ Each module states how its wire time maps to int64 microseconds; for every encod
 ``decode(encode(x, time_base=b), time_base=b) == x`` (stream-wise for the stateful ones).
 Fast paths are numba loops; ``reference.py`` holds plain per-word decoders used as the
 test oracle.
+
+Whole ROS messages <-> ``Events`` live here too: ``messages`` (``TopicCodec``, ``build_message``),
+``legacy_wire`` (numpy wire format of dvs/prophesee arrays) and ``typestore`` (rosbags type
+stores from ``msg/``). ``io`` imports this package; nothing here imports ``io``.
 """
 from __future__ import annotations
 

@@ -17,9 +17,9 @@ from rosbags.rosbag1 import Writer as Writer1
 from rosbags.rosbag2 import StoragePlugin, Writer as Writer2
 
 from ..errors import DecodeError, EventfxError, FormatError
-from ..messages import TopicCodec, canonical_type, is_event_type
+from ..codecs.messages import TopicCodec, canonical_type, is_event_type
 from .items import Packet, Passthrough
-from .typestore import ros1_typestore, ros2_typestore
+from ..codecs.typestore import ros1_typestore, ros2_typestore
 
 # Everything rosbags and its storage back ends raise on a damaged bag.
 BAG_ERRORS = (Exception,)

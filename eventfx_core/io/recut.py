@@ -31,10 +31,10 @@ import numpy as np
 from ..codecs import Triggers, make_encoder
 from ..errors import EventfxError
 from ..events import Events, concat
-from ..messages import (EVENT_PACKET, LEGACY_ARRAYS, TopicCodec, build_message, canonical_type,
-                        header_stamp_ns, message_seq)
+from ..codecs.messages import (EVENT_PACKET, LEGACY_ARRAYS, TopicCodec, build_message, canonical_type,
+                               header_stamp_ns, message_seq)
 from .items import Packet
-from .typestore import ros1_typestore, ros2_typestore
+from ..codecs.typestore import ros1_typestore, ros2_typestore
 
 WRAP_US = 1 << 24  # EVT3 time counter period
 

@@ -179,7 +179,7 @@ class Sink:
     def __init__(self, path: Path | str, source=None, format: str | None = None,
                  to_type: str | None = None, to_encoding: str | None = None,
                  packet_us: int | None = None):
-        from ..messages import EVENT_PACKET, EVENT_TYPES, canonical_type
+        from ..codecs.messages import EVENT_PACKET, EVENT_TYPES, canonical_type
         self.path = Path(path)
         self.format = format or output_format(self.path, source)
         if self.format not in FORMATS or self.format == "aedat4":
@@ -215,7 +215,7 @@ class Sink:
                                      qos_from=source.event_connections[0] if src_is_bag else None)
             self.ros_version = self.bag.ros_version
             if self.in_place:
-                from ..messages import TopicCodec
+                from ..codecs.messages import TopicCodec
                 self.out_codec = TopicCodec(source.wire_msgtype, ros_version=self.ros_version)
             else:
                 enc = to_encoding or (src_enc if out_type == EVENT_PACKET and src_enc in ("evt3", "libcaer", "mono") else None)

@@ -7,11 +7,11 @@ Four message types carry events (``EVENT_TYPES``):
   ``time_base`` and sensor size. The old name ``event_array_msgs/msg/EventArray`` is read too.
 - ``dvs_msgs/msg/EventArray`` and ``prophesee_event_msgs/msg/EventArray``: one struct per
   event with a ``builtin_interfaces/Time ts``; ``t`` is ``sec * 1e6 + nanosec // 1000`` µs.
-  ``TopicCodec.deserialize`` parses these with numpy (``io.legacy_wire``), so ``msg.events``
+  ``TopicCodec.deserialize`` parses these with numpy (``codecs.legacy_wire``), so ``msg.events``
   is then a structured array; lists of event objects (rosbags, rclpy) are accepted as well.
 - ``eventfx_msgs/msg/EventArray``: the four arrays as they are.
 
-Messages are rosbags message objects (``io.typestore``); ``decode`` also reads rclpy messages
+Messages are rosbags message objects (``codecs.typestore``); ``decode`` also reads rclpy messages
 (duck typing on field names).
 """
 from __future__ import annotations
@@ -21,11 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from .codecs import Decoded, Triggers, make_decoder, make_encoder
-from .errors import DecodeError, EventfxError
-from .events import Events
-from .io import legacy_wire
-from .io.typestore import LEGACY_ALIASES, ros1_typestore, ros2_typestore
+from ..errors import DecodeError, EventfxError
+from ..events import Events
+from . import Decoded, Triggers, legacy_wire, make_decoder, make_encoder
+from .typestore import LEGACY_ALIASES, ros1_typestore, ros2_typestore
 
 EVENT_PACKET = "event_camera_msgs/msg/EventPacket"
 DVS_ARRAY = "dvs_msgs/msg/EventArray"
