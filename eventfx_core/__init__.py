@@ -7,7 +7,7 @@ Where an event goes, in folder order: ``codecs`` / ``io`` (bytes and files -> ``
 ``codecs.messages`` (ROS message <-> ``Events``, shared by the node and the offline CLI).
 """
 from .errors import ConfigError, DecodeError, EventfxError, FormatError
-from .events import Events, concat, validate
+from .events import Events, concat
 
-__all__ = ["Events", "concat", "validate", "EventfxError", "DecodeError", "FormatError", "ConfigError"]
+__all__ = ["Events", "concat", "EventfxError", "DecodeError", "FormatError", "ConfigError"]
 __version__ = "0.1.0"

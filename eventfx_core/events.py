@@ -10,7 +10,8 @@ plus the sensor size.
     p  uint8   polarity, 1 = ON (brighter), 0 = OFF (darker)
 
 Nothing here mutates the arrays it is given: constructors copy or cast into new arrays
-where the dtype or layout differs, and ``validate`` only reads.
+where the dtype or layout differs, and ``validate`` only reads (the codec tests check every
+decoder's output with it).
 """
 from __future__ import annotations
 
@@ -91,9 +92,6 @@ class Events:
         return Events(self.t.copy(), self.x.copy(), self.y.copy(), self.p.copy(),
                       self.width, self.height)
 
-    def with_sensor_size(self, width: int, height: int) -> "Events":
-        return Events(self.t, self.x, self.y, self.p, int(width), int(height))
-
     def equals(self, other: "Events") -> bool:
         """Same sensor size and the same events in the same order."""
         return (self.sensor_size == other.sensor_size and len(self) == len(other)
@@ -164,13 +162,6 @@ def validate(ev: Events, *, what: str = "events", check_sorted: bool = True,
         if i >= 0:
             before = prev_t if i == 0 else ev.t[i - 1]
             raise EventfxError(f"{what}: time goes backwards at event {i} ({before} -> {ev.t[i]} us)")
-
-
-def split_valid(ev: Events) -> tuple[Events, int]:
-    """The events inside the sensor, and how many were outside (for the node's counters)."""
-    inside = (ev.x < ev.width) & (ev.y < ev.height)
-    n_bad = int(len(ev) - np.count_nonzero(inside))
-    return (ev if n_bad == 0 else ev[inside]), n_bad
 
 
 def event_frame(ev: Events) -> np.ndarray:

@@ -1,4 +1,7 @@
-"""Per-event ground-truth labels of the synthetic training data.
+"""Per-event ground-truth labels: the one place that defines them.
+
+The data factory (``eventfx generate``) writes them, the archive stores them as
+``/events/label`` (uint8), training and evaluation read them.
 
     0 SIGNAL        an event caused by the scene (kept)
     1 NOISE         leak / shot noise and hot pixels (removed)
@@ -17,13 +20,6 @@ NOISE = 1
 FLARE = 2
 LIGHT_SOURCE = 3
 LABEL_NAMES = ("signal", "noise", "flare", "light_source")
-LABEL_DTYPE = np.dtype(np.uint8)
-
-
-def keep_target(labels: np.ndarray) -> np.ndarray:
-    """bool[n]: True where a perfect cleaner keeps the event (signal and light source)."""
-    labels = np.asarray(labels)
-    return (labels == SIGNAL) | (labels == LIGHT_SOURCE)
 
 
 def label_counts(labels: np.ndarray) -> dict[str, int]:

@@ -7,7 +7,7 @@ from eventfx_core.events import Events
 from eventfx_core.io.dsec import write_dsec
 from eventfx_core.simulate.background import BackgroundConfig, read_recording, recorded_window
 from eventfx_core.simulate.flare import FlareConfig
-from eventfx_core.simulate.labels import NOISE, SIGNAL
+from eventfx_core.labels import NOISE, SIGNAL
 from eventfx_core.simulate.sequence import GenerateConfig, make_sequence
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from eventfx_core.errors import ConfigError
 from eventfx_core.simulate.flare import FlareConfig, find_flare7k, find_flare7k_pairs, procedural_flare, radial_shimmer
-from eventfx_core.simulate.labels import FLARE, LIGHT_SOURCE, NOISE, SIGNAL
+from eventfx_core.labels import FLARE, LIGHT_SOURCE, NOISE, SIGNAL
 from eventfx_core.simulate.noise import NoiseConfig
 from eventfx_core.simulate.sequence import GenerateConfig, make_sequence
 

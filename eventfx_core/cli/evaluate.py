@@ -40,7 +40,7 @@ def run(args) -> int:
     from ..evaluate.report import write_report
     from ..evaluate.run import evaluate, find_archives, flare_kind
     from ..io.archive import read_archive
-    from ..simulate.labels import label_counts
+    from ..labels import label_counts
     import numpy as np
 
     files = find_archives(Path(args.data))[: args.max_archives]

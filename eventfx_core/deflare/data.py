@@ -1,6 +1,6 @@
 """Labelled archives for the deflarer: events plus one label per event.
 
-Labels (the data factory's convention): 0 signal, 1 noise, 2 flare, 3 light source. The
+Labels (``eventfx_core.labels``): 0 signal, 1 noise, 2 flare, 3 light source. The
 deflarer's target is every event that is not flare (``label != 2``): it removes flare only,
 keeps the light source (as E-Deflare's ground truth does) and leaves sensor noise to the
 denoiser stages, so it is not taught to remove noise it cannot tell from flare.
@@ -15,8 +15,6 @@ import numpy as np
 from ..errors import ConfigError, FormatError
 from ..events import Events
 from ..io.archive import read_archive
-
-SIGNAL, NOISE, FLARE, LIGHT = 0, 1, 2, 3
 
 
 def read_labelled(path: str | Path) -> tuple[Events, np.ndarray]:

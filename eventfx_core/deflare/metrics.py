@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from ..events import Events
-from .data import FLARE, LIGHT, NOISE, SIGNAL, read_labelled
+from ..labels import FLARE, LIGHT_SOURCE, NOISE, SIGNAL
+from .data import read_labelled
 from .voxel import VoxelSpec, events_to_voxel
 from .window import window_index
 
@@ -58,7 +59,7 @@ def f1(tp: int, fp: int, fn: int) -> float:
 def label_counts(labels: np.ndarray, keep: np.ndarray) -> dict[str, int]:
     """Events and kept events per label (the sums that the percentages come from)."""
     out = {}
-    for name, lab in (("signal", SIGNAL), ("noise", NOISE), ("flare", FLARE), ("light", LIGHT)):
+    for name, lab in (("signal", SIGNAL), ("noise", NOISE), ("flare", FLARE), ("light", LIGHT_SOURCE)):
         sel = labels == lab
         out[f"{name}_events"] = int(sel.sum())
         out[f"{name}_kept"] = int((sel & keep).sum())

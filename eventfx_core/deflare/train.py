@@ -33,7 +33,8 @@ from ..errors import ConfigError
 from ..events import Events
 from ..train.loop import read_training_config
 from .checkpoint import load_checkpoint, save_checkpoint
-from .data import FLARE, LIGHT, NOISE, expand, read_labelled
+from ..labels import FLARE, LIGHT_SOURCE, NOISE
+from .data import expand, read_labelled
 from .metrics import evaluate_deflarer
 from .stage import DeflareConfig, DeflareStage
 from .unet3d import ResidualUNet3D, UNet3DConfig
@@ -128,7 +129,7 @@ def crop_targets(s: WindowSample, spec: VoxelSpec, in_channels: int, clip: float
                  window: tuple[slice, slice]):
     """(input, clean grid, event count, flare count, light count) of one crop, numpy."""
     ys, xs = window
-    flare, light = s.labels == FLARE, s.labels == LIGHT
+    flare, light = s.labels == FLARE, s.labels == LIGHT_SOURCE
     vin = input_grids(s.events, s.start_us, spec, in_channels, clip)[:, :, ys, xs]
     vgt = np.clip(events_to_voxel(s.events[~flare], s.start_us, spec)[:, ys, xs], -clip, clip)
     count = events_to_count_voxel(s.events, s.start_us, spec)[:, ys, xs]

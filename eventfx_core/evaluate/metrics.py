@@ -1,6 +1,6 @@
 """Keep-vs-remove metrics from per-label counts, and a numpy ROC / AUC.
 
-Ground truth (``simulate.labels``): signal and light source should be kept, noise and flare
+Ground truth (``eventfx_core.labels``): signal and light source should be kept, noise and flare
 removed. Everything is computed from ``LabelCounts`` (events and kept events per label), so
 counts add up across archives.
 """
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..simulate.labels import FLARE, LABEL_NAMES, LIGHT_SOURCE, NOISE, SIGNAL
+from ..labels import FLARE, LABEL_NAMES, LIGHT_SOURCE, NOISE, SIGNAL
 
 
 @dataclass

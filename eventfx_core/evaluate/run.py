@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import EventfxError
 from ..events import Events
-from ..simulate.labels import FLARE, NOISE, SIGNAL
+from ..labels import FLARE, NOISE, SIGNAL
 from .metrics import LabelCounts, keep_remove_metrics, roc_curve, auc
 
 ROC_MAX_EVENTS = 4_000_000  # scores kept for the ROC; beyond this a fixed-seed subsample

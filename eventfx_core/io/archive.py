@@ -1,11 +1,11 @@
 """The eventfx HDF5 archive: events (+ optional per-event labels) for training and evaluation.
 
 Layout: ``/events/{t,x,y,p}`` (int64 µs, uint16, uint16, uint8) and optional ``/events/label``
-(uint8: 0 signal, 1 noise, 2 flare, 3 light source); root attributes ``format =
-"eventfx-archive"``, ``version = 1``, ``width``, ``height``, ``meta`` (a JSON string) and
-``complete``, which stays False until the writer is closed, so a file left behind by a crash is
-detected (``read_archive``/``iter_archive`` refuse it). Datasets are chunked, resizable and
-Blosc+ZSTD compressed (``hdf5plugin``).
+(uint8: 0 signal, 1 noise, 2 flare, 3 light source, defined in ``eventfx_core.labels``); root
+attributes ``format = "eventfx-archive"``, ``version = 1``, ``width``, ``height``, ``meta`` (a
+JSON string) and ``complete``, which stays False until the writer is closed, so a file left
+behind by a crash is detected (``read_archive``/``iter_archive`` refuse it). Datasets are
+chunked, resizable and Blosc+ZSTD compressed (``hdf5plugin``).
 """
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ from .items import OpenFile
 
 FORMAT = "eventfx-archive"
 VERSION = 1
-LABELS = {0: "signal", 1: "noise", 2: "flare", 3: "light source"}  # /events/label values
 CHUNK = 1 << 16  # events per HDF5 chunk (64 k)
 _FIELDS = (("t", np.int64), ("x", np.uint16), ("y", np.uint16), ("p", np.uint8))
 
@@ -32,7 +31,7 @@ _FIELDS = (("t", np.int64), ("x", np.uint16), ("y", np.uint16), ("p", np.uint8))
 @dataclass
 class Archive:
     events: Events
-    labels: np.ndarray | None  # uint8 per event, see LABELS; None when the file has none
+    labels: np.ndarray | None  # uint8 per event (eventfx_core.labels); None when the file has none
     meta: dict = field(default_factory=dict)
 
 

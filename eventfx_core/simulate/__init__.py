@@ -6,7 +6,6 @@
     noise.py       leak / shot noise and hot pixels (v2e), rates in Hz per pixel
     flare.py       procedural or Flare7K(++) flare, animated with motion, scale and flicker
     mix.py         E-Deflare occlusion mixing, flare/light-source cause maps
-    labels.py      0 signal, 1 noise, 2 flare, 3 light source
     sequence.py    GenerateConfig and make_sequence(cfg, index) -> (Events, labels, meta)
     dataset.py     sharded, resumable, parallel archive writing
     fit.py         noise statistics of a real noise-only recording

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .labels import FLARE, LIGHT_SOURCE
+from ..labels import FLARE, LIGHT_SOURCE
 
 
 def occlusion_weight(bg_intensity: np.ndarray, flare_intensity: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ from ..events import Events
 from .background import BackgroundConfig, recorded_window
 from .dvs import DvsConfig, DvsSimulator, sort_events
 from .flare import AnimatedFlare, FlareConfig
-from .labels import NOISE, SIGNAL, label_counts
+from ..labels import NOISE, SIGNAL, label_counts
 from .mix import flare_cause_map, occlusion_keep
 from .noise import NoiseConfig, noise_events
 from .scenes import ProceduralScene, SceneConfig

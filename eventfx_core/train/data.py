@@ -24,20 +24,21 @@ import numpy as np
 from ..errors import ConfigError
 from ..features import FeatureConfig, FeatureExtractor
 from ..io.archive import ArchiveReader, iter_archive
+from ..labels import LABEL_NAMES, LIGHT_SOURCE, SIGNAL
 
 IGNORE = -100  # label of padding (cross-entropy ignore_index)
 
 
 def class_of_label(class_names) -> np.ndarray:
-    """Archive label (0 signal, 1 noise, 2 flare, 3 light source) -> class index of the model.
+    """Archive label (``eventfx_core.labels``) -> class index of the model.
     The light source is a 'keep' event: its own class if the model has one, else signal."""
     names = list(class_names)
     lut = np.full(256, IGNORE, np.int64)
-    for label, name in ((0, "signal"), (1, "noise"), (2, "flare"), (3, "light_source")):
+    for label, name in enumerate(LABEL_NAMES):
         if name in names:
             lut[label] = names.index(name)
-        elif label == 3:
-            lut[label] = names.index("signal")
+        elif label == LIGHT_SOURCE:
+            lut[label] = names.index(LABEL_NAMES[SIGNAL])
     return lut
 
 
