@@ -2,7 +2,7 @@
 
 The event topic is rewritten with the kept events: one output message per input message, the
 same message type and encoding, header and sequence number; other topics are copied as they
-are. It runs the very code the node runs (``Pipeline`` + ``messages.TopicCodec``), so a bag
+are. It runs the very code the node runs (``stream_engine.StreamEngine``), so a bag
 denoised here and the same bag replayed through the node give the same events.
 
 A message that cannot be decoded is skipped with a warning and counted, as the node does;
@@ -19,8 +19,8 @@ from tqdm import tqdm
 
 from ..errors import EventfxError
 from ..events import Events, concat
-from ..pipeline import Pipeline
 from ..pipeline_config import load_denoise_config
+from ..stream_engine import StreamEngine
 
 PREVIEW_EVENTS = 2_000_000  # at most this many input events are kept for the --preview PNG
 
@@ -87,8 +87,8 @@ def run(args) -> int:
     preview_in: list[Events] = []
     preview_out: list[Events] = []
     n_preview = 0
-    pipe: Pipeline | None = None
-    n_in = n_out = n_msgs = n_bad = 0
+    engine = StreamEngine(cfg.pipeline, cfg.base_dir)  # the node's stream loop, no time pressure
+    n_out = n_msgs = n_bad = 0
     t0 = time.perf_counter()
 
     def emit(decisions, sink):
@@ -119,16 +119,9 @@ def run(args) -> int:
                     n_bad += 1
                     tqdm.write(f"eventfx: warning: skipped message {item.index}: {error}", file=sys.stderr)
                     continue
-                ev = item.events
-                if pipe is None or ev.sensor_size != pipe.sensor:
-                    if pipe is not None:
-                        emit(pipe.flush(), sink)
-                    pipe = Pipeline(cfg.pipeline, ev.sensor_size, cfg.base_dir)
-                n_in += len(ev)
                 n_msgs += 1
-                emit(pipe.push(ev, tag=item), sink)
-            if pipe is not None:
-                emit(pipe.flush(), sink)
+                emit(engine.push(item.events, tag=item), sink)
+            emit(engine.flush(), sink)
             bar.close()
     finally:
         if scores:
@@ -139,8 +132,8 @@ def run(args) -> int:
 
         before_after_png(args.preview, concat(preview_in), concat(preview_out),
                          title=f"{Path(args.input).name}: {' -> '.join(cfg.pipeline.stages) or 'pass-through'}")
+    n_in, resets = engine.counters.events_in, engine.counters.resets
     frac = n_out / n_in if n_in else 0.0
-    resets = pipe.stats.resets if pipe else 0
     print(f"{n_msgs} messages, {n_in:,} events in, {n_out:,} kept ({100 * frac:.1f} %), "
           f"{n_bad} undecodable messages skipped, {resets} time resets, "
           f"{n_in / dt / 1e6 if dt > 0 else 0:.2f} M events/s -> {args.output}")

@@ -1,0 +1,303 @@
+"""The one stream engine: event messages (or decoded events) in, keep decisions out.
+
+The ROS node, ``eventfx denoise`` and ``eventfx replay``'s offline side all drive this object,
+so the stream loop (decode -> pipeline -> re-encode, sensor changes, resets, counters) is
+written once::
+
+    engine = StreamEngine(cfg.pipeline, base_dir=cfg.base_dir, msgtype=EVENT_PACKET)
+    for raw in messages:                          # raw CDR bytes of one event topic
+        for d in engine.push_message(raw, tag=t):  # Decisions, in push order
+            publish(engine.encode(d))              # the same message, only the kept events
+    for d in engine.flush(): ...                   # end of stream
+
+``push(events, tag)`` is the same without the codec (sources that decode themselves).
+
+Routes. Every message is decided by the configured pipeline (``LEARNED``) unless the caller
+routes it to the ``FALLBACK`` pipeline (a classic filter such as STCF, for messages the learned
+stages cannot reach in time; see ``eventfx_core.latency_budget``) or ``DROP``s it (counted, never
+published). Order is kept: before a fallback message the learned pipeline is flushed, so the
+messages it holds come out first; when the learned route resumes its state is reset (the events
+it skipped never reached it), exactly as after a time jump. A caller that never routes (offline)
+gets exactly the pipeline's decisions.
+
+Bad input never raises out of ``push_message``: it is counted, described in ``take_notes()``
+(kind, text) for the caller to log (throttled), and the message is skipped.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import from_dict, to_dict
+from .errors import ConfigError, EventfxError
+from .events import Events
+from .codecs.messages import TopicCodec, message_seq
+from .pipeline import Decision, Pipeline
+from .pipeline_config import PipelineConfig
+from .stages import stage_class
+
+LEARNED, FALLBACK, DROP = "learned", "fallback", "drop"
+MAX_SENSOR = 65535
+
+
+@dataclass
+class StreamCounters:
+    """What the engine counts (the node reports them in ``/diagnostics``)."""
+
+    messages_rejected: int = 0  # undecodable messages (garbage, unknown encoding, sizes, too big)
+    messages_lost: int = 0  # gaps in the input sequence numbers
+    messages_empty: int = 0  # messages without events (passed on empty)
+    messages_fallback: int = 0  # messages decided by the fallback filter (latency budget)
+    messages_dropped_late: int = 0  # messages not published: even the fallback was too late
+    events_in: int = 0  # events of accepted messages
+    events_out: int = 0  # events kept (decided so far)
+    events_fallback: int = 0  # events decided by the fallback filter
+    events_out_of_range: int = 0  # events outside the sensor (dropped)
+    events_before_time: int = 0  # events before the first time reference (evt2/evt3, dropped)
+    resets: int = 0  # pipeline resets after time went backwards
+    sensor_changes: int = 0  # new pipeline state because the sensor size changed
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass
+class MessageTag:
+    """The pipeline tag of a message pushed with ``push_message``."""
+
+    msg: Any  # the deserialised message
+    decoded: Any  # codecs.Decoded
+    raw: bytes  # its input bytes
+    tag: Any  # what the caller passed (e.g. the receive time)
+    route: str
+
+
+def resolve_device(device: str, stages: list[str]) -> str:
+    """``auto`` -> ``cuda`` where torch has CUDA (and a model stage needs torch), else ``cpu``;
+    ``cuda[:n]`` without CUDA -> ``ConfigError`` (one line), never a failure on the first message."""
+    uses_torch = any(s in ("mamba", "deflare") for s in stages)
+    if device == "cpu" or (device == "auto" and not uses_torch):
+        return "cpu"
+    if device != "auto" and not device.startswith("cuda"):
+        raise ConfigError(f"device: expected auto, cpu or cuda[:n], got {device!r}")
+    import torch
+
+    if not torch.cuda.is_available():
+        if device == "auto":
+            return "cpu"
+        raise ConfigError(f"device {device}: this torch has no CUDA device "
+                          f"(torch {torch.__version__}); use device: cpu or auto")
+    return "cuda" if device == "auto" else device
+
+
+def fallback_config(config: PipelineConfig, names: list[str]) -> PipelineConfig:
+    """The fallback pipeline: the named event stages with the config's settings for them."""
+    cfgs = {}
+    for name in names:
+        cls = stage_class(name)
+        if hasattr(cls, "flush"):
+            raise ConfigError(f"fallback: {name} is a windowed stage; the fallback must decide at once")
+        cfgs[name] = config.stage_configs.get(name) or from_dict(cls.Config, {}, name)
+    return PipelineConfig(stages=list(names), device="cpu", stage_configs=cfgs)
+
+
+class StreamEngine:
+    """One event topic's stream: codec, pipeline state, routes, resets and counters."""
+
+    def __init__(self, config: PipelineConfig, base_dir: Path | None = None, *,
+                 msgtype: str | None = None, ros_version: int = 2,
+                 fallback: list[str] | None = None, max_message_bytes: int | None = None):
+        self.config = replace(config, stage_configs=dict(config.stage_configs))
+        self.base_dir = base_dir
+        self.codec = TopicCodec(msgtype, ros_version=ros_version) if msgtype else None
+        self.fallback_config = fallback_config(self.config, fallback) if fallback else None
+        self.max_message_bytes = max_message_bytes
+        self.counters = StreamCounters()
+        self.pipe: Pipeline | None = None
+        self._fb: Pipeline | None = None
+        self._route = LEARNED
+        self._learned_stale = False  # the learned pipeline missed events: reset before its next use
+        self._resets_seen = 0  # resets of self.pipe already counted
+        self._oor_seen = 0
+        self._last_seq: int | None = None
+        self._unread = 0  # messages skipped before their seq was read (not a DDS loss)
+        self._unread_lock = threading.Lock()
+        self._notes: list[tuple[str, str]] = []
+
+    # ------------------------------------------------------------------ decoded events
+    def push(self, events: Events, tag: Any = None, route: str = LEARNED) -> list[Decision]:
+        """Decide one message's events; returns the messages now fully decided, in order."""
+        out: list[Decision] = []
+        if route == DROP:
+            self.counters.messages_dropped_late += 1
+            return out
+        if self.pipe is not None and self.pipe.sensor != events.sensor_size:
+            self._note("sensor", f"sensor size changed {self.pipe.sensor} -> {events.sensor_size}: "
+                                 "new pipeline state")
+            self.counters.sensor_changes += 1
+            out += self.flush()
+            self.pipe = self._fb = None
+        if self.pipe is None:
+            self.pipe = Pipeline(self.config, events.sensor_size, self.base_dir)
+            self._resets_seen = self._oor_seen = 0
+            self._learned_stale = False
+        n = len(events)
+        self.counters.events_in += n
+        if n == 0:
+            self.counters.messages_empty += 1
+        if route == FALLBACK and self.fallback_config is not None:
+            if self._route != FALLBACK:
+                out += self.pipe.flush()  # what the learned stages hold comes out first, in order
+                self._fb = Pipeline(self.fallback_config, events.sensor_size, self.base_dir)
+                self._learned_stale = True
+            self._route = FALLBACK
+            self.counters.messages_fallback += 1
+            self.counters.events_fallback += n
+            resets, oor = self._fb.stats.resets, self._fb.stats.out_of_range
+            out += self._fb.push(events, tag)
+            self.counters.resets += self._fb.stats.resets - resets
+            self.counters.events_out_of_range += self._fb.stats.out_of_range - oor
+        else:
+            if self._learned_stale:
+                self.pipe.reset()
+                self._learned_stale = False
+            self._route = LEARNED
+            out += self.pipe.push(events, tag)
+            self._count_pipe()
+        return self._counted(out)
+
+    def flush(self) -> list[Decision]:
+        """End of stream: decide everything still held (state is kept)."""
+        if self.pipe is None:
+            return []
+        out = self.pipe.flush()
+        self._count_pipe()
+        return self._counted(out)
+
+    def discard_state(self) -> None:
+        """Forget the pipelines (after an unexpected error left them half-updated)."""
+        self.pipe = self._fb = None
+        self._route = LEARNED
+
+    def _count_pipe(self) -> None:
+        pipe = self.pipe
+        if pipe.stats.resets > self._resets_seen:
+            self.counters.resets += pipe.stats.resets - self._resets_seen
+            self._note("reset", "time went backwards: pipeline state reset")
+        if pipe.stats.out_of_range > self._oor_seen:
+            n = pipe.stats.out_of_range - self._oor_seen
+            self.counters.events_out_of_range += n
+            self._note("range", f"{n} events outside the {pipe.sensor[0]}x{pipe.sensor[1]} sensor dropped")
+        self._resets_seen, self._oor_seen = pipe.stats.resets, pipe.stats.out_of_range
+
+    def _counted(self, decisions: list[Decision]) -> list[Decision]:
+        for d in decisions:
+            self.counters.events_out += int(np.count_nonzero(d.keep))
+        return decisions
+
+    # ------------------------------------------------------------------ messages (bytes)
+    def push_message(self, raw: bytes, tag: Any = None, route: str = LEARNED) -> list[Decision]:
+        """Deserialise, check and decode one message, then ``push`` it; decisions carry a
+        ``MessageTag``. A bad message is counted and skipped (see ``take_notes``)."""
+        codec = self.codec
+        if self.max_message_bytes is not None and len(raw) > self.max_message_bytes:
+            self.note_unread()
+            return self._reject(f"{len(raw)} bytes is over max_message_bytes ({self.max_message_bytes})")
+        try:
+            msg = codec.deserialize(raw)
+        except EventfxError as exc:
+            self.note_unread()
+            return self._reject(str(exc))
+        self._track_seq(message_seq(msg))
+        if route == DROP:
+            self.counters.messages_dropped_late += 1
+            return []
+        try:
+            decoded = codec.decode(msg)
+        except EventfxError as exc:
+            return self._reject(str(exc))
+        ev = decoded.events
+        if decoded.n_out_of_range:
+            self.counters.events_out_of_range += decoded.n_out_of_range
+            self._note("range", f"{decoded.n_out_of_range} events outside the {ev.width}x{ev.height} "
+                                "sensor dropped")
+        self.counters.events_before_time += decoded.n_before_time
+        if not (0 < ev.width <= MAX_SENSOR and 0 < ev.height <= MAX_SENSOR):
+            return self._reject(f"invalid sensor size {ev.width}x{ev.height}")
+        return self.push(ev, MessageTag(msg, decoded, raw, tag, route), route)
+
+    def encode(self, d: Decision) -> bytes:
+        """The output message of a decision from ``push_message``: the input bytes when nothing
+        was removed, else the same message rewritten with the kept events."""
+        t: MessageTag = d.tag
+        if bool(d.keep.all()) and not t.decoded.n_out_of_range and not t.decoded.n_before_time:
+            return t.raw
+        return self.codec.serialize(self.codec.rewrite(t.msg, t.decoded, d.keep))
+
+    def note_unread(self) -> None:
+        """A message was skipped before its seq was read (e.g. dropped from a queue)."""
+        with self._unread_lock:
+            self._unread += 1
+
+    def _track_seq(self, seq: int | None) -> None:
+        if seq is None:
+            return
+        last, self._last_seq = self._last_seq, seq
+        # A gap is a loss unless the missing messages arrived and were skipped unread.
+        with self._unread_lock:
+            unread, self._unread = self._unread, 0
+        if last is not None and seq > last + 1 + unread:
+            lost = seq - last - 1 - unread
+            self.counters.messages_lost += lost
+            self._note("lost", f"{lost} message(s) lost (seq {last} -> {seq})")
+
+    def _reject(self, why: str) -> list[Decision]:
+        self.counters.messages_rejected += 1
+        self._note("rejected", f"message rejected: {why}")
+        return []
+
+    def _note(self, kind: str, text: str) -> None:
+        self._notes.append((kind, text))
+
+    def take_notes(self) -> list[tuple[str, str]]:
+        """What happened since the last call, as ``(kind, text)``; the caller logs (throttled)."""
+        notes, self._notes = self._notes, []
+        return notes
+
+    # ------------------------------------------------------------------ run-time parameters
+    def runtime_names(self) -> set[str]:
+        return {f"{name}.{f}" for name in self.config.stages
+                for f in getattr(stage_class(name), "RUNTIME_PARAMS", ())}
+
+    def set_param(self, dotted: str, value: Any) -> None:
+        """Change a run-time parameter (``mamba.threshold``) now and for later pipelines;
+        ``ConfigError`` (old value kept) when the name or value is invalid."""
+        if self.pipe is not None:
+            self.pipe.set_param(dotted, value)  # updates the stage and self.config
+            return
+        if dotted not in self.runtime_names():
+            raise ConfigError(f"{dotted}: not changeable at run time; changeable: "
+                              f"{', '.join(sorted(self.runtime_names())) or 'none'}")
+        name, _, fld = dotted.partition(".")
+        merged = to_dict(self.config.stage_configs[name])
+        merged[fld] = value
+        self.config.stage_configs[name] = from_dict(type(self.config.stage_configs[name]), merged, name)
+
+    # ------------------------------------------------------------------ start-up checks
+    def check(self, sensor: tuple[int, int] = (64, 48)) -> None:
+        """Build every stage once (checkpoints load, compiled kernels warm up) so a bad
+        checkpoint or stage set fails now, not on the first message."""
+        for cfg in (self.config, self.fallback_config):
+            if cfg is None:
+                continue
+            n, rng = 64, np.random.default_rng(0)
+            ev = Events.from_arrays(np.sort(rng.integers(0, 20_000, n)), rng.integers(0, sensor[0], n),
+                                    rng.integers(0, sensor[1], n), rng.integers(0, 2, n), *sensor)
+            pipe = Pipeline(replace(cfg, stage_configs=dict(cfg.stage_configs)), sensor, self.base_dir)
+            pipe.push(ev)
+            pipe.flush()
+
