@@ -47,6 +47,7 @@ from eventfx_core.pipeline_config import (NODE_KEYS, DenoiseConfig, NodeConfig, 
                                           default_config_path, load_denoise_config, parse_params)
 from eventfx_core.stages import stage_class
 
+from .dds_profile import use_profile
 from .diagnostics import NodeStats, to_diagnostic_array
 from .params import flatten, from_ros_value, to_params, to_ros_value
 from .qos import diagnostics_qos, event_qos
@@ -405,6 +406,7 @@ def _params_file(args: list[str]) -> Path | None:
 def main(args: list[str] | None = None) -> int:
     args = list(sys.argv if args is None else args)
     logging.basicConfig(level=logging.INFO, format="[%(levelname)s] [%(name)s]: %(message)s")
+    use_profile()  # Fast DDS: large best-effort packets need a bigger SHM segment (dds_profile.py)
     # Our own SIGINT/SIGTERM handling: stop spinning, then flush and publish before shutdown.
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     stop = threading.Event()

@@ -11,7 +11,7 @@ mkdir -p "$venv/share/ament_index/resource_index/packages" "$share/launch" "$sha
 cp -f "$root/resource/eventfx_ros" "$venv/share/ament_index/resource_index/packages/eventfx_ros"
 cp -f "$root/package.xml" "$share/"
 cp -f "$root"/launch/*.launch.py "$share/launch/" 2>/dev/null || true
-cp -f "$root"/config/*.yaml "$share/config/" 2>/dev/null || true
+cp -f "$root"/config/*.yaml "$root"/config/*.xml "$share/config/" 2>/dev/null || true
 for exe in denoise_node; do
   if [ -x "$venv/bin/$exe" ]; then ln -sf "$venv/bin/$exe" "$venv/lib/eventfx_ros/$exe"; fi
 done
