@@ -65,6 +65,10 @@ def from_dict(cls: type[C], data: dict | None, where: str = "config") -> C:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
+    renamed = getattr(cls, "RENAMED", {})  # old key -> what changed (a clear error for old configs)
+    for key in unknown:
+        if key in renamed:
+            raise ConfigError(f"{where}.{key}: {renamed[key]}")
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(map(str, unknown))}; "
                           f"known: {', '.join(fields)}")

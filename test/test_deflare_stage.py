@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 from eventfx_core.config import from_dict
 from eventfx_core.deflare.checkpoint import load_checkpoint, save_checkpoint
 from eventfx_core.deflare.stage import DeflareStage
-from eventfx_core.deflare.decode import event_flare_share_reference, keep_mask_from_share_reference, mask_share
+from eventfx_core.deflare.decode import event_flare_share_reference, mask_share
 from eventfx_core.deflare.unet3d import (MASK_BIAS_INIT, Conv3d, ResidualUNet3D, UNet3DConfig, depth_to_space,
                                          space_to_depth)
 from eventfx_core.deflare.voxel import input_grids
@@ -50,7 +50,8 @@ def identity_ckpt(tmp_path_factory):
 
 
 def make_stage(ckpt, **kw):
-    cfg = from_dict(DeflareStage.Config, {"checkpoint": str(ckpt), **kw}, "deflare")
+    """The U-Net on the whole sensor unless ``gate=True`` is asked for (test_deflare_gate.py)."""
+    cfg = from_dict(DeflareStage.Config, {"checkpoint": str(ckpt), "gate": False, **kw}, "deflare")
     return DeflareStage(cfg, sensor=(W, H))
 
 
@@ -146,10 +147,10 @@ def test_identity_checkpoint_keeps_everything(identity_ckpt):
 def test_decisions_do_not_depend_on_the_message_cut(request, which, seed, cuts):
     ckpt = request.getfixturevalue(which)
     ev = stream(seed % 7, 2000)
-    whole = run(make_stage(ckpt, threshold=0.3), [ev])
+    whole = run(make_stage(ckpt, keep_threshold=0.7), [ev])
     assert 0 < whole.sum() < len(ev)  # the random model keeps some and drops some
     bounds = [0] + sorted(cuts) + [len(ev)]
-    stage = make_stage(ckpt, threshold=0.3)
+    stage = make_stage(ckpt, keep_threshold=0.7)
     parts = [ev[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
     np.testing.assert_array_equal(run(stage, parts), whole)
 
@@ -229,15 +230,18 @@ def test_bad_checkpoints_are_config_errors(tmp_path, identity_ckpt):
     assert make_stage(tmp_path / "cell.pt", cell_px=2).spec.cell_px == 2
     with pytest.raises(ConfigError, match="relative.pt: deflarer checkpoint not found"):
         DeflareStage(DeflareStage.Config(checkpoint="relative.pt"), (W, H), base_dir=tmp_path)
-    with pytest.raises(ConfigError, match="threshold"):
-        from_dict(DeflareStage.Config, {"threshold": 0.0}, "deflare")
+    with pytest.raises(ConfigError, match="keep_threshold"):
+        from_dict(DeflareStage.Config, {"keep_threshold": 1.0}, "deflare")
+    # an old config: the key that pointed the other way is named, with the conversion
+    with pytest.raises(ConfigError, match=r"deflare.threshold: was replaced by keep_threshold.*0.45 -> 0.55"):
+        from_dict(DeflareStage.Config, {"threshold": 0.45}, "deflare")
 
 
 def test_sparse_window_is_kept_without_a_forward_pass():
     """min_events: a window with fewer events is decided 'keep all' and never reaches the U-Net."""
     from eventfx_core.deflare.stage import DeflareStage
 
-    cfg = DeflareStage.Config(min_events=5, allow_other_sensor=True)
+    cfg = DeflareStage.Config(min_events=5, allow_other_sensor=True, gate=False)
     stage = DeflareStage(cfg, sensor=(64, 48))
 
     def no_forward(*a, **k):
@@ -281,13 +285,13 @@ def test_mask_head_checkpoint_round_trips_and_decides_from_its_share(mask_ckpt, 
     with torch.no_grad():
         assert torch.equal(again.model(v), ck.model(v))
     # the stage keeps exactly the events whose sigmoid(logit) share is below the threshold
-    stage = make_stage(mask_ckpt, threshold=0.4)
+    stage = make_stage(mask_ckpt, keep_threshold=0.6)
     ev = stream(5, 1500, t_end=19_999)
     keep = run(stage, [ev])
     vin = input_grids(ev, 0, stage.spec, 2, stage.clip)
     with torch.no_grad():
         logits = ck.model(torch.from_numpy(vin)[None])[0, 1].numpy()
-    ref = keep_mask_from_share_reference(ev, 0, mask_share(logits), 0.4, stage.spec)
+    ref = np.float32(1) - event_flare_share_reference(ev, 0, mask_share(logits), stage.spec) >= np.float32(0.6)
     np.testing.assert_array_equal(keep, ref)
     assert 0 < keep.sum() < len(ev)
 
@@ -306,12 +310,12 @@ def test_checkpoint_without_mask_fields_loads_as_before(identity_ckpt, tmp_path)
 @given(seed=st.integers(0, 1000), cuts=st.lists(st.integers(0, 2000), max_size=8),
        blend=st.sampled_from([0.25, 0.5, 0.8]))
 def test_blended_decisions_follow_the_reference_whatever_the_cut(mask_ckpt, seed, cuts, blend):
-    """keep = (1 - blend) * share + blend * P(flare) < threshold, each event with its own
+    """keep = 1 - ((1 - blend) * share + blend * P(flare)) >= keep_threshold, each event with its own
     P(flare) (the stage buffers them beside the events), for any message cut; NaN = no P(flare)."""
     ev = stream(seed % 7, 2000)
     flare = np.random.default_rng(seed).random(len(ev)).astype(np.float32)
     flare[::10] = np.nan  # events pushed without a P(flare) are judged by the share alone
-    stage = make_stage(mask_ckpt, threshold=0.4, blend=blend)
+    stage = make_stage(mask_ckpt, keep_threshold=0.6, blend=blend)
     bounds = [0] + sorted(cuts) + [len(ev)]
     out = [stage.push(ev[a:b], flare[a:b]) for a, b in zip(bounds[:-1], bounds[1:])] + [stage.flush()]
     keep = np.concatenate(out)
@@ -326,11 +330,11 @@ def test_blended_decisions_follow_the_reference_whatever_the_cut(mask_ckpt, seed
         score[m] = event_flare_share_reference(ev[m], int(w) * spec.window_us, share, spec)
     given = ~np.isnan(flare)
     score[given] = (np.float32(1) - b) * score[given] + b * flare[given]
-    np.testing.assert_array_equal(keep, score < 0.4)
+    np.testing.assert_array_equal(keep, np.float32(1) - score >= np.float32(0.6))
     assert 0 < keep.sum() < len(ev)
     # blend 0 and no P(flare) at all decide alike
-    np.testing.assert_array_equal(run(make_stage(mask_ckpt, threshold=0.4, blend=0.0), [ev]),
-                                  run(make_stage(mask_ckpt, threshold=0.4), [ev]))
+    np.testing.assert_array_equal(run(make_stage(mask_ckpt, keep_threshold=0.6, blend=0.0), [ev]),
+                                  run(make_stage(mask_ckpt, keep_threshold=0.6), [ev]))
 
 
 def test_blend_with_time_going_backwards_keeps_each_event_with_its_own_flare(mask_ckpt):

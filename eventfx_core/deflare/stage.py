@@ -45,6 +45,7 @@ from ..errors import ConfigError
 from ..events import Events, first_time_decrease
 from .checkpoint import load_checkpoint
 from .decode import event_flare_share, flare_share, mask_share
+from .gate import FlareGate, GateSpec
 from .voxel import VoxelSpec, input_grids
 from .window import Window, WindowBuffer
 
@@ -55,8 +56,9 @@ DEFAULT_CHECKPOINT = WEIGHTS_DIR / "deflarer.pt"
 @dataclass
 class DeflareConfig:
     checkpoint: str = "default"  # path (relative to the config's folder) or "default" = weights/deflarer.pt
-    threshold: float = 0.5  # drop an event when its flare score (its cell's predicted flare share,
-    #                         blended as below) is >= this
+    keep_threshold: float = 0.55  # keep an event when 1 - its flare score >= this (the flare score:
+    #                               its cell's predicted flare share, blended as below); like every
+    #                               threshold of eventfx, higher keeps less
     blend: float = 0.0  # weight of the previous stage's per-event P(flare) in the flare score:
     #                     (1 - blend) * share + blend * P(flare); 0 = the deflarer alone
     window_us: int = 20000  # window length; must match the checkpoint (E-Deflare: 20 ms)
@@ -66,10 +68,25 @@ class DeflareConfig:
     allow_other_sensor: bool = False  # run a checkpoint trained on another sensor size natively
     threads: int = 0  # torch intra-op threads for the forward pass; 0 = leave torch's setting
     min_events: int = 0  # a window with fewer events holds no flare worth a forward pass: keep all
+    gate: bool = True  # act only near light sources (gate.py); false: the U-Net on the whole sensor
+    gate_rate: int = 16  # events of one pixel in one window that make it a light-source pixel
+    gate_flicker: int = 6  # ... or its polarity alternations over this window and the last
+    gate_cluster: int = 3  # light-source pixels a gate block needs to count as a source
+    gate_block_px: int = 16  # gate block side
+    gate_hold: int = 5  # windows a block stays a source after it was last seen
+    gate_radius_px: int = 96  # blocks this close to a source are gated (halo, rays, streaks)
+    gate_ghost_radius_px: int = 24  # half-width of the gated ghost line through the sensor centre
+    gate_ghost_reach: float = 1.25  # the ghost line: centre + k (source - centre), k in [-reach, 1]
+    tile_px: int = 64  # the U-Net runs on the gated tiles of this side ...
+    tile_margin_px: int = 16  # ... each seen with this much context around it
+
+    RENAMED = {"threshold": "was replaced by keep_threshold, which points the other way (as "
+                            "mamba.threshold does): an event is kept when 1 - flare score >= "
+                            "keep_threshold; an old threshold t is keep_threshold 1 - t (0.45 -> 0.55)"}
 
     def check(self, where: str) -> None:
-        if not 0.0 < self.threshold <= 1.0:
-            raise ConfigError(f"{where}.threshold: must be in (0, 1], got {self.threshold}")
+        if not 0.0 <= self.keep_threshold < 1.0:
+            raise ConfigError(f"{where}.keep_threshold: must be in [0, 1), got {self.keep_threshold}")
         if not 0.0 <= self.blend <= 1.0:
             raise ConfigError(f"{where}.blend: must be in [0, 1], got {self.blend}")
         VoxelSpec(self.window_us, self.bins, self.cell_px).check(where)
@@ -77,6 +94,17 @@ class DeflareConfig:
             raise ConfigError(f"{where}.threads: must be >= 0, got {self.threads}")
         if self.min_events < 0:
             raise ConfigError(f"{where}.min_events: must be >= 0, got {self.min_events}")
+        self.gate_spec().check(where)
+        for name in ("tile_px", "tile_margin_px"):
+            v = getattr(self, name)
+            if v < 0 or v % self.cell_px or (name == "tile_px" and v == 0):
+                raise ConfigError(f"{where}.{name}: must be a positive multiple of cell_px "
+                                  f"({self.cell_px}), got {v}")
+
+    def gate_spec(self) -> GateSpec:
+        return GateSpec(self.gate_rate, self.gate_flicker, self.gate_cluster, self.gate_block_px,
+                        self.gate_hold, self.gate_radius_px, self.gate_ghost_radius_px,
+                        self.gate_ghost_reach)
 
 
 def share_grid(vin: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -95,7 +123,7 @@ class DeflareStage:
     """Windowed stage: ``push(events) -> keep`` for the oldest buffered events, ``flush()``."""
 
     name = "deflare"
-    RUNTIME_PARAMS = ("threshold", "blend", "min_events")  # the pipeline may change these while running
+    RUNTIME_PARAMS = ("keep_threshold", "blend", "min_events")  # the pipeline may change these while running
     Config = DeflareConfig
 
     def __init__(self, config: DeflareConfig, sensor: tuple[int, int] = (346, 260),
@@ -124,8 +152,10 @@ class DeflareStage:
         self._buffer = WindowBuffer(self.spec.window_us, self.sensor)
         self._flare: deque[np.ndarray] = deque()  # P(flare) of the buffered events (NaN: none given)
         self._last_t: int | None = None  # newest time stamp pushed since the last reset
+        self.gate = FlareGate(config.gate_spec(), self.sensor) if config.gate else None
         self.windows_decided = 0  # counters for diagnostics
         self.resets = 0
+        self.tiles_run = 0  # U-Net tiles run (gated), for the cost figures
 
     # ------------------------------------------------------------------ protocol
     def push(self, events: Events, flare: np.ndarray | None = None) -> np.ndarray:
@@ -171,6 +201,8 @@ class DeflareStage:
         self._buffer.reset()
         self._flare.clear()
         self._last_t = None
+        if self.gate is not None:
+            self.gate.reset()
 
     @property
     def pending(self) -> int:
@@ -180,21 +212,77 @@ class DeflareStage:
     # ------------------------------------------------------------------ one window
     def decide_window(self, window: Window, flare: np.ndarray | None = None) -> np.ndarray:
         """Keep mask of one closed window's events (``flare``: their P(flare) from the stage
-        before, NaN or None where not given)."""
+        before, NaN or None where not given). With the gate, events outside it are kept."""
         score = self.event_share(window)
         if flare is not None and self.config.blend > 0:
             given = ~np.isnan(flare)
+            if self.gate is not None:
+                given &= self._gated
             b = np.float32(self.config.blend)
             score[given] = (np.float32(1) - b) * score[given] + b * flare[given]
-        return score < self.config.threshold
+        return np.float32(1) - score >= np.float32(self.config.keep_threshold)
 
     def event_share(self, window: Window) -> np.ndarray:
         """float32[n]: the predicted flare share at each event of a closed window (0 for every
-        event of a window with fewer than ``min_events`` events: no forward pass)."""
-        if len(window.events) < self.config.min_events:
-            return np.zeros(len(window.events), np.float32)
-        vin, out = self.forward_window(window.events, window.start_us)
-        return event_flare_share(window.events, window.start_us, share_grid(vin, out), self.spec)
+        event of a window with fewer than ``min_events`` events and, with the gate, for every
+        event outside it: no forward pass there)."""
+        ev = window.events
+        if self.gate is not None:
+            blocks = self.gate.update(window.index, ev.x, ev.y, ev.p)
+            self._gated = self.gate.event_gate(blocks, ev.x, ev.y)
+        if len(ev) < self.config.min_events:
+            return np.zeros(len(ev), np.float32)
+        if self.gate is None:
+            vin, out = self.forward_window(ev, window.start_us)
+            return event_flare_share(ev, window.start_us, share_grid(vin, out), self.spec)
+        return self.tiled_share(ev, window.start_us, self._gated)
+
+    def tiles(self, events: Events, gated: np.ndarray) -> list[tuple[int, int, int, int]]:
+        """(tile x, tile y, crop x0, crop y0) of every tile that holds a gated event: the tile
+        ``[tx, tx + tile_px)`` is decided from the crop ``[x0, x0 + crop)`` around it (moved
+        inside the sensor at its edges, origin on the cell grid)."""
+        c = self.config
+        t, m = c.tile_px, c.tile_margin_px
+        size = t + 2 * m
+        w, h = self.sensor
+        keys = np.unique((events.y[gated].astype(np.int64) // t) * (-(-w // t))
+                         + events.x[gated].astype(np.int64) // t)
+        out = []
+        for k in keys.tolist():
+            ty, tx = divmod(k, -(-w // t))
+            x0 = min(max(tx * t - m, 0), max(w - size, 0)) // c.cell_px * c.cell_px
+            y0 = min(max(ty * t - m, 0), max(h - size, 0)) // c.cell_px * c.cell_px
+            out.append((tx * t, ty * t, x0, y0))
+        return out
+
+    def tiled_share(self, events: Events, start_us: int, gated: np.ndarray) -> np.ndarray:
+        """:meth:`event_share` on the gated tiles only: one batched forward pass over crops of
+        ``tile_px + 2 * tile_margin_px``; every gated event reads its own tile's crop."""
+        share = np.zeros(len(events), np.float32)
+        tiles = self.tiles(events, gated)
+        if not tiles:
+            return share
+        c = self.config
+        size = c.tile_px + 2 * c.tile_margin_px
+        x, y = events.x.astype(np.int64), events.y.astype(np.int64)
+        crops, members = [], []
+        for tx, ty, x0, y0 in tiles:
+            inside = (x >= x0) & (x < x0 + size) & (y >= y0) & (y < y0 + size)
+            crop = events[inside]
+            crop = Events(crop.t, (crop.x - x0).astype(np.uint16), (crop.y - y0).astype(np.uint16),
+                          crop.p, size, size)
+            own = gated[inside] & (x[inside] >= tx) & (x[inside] < tx + c.tile_px) \
+                & (y[inside] >= ty) & (y[inside] < ty + c.tile_px)
+            crops.append((crop, own))
+            members.append(np.flatnonzero(inside)[own])
+        vin = np.stack([input_grids(crop, start_us, self.spec, self.model.config.in_channels, self.clip)
+                        for crop, _ in crops])
+        out = self._forward(vin)
+        for i, ((crop, own), idx) in enumerate(zip(crops, members)):
+            grid = share_grid(vin[i], out[i])
+            share[idx] = event_flare_share(crop[own], start_us, grid, self.spec)
+        self.tiles_run += len(tiles)
+        return share
 
     def predict(self, events: Events, start_us: int) -> tuple[np.ndarray, np.ndarray]:
         """(clipped signed input grid, predicted clean grid) of the window starting at ``start_us``."""
@@ -205,18 +293,20 @@ class DeflareStage:
         """(clipped network input [in_channels, bins, rows, cols], network output
         [1 or 2, bins, rows, cols]: clean grid, then flare logits with a mask head)."""
         vin = input_grids(events, start_us, self.spec, self.model.config.in_channels, self.clip)
+        return vin, self._forward(vin[None])[0]
+
+    def _forward(self, vin: np.ndarray) -> np.ndarray:
+        """The network on a batch of input grids [n, in_channels, bins, rows, cols]."""
         threads = torch.get_num_threads()
         swap = bool(self.config.threads) and threads != self.config.threads
         if swap:
             torch.set_num_threads(self.config.threads)
         try:
             with torch.inference_mode():
-                x = torch.from_numpy(vin).to(self.device)[None]
-                out = self.model(x)[0].float().cpu().numpy()
+                return self.model(torch.from_numpy(vin).to(self.device)).float().cpu().numpy()
         finally:
             if swap:
                 torch.set_num_threads(threads)
-        return vin, out
 
     def _decide(self, windows: list[Window]) -> list[np.ndarray]:
         out = []

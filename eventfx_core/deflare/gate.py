@@ -1,0 +1,210 @@
+"""Where flare can be: a cheap gate in front of the U-Net, from the light sources themselves.
+
+Lens flare is light of a bright source spread by the optics, so there is no flare without a
+source, and every flare event lies near the source (halo, rays, streaks) or on the line through
+the source and the optical centre (ghost reflections; Flare7K, Dai et al., NeurIPS 2022, and
+E-Deflare, Han et al., arXiv 2512.09016, render them there). Per closed window the gate
+
+1. finds light-source pixels: a pixel that fires at least ``rate`` events in the window (a
+   saturated or very bright, moving or flickering source), or whose polarity alternates at
+   least ``flicker`` times over this window and the one before (a light locked to a mains or
+   PWM period: ON, OFF, ON, ... where a passing edge gives one sign run);
+2. marks a block (``block_px`` square) as a source when at least ``cluster`` such pixels lie in
+   it (an isolated hot or flickering pixel is no lamp), and keeps it a source for ``hold``
+   windows after it was last seen (a halo outlives a flicker pause; a moving lamp leaves);
+3. gates every block within ``radius_px`` of a source block, and every block within
+   ``ghost_radius_px`` of the segment ``c + k (s - c)``, ``k`` in ``[-ghost_reach, 1]``,
+   through the sensor centre ``c`` (the optical centre) and the source ``s``.
+
+Everything is local to the window and to the blocks near a source: no statistic of the whole
+sensor, so a lamp in one place changes no decision far from it (except along its ghost line).
+The state (polarity of each pixel's last event, alternations of the last window, the last
+window each block was a source) is updated only when a window closes, in window order, so the
+gate is as split-invariant and deterministic as the windows. :func:`gate_reference` is the
+plain per-event version (the test oracle of :class:`FlareGate`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ConfigError
+
+NEVER = np.iinfo(np.int64).min // 4  # "no source seen yet" (far below any window index)
+
+
+@dataclass(frozen=True)
+class GateSpec:
+    rate: int = 16  # events of one pixel in one window that make it a light-source pixel
+    flicker: int = 6  # polarity alternations of one pixel over this and the last window
+    cluster: int = 3  # light-source pixels a block needs to be a source
+    block_px: int = 16  # block side (pixels)
+    hold: int = 5  # windows a block stays a source after it was last seen
+    radius_px: int = 96  # halo reach: blocks this close to a source block are gated
+    ghost_radius_px: int = 24  # ghost tube half-width around the line through the centre
+    ghost_reach: float = 1.25  # the ghost line runs from c - reach (s - c) to s (0: no ghosts)
+
+    def check(self, where: str) -> None:
+        for name in ("rate", "flicker", "cluster", "block_px", "hold"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{where}.gate_{name}: must be >= 1, got {getattr(self, name)}")
+        for name in ("radius_px", "ghost_radius_px"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{where}.gate_{name}: must be >= 0, got {getattr(self, name)}")
+        if self.ghost_reach < 0:
+            raise ConfigError(f"{where}.gate_ghost_reach: must be >= 0, got {self.ghost_reach}")
+
+
+def _disc(radius_blocks: float) -> np.ndarray:
+    """Offsets (dy, dx) of the blocks whose centres lie within ``radius_blocks`` of a block's."""
+    r = int(np.floor(radius_blocks))
+    dy, dx = np.mgrid[-r:r + 1, -r:r + 1]
+    inside = dy * dy + dx * dx <= radius_blocks * radius_blocks + 1e-9
+    return np.stack([dy[inside], dx[inside]], 1)
+
+
+def _stamp(mask: np.ndarray, rows: np.ndarray, cols: np.ndarray, offsets: np.ndarray) -> None:
+    """Set ``mask`` at every (row, col) + offset inside it."""
+    if not len(rows):
+        return
+    r = (rows[:, None] + offsets[None, :, 0]).ravel()
+    c = (cols[:, None] + offsets[None, :, 1]).ravel()
+    ok = (r >= 0) & (r < mask.shape[0]) & (c >= 0) & (c < mask.shape[1])
+    mask[r[ok], c[ok]] = True
+
+
+def ghost_points(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int], block_px: int,
+                 reach: float) -> tuple[np.ndarray, np.ndarray]:
+    """Block (row, col) of points sampled at most half a block apart on each source block's
+    ghost line ``c + k (s - c)``, ``k`` in ``[-reach, 1]`` (pixel centre ``c`` of the sensor)."""
+    hb, wb = shape
+    if not len(rows) or reach <= 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    cy, cx = hb * block_px / 2.0, wb * block_px / 2.0
+    sy, sx = (rows + 0.5) * block_px - cy, (cols + 0.5) * block_px - cx
+    length = np.hypot(sy, sx) * (1.0 + reach)
+    steps = int(np.ceil(length.max() / (block_px / 2.0))) + 1
+    k = np.linspace(-reach, 1.0, steps)
+    py = np.floor((cy + k[None, :] * sy[:, None]) / block_px).astype(np.int64).ravel()
+    px = np.floor((cx + k[None, :] * sx[:, None]) / block_px).astype(np.int64).ravel()
+    return py, px
+
+
+def gated_blocks(source: np.ndarray, spec: GateSpec) -> np.ndarray:
+    """bool[hb, wb]: the blocks where flare can be, given the source blocks."""
+    gate = np.zeros_like(source)
+    rows, cols = np.nonzero(source)
+    _stamp(gate, rows, cols, _disc(spec.radius_px / spec.block_px))
+    gy, gx = ghost_points(rows, cols, source.shape, spec.block_px, spec.ghost_reach)
+    _stamp(gate, gy, gx, _disc(spec.ghost_radius_px / spec.block_px))
+    return gate
+
+
+class FlareGate:
+    """Per-window gate with state; ``update(window_index, x, y, p) -> bool[hb, wb]``."""
+
+    def __init__(self, spec: GateSpec, sensor: tuple[int, int]):
+        self.spec = spec
+        self.width, self.height = int(sensor[0]), int(sensor[1])
+        b = spec.block_px
+        self.shape = (-(-self.height // b), -(-self.width // b))
+        self.reset()
+
+    def reset(self) -> None:
+        n = self.width * self.height
+        self._last_p = np.full(n, -1, np.int8)  # polarity of each pixel's latest event (-1: none)
+        self._alt = np.zeros(n, np.int32)  # alternations of each pixel in the last window
+        self._last_index: int | None = None  # index of the last window seen
+        self._seen = np.full(self.shape, NEVER, np.int64)  # last window each block was a source
+
+    def update(self, index: int, x: np.ndarray, y: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """Feed window ``index``'s events (time order); the gated blocks of this window."""
+        s = self.spec
+        n = self.width * self.height
+        if self._last_index is None or index != self._last_index + 1:
+            self._last_p[:] = -1  # a gap of a window or more: no alternation spans it
+            self._alt[:] = 0
+        pix = y.astype(np.int64) * self.width + x.astype(np.int64)
+        pol = p.astype(np.int8)
+        order = np.argsort(pix, kind="stable")
+        ps, pp = pix[order], pol[order]
+        prev = np.empty_like(pp)
+        if len(ps):
+            first = np.ones(len(ps), bool)
+            first[1:] = ps[1:] != ps[:-1]
+            prev[1:] = pp[:-1]
+            prev[first] = self._last_p[ps[first]]
+            flips = (prev != pp) & (prev >= 0)
+            alt = np.bincount(ps[flips], minlength=n).astype(np.int32)
+            last = np.ones(len(ps), bool)
+            last[:-1] = ps[1:] != ps[:-1]
+            self._last_p[ps[last]] = pp[last]
+        else:
+            alt = np.zeros(n, np.int32)
+        count = np.bincount(pix, minlength=n)
+        lamp = (count >= s.rate) | (alt + self._alt >= s.flicker)
+        self._alt = alt
+        self._last_index = index
+        ly, lx = np.divmod(np.flatnonzero(lamp), self.width)
+        per_block = np.zeros(self.shape, np.int64)
+        np.add.at(per_block, (ly // s.block_px, lx // s.block_px), 1)
+        self._seen[per_block >= s.cluster] = index
+        return gated_blocks(index - self._seen < s.hold, s)
+
+    def event_gate(self, blocks: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """bool[n]: the events that lie in a gated block."""
+        b = self.spec.block_px
+        return blocks[y.astype(np.int64) // b, x.astype(np.int64) // b]
+
+
+def gate_reference(windows: list[tuple[int, list[tuple[int, int, int]]]], spec: GateSpec,
+                   sensor: tuple[int, int]) -> list[np.ndarray]:
+    """Plain per-event version of :class:`FlareGate` over a list of (window index,
+    [(x, y, p), ...] in time order): the gated blocks of each window (the test oracle)."""
+    w, h = sensor
+    b = spec.block_px
+    hb, wb = -(-h // b), -(-w // b)
+    last_p: dict = {}
+    alt_prev: dict = {}
+    seen: dict = {}
+    last_index = None
+    out = []
+    for index, events in windows:
+        if last_index is None or index != last_index + 1:
+            last_p, alt_prev = {}, {}
+        count: dict = {}
+        alt: dict = {}
+        for x, y, p in events:
+            count[(x, y)] = count.get((x, y), 0) + 1
+            if (x, y) in last_p and last_p[(x, y)] != p:
+                alt[(x, y)] = alt.get((x, y), 0) + 1
+            last_p[(x, y)] = p
+        lamps: dict = {}
+        for (x, y) in set(count) | set(alt_prev):
+            if count.get((x, y), 0) >= spec.rate or alt.get((x, y), 0) + alt_prev.get((x, y), 0) >= spec.flicker:
+                lamps[(y // b, x // b)] = lamps.get((y // b, x // b), 0) + 1
+        for blk, k in lamps.items():
+            if k >= spec.cluster:
+                seen[blk] = index
+        alt_prev, last_index = alt, index
+        source = np.zeros((hb, wb), bool)
+        for (r, c), i in seen.items():
+            if index - i < spec.hold:
+                source[r, c] = True
+        gate = np.zeros((hb, wb), bool)
+        cy, cx = hb * b / 2.0, wb * b / 2.0
+        rad, grad = spec.radius_px / b, spec.ghost_radius_px / b
+        for r, c in zip(*np.nonzero(source)):
+            for rr in range(hb):
+                for cc in range(wb):
+                    if (rr - r) ** 2 + (cc - c) ** 2 <= rad * rad + 1e-9:
+                        gate[rr, cc] = True
+        gy, gx = ghost_points(*np.nonzero(source), (hb, wb), b, spec.ghost_reach)
+        for r, c in zip(gy.tolist(), gx.tolist()):
+            for rr in range(hb):
+                for cc in range(wb):
+                    if (rr - r) ** 2 + (cc - c) ** 2 <= grad * grad + 1e-9:
+                        gate[rr, cc] = True
+        out.append(gate)
+    return out
