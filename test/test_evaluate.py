@@ -173,13 +173,10 @@ class _LaggingWindowStage:
         return out
 
 
-def test_windowed_stage_decisions_line_up_with_events():
+def test_windowed_stage_decisions_line_up_with_events(make_events):
     from eventfx_core.evaluate.methods import StageMethod, message_bounds
-    from eventfx_core.events import Events
-    rng = np.random.default_rng(0)
     n = 5000
-    ev = Events.from_arrays(np.sort(rng.integers(0, 95_000, n)), rng.integers(0, 30, n),
-                            rng.integers(0, 20, n), rng.integers(0, 2, n), 30, 20)
+    ev = make_events(0, n, 30, 20, span_us=95_000)
     bounds = message_bounds(ev)
     assert bounds[0][0] == 0 and bounds[-1][1] == n and len(bounds) == 10
     assert all(b[1] == c[0] for b, c in zip(bounds, bounds[1:]))

@@ -30,18 +30,14 @@ def make(name: str, i: int, sensor=(9, 7)):
     return cls(from_dict(cls.Config, CONFIGS[name][i], name), sensor=sensor)
 
 
-def random_stream(seed: int, n: int, width: int = 9, height: int = 7, max_gap: int = 400) -> Events:
-    rng = np.random.default_rng(seed)
-    t = 10_000 + np.cumsum(rng.integers(0, max_gap, n))
-    return Events.from_arrays(t, rng.integers(0, width, n), rng.integers(0, height, n),
-                              rng.integers(0, 2, n), width, height)
+STREAM = {"t0": 10_000, "max_gap": 400}  # make_events (conftest.py) on the 9 x 7 sensor
 
 
 @pytest.mark.parametrize("name", FILTERS)
-def test_is_a_registered_event_stage(name):
+def test_is_a_registered_event_stage(name, make_events):
     stage = stage_class(name)(None, sensor=(9, 7), device="cpu", base_dir=None)
     assert isinstance(stage, EventStage) and stage.name == name
-    res = stage.process(random_stream(0, 100))
+    res = stage.process(make_events(0, 100, **STREAM))
     assert isinstance(res, StageResult)
     assert res.keep.dtype == np.bool_ and res.keep.shape == (100,)
     assert res.score.dtype == np.float32 and res.score.shape == (100,)
@@ -53,9 +49,9 @@ def test_is_a_registered_event_stage(name):
 @settings(max_examples=30, deadline=None)
 @given(case=st.sampled_from(CASES), seed=st.integers(0, 2**31), n=st.integers(0, 500),
        max_gap=st.sampled_from([3, 100, 400, 5000]))
-def test_fast_equals_reference(case, seed, n, max_gap):
+def test_fast_equals_reference(make_events, case, seed, n, max_gap):
     name, i = case
-    ev = random_stream(seed, n, max_gap=max_gap)
+    ev = make_events(seed, n, t0=10_000, max_gap=max_gap)
     stage = make(name, i)
     res = stage.process(ev)
     keep, score = REFERENCES[name](stage.config).run(ev)
@@ -65,9 +61,9 @@ def test_fast_equals_reference(case, seed, n, max_gap):
 
 @settings(max_examples=40, deadline=None)
 @given(case=st.sampled_from(CASES), seed=st.integers(0, 2**31), n=st.integers(0, 800), data=st.data())
-def test_split_invariance(case, seed, n, data):
+def test_split_invariance(make_events, case, seed, n, data):
     name, i = case
-    ev = random_stream(seed, n)
+    ev = make_events(seed, n, **STREAM)
     whole = make(name, i).process(ev)
     cuts = sorted(data.draw(st.lists(st.integers(0, n), max_size=6)))
     stage = make(name, i)
@@ -77,10 +73,10 @@ def test_split_invariance(case, seed, n, data):
     np.testing.assert_array_equal(np.concatenate([p.score for p in parts]), whole.score)
 
 
-def test_both_decisions_occur():
+def test_both_decisions_occur(make_events):
     """The test streams exercise keeping and dropping for every config (tests can fail)."""
     for name, i in CASES:
-        keep = make(name, i).process(random_stream(1, 3000)).keep
+        keep = make(name, i).process(make_events(1, 3000, **STREAM)).keep
         if CONFIGS[name][i] == {"refractory_us": 0}:
             assert keep.all()  # no refractory period: nothing to drop
         else:
@@ -166,8 +162,8 @@ def test_hot_pixel_suppressed_after_learning_period():
 
 
 @pytest.mark.parametrize("name", FILTERS)
-def test_time_backwards_resets_with_warning(name):
-    ev = random_stream(5, 400)
+def test_time_backwards_resets_with_warning(name, make_events):
+    ev = make_events(5, 400, **STREAM)
     earlier = Events.from_arrays(ev.t - 2000, ev.x, ev.y, ev.p, 9, 7)
     stage = make(name, 0)
     stage.process(ev)
@@ -180,15 +176,15 @@ def test_time_backwards_resets_with_warning(name):
 
 
 @pytest.mark.parametrize("name", FILTERS)
-def test_reset_and_sensor_change(name):
-    ev = random_stream(6, 400)
+def test_reset_and_sensor_change(name, make_events):
+    ev = make_events(6, 400, **STREAM)
     stage = make(name, 0)
     first = stage.process(ev)
     stage.reset()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         np.testing.assert_array_equal(stage.process(ev).keep, first.keep)
-    other = random_stream(7, 300, width=12, height=5)
+    other = make_events(7, 300, 12, 5, **STREAM)
     with pytest.warns(RuntimeWarning, match="sensor size"):
         res = stage.process(other)
     np.testing.assert_array_equal(res.keep, make(name, 0, sensor=(12, 5)).process(other).keep)

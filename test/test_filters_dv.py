@@ -49,16 +49,9 @@ def dv_keep(ev: Events, window_us: int, parts: int = 1) -> np.ndarray:
     return keep
 
 
-def random_stream(seed: int, n: int, width: int, height: int, t0: int, max_gap: int) -> Events:
-    rng = np.random.default_rng(seed)
-    t = t0 + np.cumsum(rng.integers(0, max_gap, n))
-    return Events.from_arrays(t, rng.integers(0, width, n), rng.integers(0, height, n),
-                              rng.integers(0, 2, n), width, height)
-
-
 @pytest.mark.parametrize("window_us,max_gap,parts", [(2000, 40, 1), (500, 10, 3), (10_000, 200, 5)])
-def test_identical_keep_set(window_us, max_gap, parts):
-    ev = random_stream(window_us, 30_000, 64, 48, t0=window_us, max_gap=max_gap)
+def test_identical_keep_set(window_us, max_gap, parts, make_events):
+    ev = make_events(window_us, 30_000, 64, 48, t0=window_us, max_gap=max_gap)
     ours = BackgroundActivityFilter(BackgroundActivityFilter.Config(time_window_us=window_us),
                                     sensor=(64, 48)).process(ev).keep
     theirs = dv_keep(ev, window_us, parts)

@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 
 from eventfx_core.errors import ConfigError
-from eventfx_core.events import Events
 from eventfx_core.io.dsec import write_dsec
 from eventfx_core.simulate.background import BackgroundConfig, read_recording, recorded_window
 from eventfx_core.simulate.flare import FlareConfig
@@ -11,11 +10,8 @@ from eventfx_core.labels import NOISE, SIGNAL
 from eventfx_core.simulate.sequence import GenerateConfig, make_sequence
 
 
-def test_dsec_recording_window(tmp_path):
-    rng = np.random.default_rng(0)
-    n = 20_000
-    ev = Events.from_arrays(np.sort(rng.integers(0, 1_000_000, n)), rng.integers(0, 80, n),
-                            rng.integers(0, 60, n), rng.integers(0, 2, n), 80, 60)
+def test_dsec_recording_window(tmp_path, make_events):
+    ev = make_events(0, 20_000, 80, 60, span_us=1_000_000)
     write_dsec(tmp_path / "events.h5", ev)
     rec = read_recording(tmp_path / "events.h5", 10**6)
     assert rec.equals(ev)

@@ -114,6 +114,7 @@ def test_training_lowers_the_loss(archives, tmp_path):
     load_checkpoint(tmp_path / "run" / "final.pt")
 
 
+@pytest.mark.slow
 def test_killed_and_resumed_training_equals_uninterrupted(archives, tmp_path):
     whole = _write(_config(archives, tmp_path / "whole"), tmp_path / "whole.yaml")
     split = _write(_config(archives, tmp_path / "split"), tmp_path / "split.yaml")
@@ -132,6 +133,7 @@ def test_killed_and_resumed_training_equals_uninterrupted(archives, tmp_path):
     assert steps == list(range(1, 13))  # the killed run's steps 5-7 were dropped, then redone
 
 
+@pytest.mark.slow
 def test_resume_with_another_config_is_refused(archives, tmp_path):
     cfg = _config(archives, tmp_path / "r")
     _run("train", "--config", str(_write(cfg, tmp_path / "a.yaml")), "--no-progress",
@@ -147,6 +149,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_ddp_two_cpu_processes_on_gloo(archives, tmp_path):
     cfg = _write(_config(archives, tmp_path / "ddp", steps=8), tmp_path / "ddp.yaml")
     torchrun = Path(sys.executable).with_name("torchrun")
