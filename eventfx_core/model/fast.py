@@ -2,13 +2,16 @@
 
 Same maths as ``mamba2.py`` (Dao & Gu 2024 Mamba2/SSD with the real-time step and the
 zero-order-hold input), arranged for a CPU, all in numba over tiles of ``tile`` events, float32:
-dense layers (embedding, in_proj, out_proj, head) vectorised over outputs or inputs by shape,
+dense layers (embedding, in_proj, out_proj, head) four events at a time (register blocking),
 the discretisation, the causal conv, the sequential SSM scan with the state stored as
 (d_state, channels) so the innermost loop runs over contiguous channels, gating and the grouped
 RMSNorm. What made it fast here (measured): no torch ops in the loop (two torch threads on
 tiny tensors were 10x slower), unsigned index offsets (numba's negative-index wraparound check
 blocks vectorisation), polynomial exp/log1p (PyPI's llvmlite has no vector exp), local
-accumulators (no aliasing checks). ``DenoiserModel.forward`` is the oracle (tests: 1e-4).
+accumulators (no aliasing checks), one numba call per message for the whole model (``forward``:
+no Python between layers and tiles) and ``nogil`` everywhere, so the feature extractor of the
+next chunk runs beside it on the other core (``stage.py``). ``DenoiserModel.forward`` is the
+oracle (tests: 1e-4 on the logits, and the stage's keep decisions).
 """
 from __future__ import annotations
 
@@ -59,7 +62,7 @@ def _silu(v):
     return v * sig
 
 
-@numba.njit(cache=True, error_model="numpy", fastmath=True)
+@numba.njit(cache=True, error_model="numpy", fastmath=True, nogil=True)
 def silu_rows(v):
     """v = silu(v) in place, (L, n)."""
     for t in range(v.shape[0]):
@@ -67,7 +70,7 @@ def silu_rows(v):
             v[t, j] = _silu(v[t, j])
 
 
-@numba.njit(cache=True, error_model="numpy", fastmath=True)
+@numba.njit(cache=True, error_model="numpy", fastmath=True, nogil=True)
 def _conv_silu(zxbcdt, d_inner, conv_wt, conv_b, conv_state, xbc):
     """Causal depthwise conv + silu over the tile, continuing from the last K inputs.
     conv_state (K, conv_dim): row K-1 is the latest input; updated in place."""
@@ -98,7 +101,7 @@ def _conv_silu(zxbcdt, d_inner, conv_wt, conv_b, conv_state, xbc):
     conv_state[:, :] = last
 
 
-@numba.njit(cache=True, error_model="numpy", fastmath=True)
+@numba.njit(cache=True, error_model="numpy", fastmath=True, nogil=True)
 def _scan(xbc, dt_in, decay, D, headdim, ngroups, ssm_state, y):
     """Sequential scan: s[n, i] = s[n, i] * decay + B[n] * dt_in * x[i];  y[i] = C . s[:, i] + D x[i]
     with B and C of the channel's group. Channels are cut into blocks (a multiple of the
@@ -132,7 +135,7 @@ def _scan(xbc, dt_in, decay, D, headdim, ngroups, ssm_state, y):
                     y[t, b, j] += cn * v
 
 
-@numba.njit(cache=True, error_model="numpy", fastmath=True)
+@numba.njit(cache=True, error_model="numpy", fastmath=True, nogil=True)
 def _gate_norm(zxbcdt, norm_w, eps, y):
     """Gated grouped RMSNorm in place: rmsnorm(y * silu(z)) * w, y (L, ngroups, group)."""
     L, ngroups, group = y.shape
@@ -149,7 +152,7 @@ def _gate_norm(zxbcdt, norm_w, eps, y):
                 y[t, g, j] *= r * norm_w[base + np.uint64(j)]
 
 
-@numba.njit(cache=True, error_model="numpy", fastmath=True)
+@numba.njit(cache=True, error_model="numpy", fastmath=True, nogil=True)
 def rmsnorm_rows(h, w, eps, out):
     """out[t] = h[t] / sqrt(mean(h[t]^2) + eps) * w."""
     d = h.shape[1]
@@ -162,7 +165,7 @@ def rmsnorm_rows(h, w, eps, out):
             out[t, j] = h[t, j] * r * w[j]
 
 
-@numba.njit(cache=True, error_model="numpy", fastmath=True)
+@numba.njit(cache=True, error_model="numpy", fastmath=True, nogil=True)
 def mixer_tile(zxbcdt, dt_in, decay, conv_wt, conv_b, D, norm_w, headdim, ngroups, eps,
                conv_state, ssm_state, y):
     """One Mamba2 mixer over L events, after in_proj and before out_proj.
@@ -181,7 +184,7 @@ def mixer_tile(zxbcdt, dt_in, decay, conv_wt, conv_b, D, norm_w, headdim, ngroup
     _gate_norm(zxbcdt, norm_w, eps, y.reshape(L, ngroups, d_inner // ngroups))
 
 
-@numba.njit(cache=True, error_model="numpy", fastmath=True)
+@numba.njit(cache=True, error_model="numpy", fastmath=True, nogil=True)
 def discretise(zxbcdt, col, scale, dt_bias, A, dt_in, decay):
     """dt_eff = softplus(dt_raw + dt_bias) * scale -> the decay exp(dt A) and the input weight
     (1 - exp(dt A)) / -A (zero-order hold), both (L, nheads)."""
@@ -199,39 +202,134 @@ def discretise(zxbcdt, col, scale, dt_bias, A, dt_in, decay):
             dt_in[t, h] = one_minus / -A[h]
 
 
-@numba.njit(cache=True, error_model="numpy", fastmath=True)
-def linear(x, w, wt, b, out, accumulate):
-    """out = x @ w.T + b (or out += x @ w.T + b) for a small dense layer w (n_out, n_in), wt = w.T.
-    Wide outputs: row of x times columns, accumulated in a local row (vectorises over outputs);
-    narrow outputs: one dot product per output (vectorises over inputs)."""
-    n_out, n_in = w.shape
-    if n_out > n_in:
-        acc = np.empty(n_out, np.float32)
-        for t in range(x.shape[0]):
+@numba.njit(cache=True, error_model="numpy", fastmath=True, nogil=True)
+def dense(x, wt, b, out, accumulate):
+    """out = x @ wt + b (or out += ...) for a small dense layer, wt (n_in, n_out) = W.T.
+    Four events at a time: each weight row is loaded once per four events and the four output
+    rows are written once (BLAS's register blocking, small enough for numba to vectorise over
+    the outputs); the summation order over inputs is the plain one, k = 0 .. n_in - 1."""
+    L, n_in = x.shape
+    n_out = wt.shape[1]
+    a0 = np.empty(n_out, np.float32)  # local rows: no aliasing checks in the inner loop
+    a1 = np.empty(n_out, np.float32)
+    a2 = np.empty(n_out, np.float32)
+    a3 = np.empty(n_out, np.float32)
+    t = 0
+    while t + 4 <= L:
+        for j in range(n_out):
+            a0[j] = b[j]
+            a1[j] = b[j]
+            a2[j] = b[j]
+            a3[j] = b[j]
+        for k in range(n_in):
+            x0 = x[t, k]
+            x1 = x[t + 1, k]
+            x2 = x[t + 2, k]
+            x3 = x[t + 3, k]
             for j in range(n_out):
-                acc[j] = b[j]
-            for k in range(n_in):
-                a = x[t, k]
-                for j in range(n_out):
-                    acc[j] += a * wt[k, j]
-            if accumulate:
-                for j in range(n_out):
-                    out[t, j] += acc[j]
-            else:
-                for j in range(n_out):
-                    out[t, j] = acc[j]
-    else:
-        for t in range(x.shape[0]):
+                w = wt[k, j]
+                a0[j] += x0 * w
+                a1[j] += x1 * w
+                a2[j] += x2 * w
+                a3[j] += x3 * w
+        if accumulate:
             for j in range(n_out):
-                s = b[j]
-                for k in range(n_in):
-                    s += x[t, k] * w[j, k]
-                out[t, j] = out[t, j] + s if accumulate else s
+                out[t, j] += a0[j]
+                out[t + 1, j] += a1[j]
+                out[t + 2, j] += a2[j]
+                out[t + 3, j] += a3[j]
+        else:
+            for j in range(n_out):
+                out[t, j] = a0[j]
+                out[t + 1, j] = a1[j]
+                out[t + 2, j] = a2[j]
+                out[t + 3, j] = a3[j]
+        t += 4
+    while t < L:  # the last 0-3 events
+        for j in range(n_out):
+            a0[j] = b[j]
+        for k in range(n_in):
+            x0 = x[t, k]
+            for j in range(n_out):
+                a0[j] += x0 * wt[k, j]
+        for j in range(n_out):
+            out[t, j] = out[t, j] + a0[j] if accumulate else a0[j]
+        t += 1
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath=True, nogil=True)
+def softmax_rows(z):
+    """z = softmax(z) per row, in place."""
+    for t in range(z.shape[0]):
+        m = z[t, 0]
+        for j in range(1, z.shape[1]):
+            m = max(m, z[t, j])
+        s = np.float32(0.0)
+        for j in range(z.shape[1]):
+            e = np.float32(np.exp(z[t, j] - m))
+            z[t, j] = e
+            s += e
+        r = np.float32(1.0) / s
+        for j in range(z.shape[1]):
+            z[t, j] *= r
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath=True, nogil=True)
+def forward(features, dt_us, tile, dt_unit, dt_min, dt_max, embed_wt, embed_b,
+            norm_w, norm_eps, in_wt, conv_wt, conv_b, dt_bias, A, D, mix_norm_w, mix_eps, out_wt,
+            has_mlp, mlp_norm_w, mlp_eps, mlp_in_wt, mlp_in_b, mlp_out_wt, mlp_out_b,
+            norm_f_w, norm_f_eps, head_wt, head_b, headdim, ngroups, conv_state, ssm_state,
+            probabilities, out):
+    """The whole model over a message, tile by tile, without the GIL: per-layer weights are
+    stacked on a leading layer axis (``FastDenoiser`` builds them), states updated in place;
+    out (n, classes) receives logits, or class probabilities when ``probabilities``."""
+    n = features.shape[0]
+    n_layers = in_wt.shape[0]
+    d_model = embed_wt.shape[1]
+    d_inner = mix_norm_w.shape[1]
+    nheads = A.shape[1]
+    conv_dim = conv_b.shape[1]
+    col_dt = d_inner + conv_dim
+    zero_b = np.zeros(max(in_wt.shape[2], d_model), np.float32)
+    m = min(n, tile)
+    scale = np.empty(m, np.float32)
+    h = np.empty((m, d_model), np.float32)
+    normed = np.empty((m, d_model), np.float32)
+    zxbcdt = np.empty((m, in_wt.shape[2]), np.float32)
+    y = np.empty((m, d_inner), np.float32)
+    dt_in = np.empty((m, nheads), np.float32)
+    decay = np.empty((m, nheads), np.float32)
+    hidden = np.empty((m, mlp_in_wt.shape[1]), np.float32)
+    for a in range(0, n, tile):
+        b = min(n, a + tile)
+        L = b - a
+        for t in range(L):
+            scale[t] = min(max(np.float32(dt_us[a + t]) / np.float32(dt_unit), dt_min), dt_max)
+        hs, ns = h[:L], normed[:L]
+        dense(features[a:b], embed_wt, embed_b, hs, False)
+        for i in range(n_layers):
+            rmsnorm_rows(hs, norm_w[i], norm_eps[i], ns)
+            dense(ns, in_wt[i], zero_b[:in_wt.shape[2]], zxbcdt[:L], False)
+            discretise(zxbcdt[:L], col_dt, scale, dt_bias[i], A[i], dt_in[:L], decay[:L])
+            mixer_tile(zxbcdt[:L], dt_in[:L], decay[:L], conv_wt[i], conv_b[i], D[i], mix_norm_w[i],
+                       headdim, ngroups, mix_eps[i], conv_state[i], ssm_state[i], y[:L])
+            dense(y[:L], out_wt[i], zero_b[:d_model], hs, True)  # residual: h += out_proj(y)
+        if has_mlp:  # h += out_proj(silu(in_proj(rmsnorm(h))))
+            rmsnorm_rows(hs, mlp_norm_w, mlp_eps, ns)
+            dense(ns, mlp_in_wt, mlp_in_b, hidden[:L], False)
+            silu_rows(hidden[:L])
+            dense(hidden[:L], mlp_out_wt, mlp_out_b, hs, True)
+        rmsnorm_rows(hs, norm_f_w, norm_f_eps, ns)
+        dense(ns, head_wt, head_b, out[a:b], False)
+        if probabilities:
+            softmax_rows(out[a:b])
 
 
 class FastDenoiser:
     """Class logits for one event stream, message by message, on the CPU (numba only: no torch
-    threads in the loop, so it runs the same whatever ``torch.set_num_threads`` says)."""
+    threads in the loop, so it runs the same whatever ``torch.set_num_threads`` says). One call
+    of ``forward`` per message, without the GIL, so another thread (the feature extractor of the
+    next tile) runs beside it."""
 
     def __init__(self, model: DenoiserModel, tile: int = 4096):
         cfg = model.cfg
@@ -239,32 +337,33 @@ class FastDenoiser:
         with torch.no_grad():
             f32 = lambda t: t.detach().float().cpu().contiguous()  # noqa: E731
             np32 = lambda t: f32(t).numpy().copy()  # noqa: E731
+            stack = lambda get: np.ascontiguousarray(np.stack([np32(get(b)) for b in model.layers]))  # noqa: E731
             # fold the feature standardisation into the embedding: W (f - m)/s + b
             w = f32(model.embed.weight) / f32(model.feature_std)
-            self.embed_w = w.contiguous().numpy().copy()
             self.embed_wt = w.t().contiguous().numpy().copy()
             self.embed_b = (f32(model.embed.bias) - w @ f32(model.feature_mean)).numpy().copy()
-            self.layers = []
-            for block in model.layers:
-                mx = block.mixer
-                self.layers.append(dict(
-                    norm_w=np32(block.norm.weight), norm_eps=np.float32(block.norm.eps),
-                    in_w=np32(mx.in_proj.weight), in_wt=np32(mx.in_proj.weight.t()), in_b=np.zeros(mx.in_proj.out_features, np.float32),
-                    out_w=np32(mx.out_proj.weight), out_wt=np32(mx.out_proj.weight.t()), out_b=np.zeros(cfg.d_model, np.float32),
-                    conv_wt=np32(mx.conv1d.weight[:, 0, :].t()), conv_b=np32(mx.conv1d.bias),
-                    dt_bias=np32(mx.dt_bias), A=np32(-torch.exp(mx.A_log.float())), D=np32(mx.D),
-                    mix_norm_w=np32(mx.norm.weight), mix_eps=np.float32(mx.norm.eps)))
-            self.mlp = None
-            if model.mlp is not None:
-                m = model.mlp
-                self.mlp = dict(norm_w=np32(m.norm.weight), eps=np.float32(m.norm.eps),
-                                in_w=np32(m.in_proj.weight), in_wt=np32(m.in_proj.weight.t()), in_b=np32(m.in_proj.bias),
-                                out_w=np32(m.out_proj.weight), out_wt=np32(m.out_proj.weight.t()), out_b=np32(m.out_proj.bias))
-            self.norm_f_w = np32(model.norm_f.weight)
-            self.norm_f_eps = np.float32(model.norm_f.eps)
-            self.head_w = np32(model.head.weight)
-            self.head_wt = np32(model.head.weight.t())
-            self.head_b = np32(model.head.bias)
+            layers = dict(  # per-layer weights on a leading layer axis; dense layers as W.T
+                norm_w=stack(lambda b: b.norm.weight),
+                norm_eps=np.array([b.norm.eps for b in model.layers], np.float32),
+                in_wt=stack(lambda b: b.mixer.in_proj.weight.t()),
+                conv_wt=stack(lambda b: b.mixer.conv1d.weight[:, 0, :].t()),
+                conv_b=stack(lambda b: b.mixer.conv1d.bias),
+                dt_bias=stack(lambda b: b.mixer.dt_bias),
+                A=stack(lambda b: -torch.exp(b.mixer.A_log.float())),
+                D=stack(lambda b: b.mixer.D),
+                mix_norm_w=stack(lambda b: b.mixer.norm.weight),
+                mix_eps=np.array([b.mixer.norm.eps for b in model.layers], np.float32),
+                out_wt=stack(lambda b: b.mixer.out_proj.weight.t()))
+            m = model.mlp
+            if m is not None:
+                mlp = (True, np32(m.norm.weight), np.float32(m.norm.eps), np32(m.in_proj.weight.t()),
+                       np32(m.in_proj.bias), np32(m.out_proj.weight.t()), np32(m.out_proj.bias))
+            else:  # placeholders of the right dtype and rank, never read
+                z1, z2 = np.zeros(1, np.float32), np.zeros((1, 1), np.float32)
+                mlp = (False, z1, np.float32(1e-5), z2, z1, z2, z1)
+            head = (np32(model.norm_f.weight), np.float32(model.norm_f.eps),
+                    np32(model.head.weight.t()), np32(model.head.bias))
+        self._weights = (self.embed_wt, self.embed_b, *layers.values(), *mlp, *head)
         self.blocks = cfg.ngroups  # channel blocks of the scan (a multiple of ngroups)
         self.reset()
 
@@ -278,7 +377,7 @@ class FastDenoiser:
         """Take a (batch 1) torch state: conv (layers, 1, conv_dim, K) -> (layers, K, conv_dim),
         ssm (layers, 1, h, p, n) -> (layers, blocks, n, h*p/blocks)."""
         c = self.cfg
-        self.conv_state = state.conv[:, 0].detach().float().transpose(1, 2).contiguous().numpy()
+        self.conv_state = state.conv[:, 0].detach().float().transpose(1, 2).contiguous().numpy().copy()
         ssm = state.ssm[:, 0].detach().float().reshape(c.n_layers, self.blocks, -1, c.d_state)
         self.ssm_state = ssm.transpose(2, 3).contiguous().numpy().copy()
 
@@ -289,47 +388,20 @@ class FastDenoiser:
         conv = torch.from_numpy(self.conv_state.copy()).transpose(1, 2)[:, None]
         return DenoiserState(conv, ssm)
 
-    def logits(self, features: np.ndarray, dt_us: np.ndarray) -> np.ndarray:
-        """features float32 [n, F], dt_us [n] real gaps -> float32 [n, classes]."""
-        n = len(features)
-        out = np.empty((n, self.cfg.n_classes), np.float32)
-        for a in range(0, n, self.tile):
-            b = min(n, a + self.tile)
-            self._tile(np.ascontiguousarray(features[a:b], np.float32), dt_us[a:b], out[a:b])
+    def _run(self, features: np.ndarray, dt_us: np.ndarray, probabilities: bool) -> np.ndarray:
+        c = self.cfg
+        out = np.empty((len(features), c.n_classes), np.float32)
+        if len(features):
+            forward(np.ascontiguousarray(features, np.float32), np.ascontiguousarray(dt_us, np.float32),
+                    self.tile, np.float32(c.dt_unit_us), np.float32(c.dt_scale_min),
+                    np.float32(c.dt_scale_max), *self._weights, c.headdim, c.ngroups,
+                    self.conv_state, self.ssm_state, probabilities, out)
         return out
 
-    def probabilities(self, features: np.ndarray, dt_us: np.ndarray) -> np.ndarray:
-        z = self.logits(features, dt_us)
-        z -= z.max(axis=1, keepdims=True)
-        np.exp(z, out=z)
-        z /= z.sum(axis=1, keepdims=True)
-        return z
+    def logits(self, features: np.ndarray, dt_us: np.ndarray) -> np.ndarray:
+        """features float32 [n, F], dt_us [n] real gaps -> float32 [n, classes]."""
+        return self._run(features, dt_us, False)
 
-    def _tile(self, features: np.ndarray, dt_us: np.ndarray, out: np.ndarray) -> None:
-        c = self.cfg
-        L = len(features)
-        scale = np.clip(np.asarray(dt_us, np.float32) / np.float32(c.dt_unit_us),
-                        np.float32(c.dt_scale_min), np.float32(c.dt_scale_max)).astype(np.float32)
-        h = np.empty((L, c.d_model), np.float32)
-        linear(features, self.embed_w, self.embed_wt, self.embed_b, h, False)
-        normed = np.empty_like(h)
-        zxbcdt = np.empty((L, self.layers[0]["in_w"].shape[0]), np.float32) if self.layers else None
-        y = np.empty((L, c.d_inner), np.float32)
-        dt_in = np.empty((L, c.nheads), np.float32)
-        decay = np.empty((L, c.nheads), np.float32)
-        for i, P in enumerate(self.layers):
-            rmsnorm_rows(h, P["norm_w"], P["norm_eps"], normed)
-            linear(normed, P["in_w"], P["in_wt"], P["in_b"], zxbcdt, False)
-            discretise(zxbcdt, c.d_inner + c.conv_dim, scale, P["dt_bias"], P["A"], dt_in, decay)
-            mixer_tile(zxbcdt, dt_in, decay, P["conv_wt"], P["conv_b"], P["D"], P["mix_norm_w"],
-                       c.headdim, c.ngroups, P["mix_eps"], self.conv_state[i], self.ssm_state[i], y)
-            linear(y, P["out_w"], P["out_wt"], P["out_b"], h, True)  # residual: h += out_proj(y)
-        if self.mlp is not None:  # h += out_proj(silu(in_proj(rmsnorm(h))))
-            M = self.mlp
-            rmsnorm_rows(h, M["norm_w"], M["eps"], normed)
-            hidden = np.empty((L, M["in_w"].shape[0]), np.float32)
-            linear(normed, M["in_w"], M["in_wt"], M["in_b"], hidden, False)
-            silu_rows(hidden)
-            linear(hidden, M["out_w"], M["out_wt"], M["out_b"], h, True)
-        rmsnorm_rows(h, self.norm_f_w, self.norm_f_eps, normed)
-        linear(normed, self.head_w, self.head_wt, self.head_b, out, False)
+    def probabilities(self, features: np.ndarray, dt_us: np.ndarray) -> np.ndarray:
+        """Class probabilities (softmax of ``logits``), float32 [n, classes]."""
+        return self._run(features, dt_us, True)
