@@ -15,3 +15,15 @@ class FormatError(EventfxError):
 
 class ConfigError(EventfxError):
     """A config, parameter or checkpoint is invalid (unknown key, wrong type, mismatch)."""
+
+
+def warn(text: str) -> None:
+    """One ``eventfx: warning: ...`` line on stderr, on its own line even under a progress bar."""
+    import sys
+
+    line = f"eventfx: warning: {text}"
+    if "tqdm" in sys.modules:
+        from tqdm import tqdm
+        tqdm.write(line, file=sys.stderr)
+    else:
+        print(line, file=sys.stderr)

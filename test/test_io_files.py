@@ -102,11 +102,13 @@ def test_raw_round_trip(tmp_path_factory, ev):
     assert src.format == "raw" and src.sensor_size == (640, 480) and streamed.equals(ev)
 
 
-def test_raw_keeps_time_modulo_wrap_period(tmp_path):
+def test_raw_keeps_absolute_time_in_its_header(tmp_path):
+    # EVT3 words hold 24 bits of time; the header line eventfx_time_base_us holds the rest.
     ev = Events.from_arrays([2**24 * 3 + 5, 2**24 * 3 + 9, 2**24 * 5], [1, 2, 3], [4, 5, 6], [1, 0, 1], 640, 480)
     write_raw(tmp_path / "x.raw", ev)
+    assert b"% eventfx_time_base_us 00000000000050331648\n" in (tmp_path / "x.raw").read_bytes()[:400]
     back = read_raw(tmp_path / "x.raw")
-    assert np.array_equal(back.t, ev.t - 3 * 2**24) and np.array_equal(back.x, ev.x)
+    assert np.array_equal(back.t, ev.t) and np.array_equal(back.x, ev.x)
 
 
 @settings(max_examples=8, deadline=None)

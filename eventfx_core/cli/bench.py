@@ -56,6 +56,10 @@ def read_messages(path: str, topic: str | None, max_events: int):
 def run(args) -> int:
     from ..bench import cut_messages, format_table, run_bench, synthetic_stream
 
+    for name, value in (("--duration-ms", args.duration_ms), ("--message-us", args.message_us),
+                        ("--max-events", args.max_events)):
+        if value <= 0:
+            raise EventfxError(f"{name} must be positive, got {value}")
     result = {"machine": machine()}
     stream = synthetic_stream(duration_us=args.duration_ms * 1000)
     msgs = cut_messages(stream, args.message_us)

@@ -5,43 +5,53 @@ Bag -> bag keeps every other topic byte for byte (same ROS version) and rewrites
 messages in place unless ``--to-type``, ``--to-encoding`` or ``--packet-us`` ask for new ones
 (rules in ``eventfx_core/io/recut.py``). The output is written to ``OUT.partial`` and renamed
 to ``OUT`` when complete; on any error the partial output is removed and one line names the
-file and message index or byte offset. An existing OUT is never overwritten.
+file and message index or byte offset. An existing OUT is replaced only with ``--overwrite``.
 """
 from __future__ import annotations
 
-import sys
 import time
-
-from tqdm import tqdm
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("convert", help="convert between event file formats and message types")
+    from .common import add_input_format, add_output_format, add_overwrite, add_quiet, add_salvage, first_paragraph
+
+    p = subparsers.add_parser("convert", help="convert between event file formats and message types",
+                              description=first_paragraph(__doc__))
     p.add_argument("input", help="input file or bag")
-    p.add_argument("output", help="output (format from --format or the name: .bag, .mcap, .h5, .raw, else a rosbag2 directory)")
+    p.add_argument("output", help="output (format from --output-format or the name: .bag, .mcap, .h5, "
+                   ".raw, else a rosbag2 directory)")
     p.add_argument("--topic", help="event topic of an input bag with several")
-    p.add_argument("--format", help="output format: rosbag2, mcap, rosbag1, dsec, archive, raw")
+    add_output_format(p)
+    add_input_format(p, old_spelling=False)
     p.add_argument("--to-type", help="output event message type, e.g. event_camera_msgs/msg/EventPacket")
-    p.add_argument("--to-encoding", help="EventPacket encoding of the output: evt3, libcaer, mono")
-    p.add_argument("--packet-us", type=int, help="re-cut the events into messages of this many µs")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--to-encoding", help="EventPacket encoding of the output: evt3, libcaer, mono "
+                   "(default: the input's)")
+    p.add_argument("--packet-us", type=int, help="re-cut the events into messages of this many µs "
+                   "(default: the input's messages)")
+    add_overwrite(p)
+    add_salvage(p)
+    add_quiet(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from ..errors import EventfxError
     from ..io import Passthrough, open_sink, open_source
+    from ..io.output_paths import check_outputs
+    from .common import progress
 
     if args.packet_us is not None and args.packet_us <= 0:
         raise EventfxError(f"--packet-us must be positive, got {args.packet_us}")
+    check_outputs({"output": args.output}, inputs=[args.input], overwrite=args.overwrite)
     t0 = time.perf_counter()
-    src = open_source(args.input, topic=args.topic)
+    src = open_source(args.input, topic=args.topic, format=args.input_format, salvage=args.salvage)
     n_in = 0
     try:
-        with open_sink(args.output, source=src, format=args.format, to_type=args.to_type,
-                       to_encoding=args.to_encoding, packet_us=args.packet_us) as sink:
-            bar = tqdm(total=getattr(src, "num_packets", None), unit="pkt", desc="convert",
-                       file=sys.stderr, disable=args.quiet)
+        with open_sink(args.output, source=src, format=args.output_format, to_type=args.to_type,
+                       to_encoding=args.to_encoding, packet_us=args.packet_us,
+                       overwrite=args.overwrite) as sink, \
+                progress(total=getattr(src, "num_packets", None), unit="pkt", desc="convert",
+                         disable=args.quiet) as bar:
             for item in src:
                 if isinstance(item, Passthrough):
                     sink.write_passthrough(item)
@@ -51,7 +61,6 @@ def run(args) -> int:
                 n_in += len(item.events)
                 sink.write(item)
                 bar.update(1)
-            bar.close()
     finally:
         src.close()
     dt = time.perf_counter() - t0

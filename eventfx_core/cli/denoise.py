@@ -26,20 +26,25 @@ PREVIEW_EVENTS = 2_000_000  # at most this many input events are kept for the --
 
 
 def add_parser(sub) -> None:
+    from .common import add_input_format, add_output_format, add_overwrite, add_quiet, add_salvage, first_paragraph
+
     p = sub.add_parser("denoise", help="denoise (and deflare) a recording offline",
-                       description=__doc__.split("\n\n")[0])
+                       description=first_paragraph(__doc__))
     p.add_argument("input", help="bag folder/.bag/.mcap, DSEC events.h5, eventfx archive .h5, .raw, .aedat4")
-    p.add_argument("output", help="output path (format from the name or --format)")
+    p.add_argument("output", help="output path (format from the name or --output-format)")
     p.add_argument("--config", help="denoise params file (default: config/denoise.yaml)")
     p.add_argument("--topic", help="event topic of a bag (default: the only event topic)")
-    p.add_argument("--format", help="output format where the name does not say (e.g. dsec, archive)")
+    add_output_format(p)
+    add_input_format(p, old_spelling=False)
     p.add_argument("--set", action="append", default=[], metavar="STAGE.FIELD=VALUE",
                    help="override a config value, e.g. --set mamba.threshold=0.7 (repeatable)")
     p.add_argument("--scores", help="also write per-event decisions (t,x,y,p,score,keep) to this .h5; score: the "
                    "confidence that the event is not noise (0 for removed events)")
-    p.add_argument("--preview", help="also write a before/after event-frame PNG here")
+    p.add_argument("--preview", help="also write a before/after event-frame PNG here (.png)")
     p.add_argument("--strict", action="store_true", help="stop at the first undecodable message")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_overwrite(p)
+    add_salvage(p)
+    add_quiet(p)
     p.set_defaults(func=run)
 
 
@@ -56,13 +61,20 @@ def parse_overrides(items: list[str]) -> dict:
 
 
 class ScoreWriter:
-    """Appends (t, x, y, p, score, keep) of every input event to an HDF5 file."""
+    """Appends (t, x, y, p, score, keep) of every input event to an HDF5 file.
+
+    Written to ``PATH.partial``; ``close(complete=True)`` renames it to ``PATH``, anything else
+    (an error, Ctrl-C) removes it, so no half file stands under the final name."""
 
     def __init__(self, path: str):
         import h5py
 
+        from ..io.output_paths import partial_path, remove
+
         self.path = Path(path)
-        self.f = h5py.File(self.path, "w")
+        self.partial = partial_path(self.path)
+        remove(self.partial)
+        self.f = h5py.File(self.partial, "w")
         self.ds = {}
         for name, dt in (("t", "i8"), ("x", "u2"), ("y", "u2"), ("p", "u1"), ("score", "f4"), ("keep", "u1")):
             self.ds[name] = self.f.create_dataset(name, (0,), dtype=dt, maxshape=(None,), chunks=(1 << 16,))
@@ -74,16 +86,68 @@ class ScoreWriter:
             self.ds[name].resize((n0 + len(arr),))
             self.ds[name][n0:] = arr
 
-    def close(self) -> None:
+    def close(self, complete: bool = False) -> None:
+        from ..io.output_paths import finish, remove
+
         self.f.close()
+        if complete:
+            finish(self.partial, self.path)
+        else:
+            remove(self.partial)
+
+
+def load_config(args):
+    """The denoise config with ``--set`` applied; an error caused by one ``--set`` names it, and a
+    config that runs no stage says so (every event would be kept)."""
+    from ..errors import ConfigError, warn
+
+    load_denoise_config(args.config)  # errors of the file itself name the file
+    for item in args.set:
+        try:
+            load_denoise_config(args.config, parse_overrides([item]))
+        except ConfigError as exc:
+            text = str(exc)
+            for prefix in (str(args.config or ""), str(_default_path())):
+                if prefix and text.startswith(prefix):
+                    text = text[len(prefix):].lstrip(".: ")
+            raise ConfigError(f"--set {item}: {text}") from None
+    cfg = load_denoise_config(args.config, parse_overrides(args.set))
+    if not cfg.pipeline.stages:
+        warn(f"{cfg.path}: no stages to run: every event is kept unchanged")
+    return cfg
+
+
+def _default_path():
+    from ..pipeline_config import default_config_path
+
+    return default_config_path()
+
+
+def check_paths(args) -> None:
+    """Every output of this run checked before any work starts (``io.output_paths``)."""
+    from ..io.output_paths import check_outputs
+
+    check_outputs({"output": args.output, "--scores": args.scores, "--preview": args.preview},
+                  inputs=[args.input], overwrite=args.overwrite,
+                  suffixes={"--scores": (".h5", ".hdf5"), "--preview": (".png",)})
+
+
+def write_preview(path: str, before: Events, after: Events, title: str) -> None:
+    from ..io.output_paths import atomic_output
+    from ..viz import before_after_png
+
+    with atomic_output(path, keep_suffix=True) as tmp:
+        before_after_png(tmp, before, after, title=title)
 
 
 def run(args) -> int:
     from ..io import Passthrough, open_sink, open_source
 
-    cfg = load_denoise_config(args.config, parse_overrides(args.set))
-    src = open_source(args.input, topic=args.topic)
+    check_paths(args)
+    cfg = load_config(args)
+    src = open_source(args.input, topic=args.topic, format=args.input_format, salvage=args.salvage)
     scores = ScoreWriter(args.scores) if args.scores else None
+    scores_done = False
     preview_in: list[Events] = []
     preview_out: list[Events] = []
     n_preview = 0
@@ -104,7 +168,7 @@ def run(args) -> int:
                 n_preview += len(d.events)
 
     try:
-        with open_sink(args.output, source=src, format=args.format) as sink:
+        with open_sink(args.output, source=src, format=args.output_format, overwrite=args.overwrite) as sink:
             bar = tqdm(total=getattr(src, "num_packets", None), unit="msg", disable=args.quiet,
                        desc="denoise", file=sys.stderr)
             for item in src:
@@ -123,16 +187,20 @@ def run(args) -> int:
                 emit(engine.push(item.events, tag=item), sink)
             emit(engine.flush(), sink)
             bar.close()
+        scores_done = True
     finally:
         if scores:
-            scores.close()
+            scores.close(complete=scores_done)
     dt = time.perf_counter() - t0
     if args.preview and preview_in:
-        from ..viz import before_after_png
-
-        before_after_png(args.preview, concat(preview_in), concat(preview_out),
-                         title=f"{Path(args.input).name}: {' -> '.join(cfg.pipeline.stages) or 'pass-through'}")
+        write_preview(args.preview, concat(preview_in), concat(preview_out),
+                      title=f"{Path(args.input).name}: {' -> '.join(cfg.pipeline.stages) or 'pass-through'}")
     n_in, resets = engine.counters.events_in, engine.counters.resets
+    outside = engine.counters.events_out_of_range
+    if outside:
+        from ..errors import warn
+        warn(f"{args.input}: {outside:,} events lie outside the sensor size the input states and were "
+             f"dropped (counted in 'events in', never kept)")
     frac = n_out / n_in if n_in else 0.0
     print(f"{n_msgs} messages, {n_in:,} events in, {n_out:,} kept ({100 * frac:.1f} %), "
           f"{n_bad} undecodable messages skipped, {resets} time resets, "

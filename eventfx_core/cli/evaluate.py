@@ -31,7 +31,7 @@ def add_parser(sub) -> None:
                    help="real noise-only recording: fraction each method keeps (default: %(default)s)")
     p.add_argument("--no-noise-bag", action="store_true", help="skip the real noise recording")
     p.add_argument("--max-archives", type=int, help="evaluate at most this many archives")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 

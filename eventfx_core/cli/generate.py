@@ -17,6 +17,8 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "training" / "generate.ya
 
 
 def add_parser(sub) -> None:
+    from .common import add_quiet
+
     p = sub.add_parser("generate", help="generate labelled synthetic training data",
                        description=__doc__.split("\n\n")[0])
     p.add_argument("--config", default=str(DEFAULT_CONFIG), help="generate config (default: %(default)s)")
@@ -24,7 +26,7 @@ def add_parser(sub) -> None:
     p.add_argument("--shard", default="0/1", help="i/N: generate only sequences with index %% N == i")
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="processes (default: %(default)s)")
     p.add_argument("--seed", type=int, help="master seed (overrides the config's)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(p)
     p.add_argument("--fit-noise", metavar="RECORDING",
                    help="instead: fit the noise model to a noise-only recording and print the "
                         "config's noise section")

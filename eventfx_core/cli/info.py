@@ -14,11 +14,15 @@ PEAK_BIN_US = 1000  # bin width of the peak rate (1 ms)
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("info", help="describe an event file (bag, h5, raw, aedat4)")
+    from .common import add_input_format, add_quiet, add_salvage, first_paragraph
+
+    p = subparsers.add_parser("info", help="describe an event file (bag, h5, raw, aedat4)",
+                              description=first_paragraph(__doc__))
     p.add_argument("path", help="input: ROS 1/2 bag, DSEC events.h5, eventfx archive, .raw, .aedat4")
     p.add_argument("--topic", help="event topic of a bag with several")
-    p.add_argument("--format", help="input format (default: detected)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_input_format(p)
+    add_salvage(p)
+    add_quiet(p)
     p.set_defaults(func=run)
 
 
@@ -62,7 +66,7 @@ class RateStats:
 def run(args) -> int:
     from ..io import Passthrough, open_source
 
-    src = open_source(args.path, topic=args.topic, format=args.format)
+    src = open_source(args.path, topic=args.topic, format=args.input_format, salvage=args.salvage)
     stats = RateStats()
     n_packets = n_bad = n_trig = 0
     try:

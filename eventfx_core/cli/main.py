@@ -22,19 +22,36 @@ COMMANDS = {
     "train": "eventfx_core.cli.train",
     "evaluate": "eventfx_core.cli.evaluate",
     "bench": "eventfx_core.cli.bench",
+    "realbench": "eventfx_core.cli.realbench",
     "replay": "eventfx_ros.replay_cli",
+}
+# One line per command for `eventfx --help` (kept here so the listing imports nothing).
+SUMMARIES = {
+    "info": "describe a recording: format, topics, sensor, rates",
+    "convert": "convert between bags, DSEC h5, archive and .raw",
+    "denoise": "denoise (and deflare) a recording offline",
+    "generate": "write a labelled synthetic training set",
+    "train": "train the denoiser or the deflarer",
+    "evaluate": "score methods on labelled test archives",
+    "bench": "measure events/s and latency of every stage",
+    "realbench": "benchmark denoisers on real recordings with injected noise",
+    "replay": "replay a ROS 2 bag through the node over DDS",
 }
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    from .. import __version__
+
     parser = argparse.ArgumentParser(prog="eventfx", description="Clean event-camera streams: "
-                                     "convert, denoise, deflare, synthesise, train, evaluate, replay, bench.")
+                                     "convert, denoise, deflare, synthesise, train, evaluate, replay, bench.",
+                                     epilog="eventfx COMMAND --help describes the options of each command.")
+    parser.add_argument("--version", action="version", version=f"eventfx {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     wanted = next((a for a in argv if a in COMMANDS), None)
     for name, module in COMMANDS.items():
         # Import only the requested command; `eventfx --help` lists the names without imports.
         if name != wanted:
-            sub.add_parser(name, help=f"(see eventfx {name} --help)")
+            sub.add_parser(name, help=SUMMARIES.get(name, f"see eventfx {name} --help"))
             continue
         try:
             mod = importlib.import_module(module)
@@ -43,7 +60,19 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
                 parser.error(f"command {name!r} is not available in this installation")
             raise
         mod.add_parser(sub)
+        _plain_help(sub.choices[name])
     return parser
+
+
+def _plain_help(parser: argparse.ArgumentParser) -> None:
+    """Help texts come from docstrings: show them without RST double backticks."""
+    from .common import plain
+
+    if parser.description:
+        parser.description = plain(parser.description)
+    for action in parser._actions:
+        if isinstance(action.help, str):
+            action.help = plain(action.help)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,14 +85,28 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except EventfxError as exc:
+        _end_progress_bars()
         print(f"eventfx: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `eventfx info x | head`: the reader went away, not an error
         sys.stderr.close()
         return 0
     except KeyboardInterrupt:
+        _end_progress_bars()
         print("eventfx: interrupted", file=sys.stderr)
         return 130
+
+
+def _end_progress_bars() -> None:
+    """Close any progress bar still drawn, so the error starts on its own line."""
+    tqdm_mod = sys.modules.get("tqdm")
+    if tqdm_mod is None:
+        return
+    for bar in list(getattr(tqdm_mod.tqdm, "_instances", ())):
+        try:
+            bar.close()
+        except Exception:  # a bar that cannot be drawn any more: nothing to end
+            pass
 
 
 if __name__ == "__main__":

@@ -29,7 +29,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--output", help="output folder or checkpoint (overrides the config's output)")
     p.add_argument("--max-minutes", type=float, dest="max_minutes",
                    help="deflarer: stop and save after this many minutes")
-    p.add_argument("--no-progress", action="store_false", dest="progress", help="no progress bar")
+    p.add_argument("-q", "--quiet", action="store_false", dest="progress", help="no progress bar")
+    p.add_argument("--no-progress", action="store_false", dest="progress", help=argparse.SUPPRESS)  # old spelling
     p.add_argument("--kill-at-step", type=int, dest="kill_at_step", help=argparse.SUPPRESS)
     p.set_defaults(func=run)
 

@@ -8,6 +8,7 @@ unchanged between bags of the same ROS version, ROS 1 <-> CDR otherwise.
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Iterator
 
@@ -16,7 +17,7 @@ from rosbags.interfaces import ConnectionExtRosbag2
 from rosbags.rosbag1 import Writer as Writer1
 from rosbags.rosbag2 import StoragePlugin, Writer as Writer2
 
-from ..errors import DecodeError, EventfxError, FormatError
+from ..errors import DecodeError, EventfxError, FormatError, warn
 from ..codecs.messages import TopicCodec, canonical_type, is_event_type
 from .items import Packet, Passthrough
 from ..codecs.typestore import ros1_typestore, ros2_typestore
@@ -33,6 +34,85 @@ def bag_root(path: Path) -> Path:
     return path
 
 
+STORAGE_BY_SUFFIX = {".mcap": "mcap", ".db3": "sqlite3"}
+
+
+@contextlib.contextmanager
+def _tolerant_definitions():
+    """While a bag opens: a message definition rosbags cannot parse (an mcap schema holding one
+    ``.idl`` with ``#include`` lines, as some recorders write) falls back to eventfx's own type
+    store, which knows every event message type, instead of refusing the whole bag."""
+    import rosbags.highlevel.anyreader as anyreader
+    from rosbags.typesys.base import TypesysError
+
+    original = anyreader.get_types_from_idl
+
+    def tolerant(text, *args, **kw):
+        try:
+            return original(text, *args, **kw)
+        except TypesysError:
+            return dict(ros2_typestore().fielddefs)
+
+    anyreader.get_types_from_idl = tolerant
+    try:
+        yield
+    finally:
+        anyreader.get_types_from_idl = original
+
+
+def repaired_metadata(root: Path):
+    """A ROS 2 bag whose ``metadata.yaml`` is incomplete, as people have them: a temporary folder
+    with links to its storage files and a completed copy of the metadata; None when the bag
+    needs none (or is not a ROS 2 bag folder). The bag itself is never changed.
+
+    Repaired, with a warning: an empty or unknown ``storage_identifier`` (inferred from the
+    storage files present: ``.mcap`` or ``.db3``) and an empty or stale ``relative_file_paths``
+    (the storage files present, in name order). The per-file ``files`` list is optional.
+    """
+    import tempfile
+
+    import yaml
+
+    meta_path = root / "metadata.yaml"
+    if not root.is_dir() or not meta_path.is_file():
+        return None
+    try:
+        doc = yaml.safe_load(meta_path.read_text())
+        info = doc["rosbag2_bagfile_information"]
+    except Exception:  # rosbags names what is wrong with unreadable metadata itself
+        return None
+    if not isinstance(info, dict):
+        return None
+    files = sorted(p for p in root.iterdir() if p.suffix in STORAGE_BY_SUFFIX and p.is_file())
+    kinds = sorted({STORAGE_BY_SUFFIX[p.suffix] for p in files})
+    storage = info.get("storage_identifier")
+    listed = [root / Path(str(x)).name for x in info.get("relative_file_paths") or []]
+    changes = []
+    if storage not in ("sqlite3", "mcap"):
+        if len(kinds) != 1:
+            raise FormatError(f"{root}: metadata.yaml has storage_identifier {storage!r} and the folder holds "
+                              f"{'no' if not kinds else 'both .mcap and .db3'} storage files; cannot tell the storage")
+        info["storage_identifier"] = kinds[0]
+        changes.append(f"storage_identifier {storage!r} -> {kinds[0]!r} (from the files present)")
+    want = info["storage_identifier"]
+    present = [p for p in files if STORAGE_BY_SUFFIX[p.suffix] == want]
+    if not listed or any(not p.exists() for p in listed):
+        if not present:
+            raise FormatError(f"{root}: metadata.yaml lists no storage file that exists, and the folder holds "
+                              f"no {want} file")
+        info["relative_file_paths"] = [p.name for p in present]
+        changes.append(f"relative_file_paths -> {[p.name for p in present]}")
+    if not changes:
+        return None
+    info.setdefault("files", [])
+    warn(f"{root}: incomplete metadata.yaml read as repaired: {'; '.join(changes)}")
+    tmp = tempfile.TemporaryDirectory(prefix="eventfx-bag-")
+    for p in present:
+        (Path(tmp.name) / p.name).symlink_to(p.resolve())
+    (Path(tmp.name) / "metadata.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    return tmp
+
+
 def _bag_error(path, where: str, exc: BaseException) -> FormatError:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return FormatError(f"{path}: corrupt or unreadable bag{where} ({type(exc).__name__}: {text})")
@@ -44,10 +124,18 @@ class BagSource:
     def __init__(self, path: Path | str, topic: str | None = None):
         self.path = Path(path)
         root = bag_root(self.path)
+        self._repaired = None
         try:
+            fixed = repaired_metadata(root)
+            if fixed is not None:
+                self._repaired = fixed
+                root = Path(fixed.name)
             self.reader = AnyReader([root], default_typestore=ros2_typestore())
-            self.reader.open()
+            with _tolerant_definitions():
+                self.reader.open()
         except BAG_ERRORS as exc:
+            if self._repaired is not None:
+                self._repaired.cleanup()
             raise _bag_error(self.path, "", exc) from None
         self.is2 = self.reader.is2
         self.format = "rosbag2" if self.is2 else "rosbag1"
@@ -108,6 +196,9 @@ class BagSource:
     def close(self) -> None:
         if self.reader.stack:
             self.reader.close()
+        if self._repaired is not None:
+            self._repaired.cleanup()
+            self._repaired = None
 
     def __iter__(self) -> Iterator[Packet | Passthrough]:
         index = 0

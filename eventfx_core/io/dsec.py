@@ -6,7 +6,13 @@ and its loader scripts): ``/events/{p,t,x,y}`` with ``t`` in µs relative to the
 ``ms_to_idx[ms]`` is the first event with ``t >= ms * 1000``. Datasets are Blosc+ZSTD
 compressed through ``hdf5plugin`` (readers must ``import hdf5plugin`` first, as DSEC's own do).
 DSEC cameras are 640x480; the writer also stores ``width``/``height`` as root attributes and
-the reader uses them when present.
+the reader uses them when present. A file without them (DSEC's own, or another camera's in
+DSEC layout) is 640x480 when every event fits, else the size is taken from the data (largest
+x and y + 1) with a warning, so no event is ever outside the sensor the reader reports.
+
+Absolute time is kept in ``t_offset`` (the first event's µs). The writer also records the
+EventPacket encoding of the recording it was made from (root attribute ``source_encoding``),
+so a bag made back from the file uses the same encoding.
 """
 from __future__ import annotations
 
@@ -17,7 +23,7 @@ import h5py
 import hdf5plugin
 import numpy as np
 
-from ..errors import FormatError
+from ..errors import FormatError, warn
 from ..events import Events
 from .items import OpenFile
 
@@ -56,9 +62,30 @@ class DsecReader(OpenFile):
         self.t_offset = int(self.file["t_offset"][()]) if "t_offset" in self.file else 0
         self.ms_to_idx = self.file["ms_to_idx"]
         attrs = self.file.attrs
-        self.width = int(attrs.get("width", DSEC_SIZE[0]))
-        self.height = int(attrs.get("height", DSEC_SIZE[1]))
         self.n = len(self._t)
+        enc = attrs.get("source_encoding")
+        self.source_encoding = (enc.decode() if isinstance(enc, bytes) else str(enc)) if enc is not None else None
+        if "width" in attrs and "height" in attrs:
+            self.width, self.height = int(attrs["width"]), int(attrs["height"])
+        else:
+            self.width, self.height = self._size_from_data()
+
+    def _size_from_data(self, chunk: int = 1 << 22) -> tuple[int, int]:
+        """DSEC's 640x480 when every event fits, else (max x + 1, max y + 1) with a warning."""
+        mx = my = -1
+        try:
+            for a in range(0, self.n, chunk):
+                x, y = self._x[a:a + chunk], self._y[a:a + chunk]
+                if len(x):
+                    mx, my = max(mx, int(x.max())), max(my, int(y.max()))
+        except (OSError, ValueError) as exc:
+            raise FormatError(f"{self.path}: cannot read x/y ({exc})") from None
+        if mx < DSEC_SIZE[0] and my < DSEC_SIZE[1]:
+            return DSEC_SIZE
+        size = (max(mx + 1, DSEC_SIZE[0]), max(my + 1, DSEC_SIZE[1]))
+        warn(f"{self.path}: no width/height attributes and events up to x={mx}, y={my} (beyond DSEC's "
+             f"640x480): sensor size taken from the data as {size[0]}x{size[1]}")
+        return size
 
     def read(self, start: int = 0, stop: int | None = None) -> Events:
         """Events ``start:stop`` with absolute time stamps (t + t_offset)."""
@@ -96,10 +123,12 @@ class DsecWriter:
     """Appends time-sorted events to a new DSEC file; ``ms_to_idx`` is built as events arrive."""
 
     def __init__(self, path: Path | str, width: int = DSEC_SIZE[0], height: int = DSEC_SIZE[1],
-                 t_offset: int | None = None):
+                 t_offset: int | None = None, source_encoding: str | None = None):
         self.path = Path(path)
         self.file = h5py.File(self.path, "w")
         self.file.attrs["width"], self.file.attrs["height"] = int(width), int(height)
+        if source_encoding:
+            self.file.attrs["source_encoding"] = str(source_encoding)
         g = self.file.create_group("events")
         comp = _compression()
         self._ds = {name: g.create_dataset(name, (0,), dtype=dt, maxshape=(None,), chunks=(CHUNK,), **comp)

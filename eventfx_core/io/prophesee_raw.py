@@ -5,9 +5,17 @@ Header keys understood (Metavision writes several generations of them): ``% evt 
 ``% Width 640`` / ``% Height 480``; ``% end`` closes the header where present. The payload is
 decoded in chunks with the stateful decoders of ``eventfx_core.codecs``, so any file size
 streams in bounded memory. Writing produces EVT 3.0 with a ``% end``-terminated header.
+
 Time: EVT3 carries a 24-bit µs counter; the writer stores ``t - base`` with ``base`` the
-first event's time rounded down to a multiple of 2**24 µs, which is exactly what the reader
-returns for ``t`` (the decoder's clock starts in its first wrap period).
+first event's time rounded down to a multiple of 2**24 µs (the decoder's clock starts in its
+first wrap period) and writes ``base`` in the header line ``% eventfx_time_base_us BASE``;
+the reader adds it back, so absolute time survives a round trip. Files without that line
+(Metavision's) read with the decoder's own clock.
+
+Truncation: the writer also states the payload length (``% eventfx_payload_bytes N``, filled
+in when it closes). A file that ends mid-word, or shorter than its stated payload, is refused
+with the byte offset where its data ends; ``salvage`` reads every complete word before it and
+warns instead.
 """
 from __future__ import annotations
 
@@ -16,7 +24,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..codecs import make_decoder, make_encoder
-from ..errors import DecodeError, FormatError
+from ..errors import DecodeError, FormatError, warn
 from ..events import Events
 from .items import OpenFile
 
@@ -24,6 +32,8 @@ WORD_BYTES = {"evt3": 2, "evt2": 4}
 WRAP_US = 1 << 24  # EVT3 time counter period
 CHUNK_BYTES = 1 << 22  # bytes decoded at a time (4 MB: about 2 M EVT3 words)
 MAX_HEADER = 1 << 16  # a header longer than this is not a Prophesee header
+TIME_BASE_KEY = "eventfx_time_base_us"  # header: µs to add to the decoded time (absolute time)
+PAYLOAD_KEY = "eventfx_payload_bytes"  # header: payload length as written (truncation check)
 
 
 def read_header(f) -> tuple[dict, int]:
@@ -81,8 +91,9 @@ class RawSource(OpenFile):
     topic = None
     msgtype = None
 
-    def __init__(self, path: Path | str, chunk_bytes: int = CHUNK_BYTES):
+    def __init__(self, path: Path | str, chunk_bytes: int = CHUNK_BYTES, salvage: bool = False):
         self.path = Path(path)
+        self.salvage = salvage
         try:
             self.file = open(self.path, "rb")
         except OSError as exc:
@@ -99,7 +110,28 @@ class RawSource(OpenFile):
                               f"EVT 2.0/3.0 and the sensor size; found {sorted(keys) or 'none'})")
         self.sensor_size = (w, h)
         self.size = self.path.stat().st_size
+        try:
+            self.time_base_us = int(keys.get(TIME_BASE_KEY, 0))
+            stated = int(keys[PAYLOAD_KEY]) if PAYLOAD_KEY in keys else None
+        except ValueError:
+            self.file.close()
+            raise FormatError(f"{path}: bad header value of {TIME_BASE_KEY} or {PAYLOAD_KEY}") from None
+        self.end = self.size  # where the payload ends: the file's end or the last whole word
+        have = self.size - self.offset
         word = WORD_BYTES[self.encoding]
+        problem = None
+        if stated is not None and have < stated:
+            problem = (f"truncated: the header states {stated} payload bytes, the file holds {have} "
+                       f"(data ends at byte offset {self.size})")
+        elif have % word:
+            problem = (f"truncated: {have % word} stray byte(s) at byte offset {self.size - have % word} "
+                       f"(file ends mid-word)")
+        if problem:
+            if not salvage:
+                self.file.close()
+                raise FormatError(f"{path}: {problem}; --salvage reads the words before it")
+            warn(f"{path}: {problem}; reading the {have // word * word} bytes of whole words before it")
+            self.end = self.offset + have // word * word
         self.chunk_bytes = max(word, chunk_bytes // word * word)
         self.num_packets = -(-(self.size - self.offset) // self.chunk_bytes)
 
@@ -108,15 +140,18 @@ class RawSource(OpenFile):
         word = WORD_BYTES[self.encoding]
         pos = self.offset
         self.file.seek(pos)
-        while True:
-            data = self.file.read(self.chunk_bytes)
+        while pos < self.end:
+            data = self.file.read(min(self.chunk_bytes, self.end - pos))
             if not data:
                 return
-            if len(data) % word:
+            if len(data) % word:  # the file shrank while it was read
                 raise FormatError(f"{self.path}: truncated: {len(data) % word} stray byte(s) at byte "
                                   f"offset {pos + len(data) - len(data) % word} (file ends mid-word)")
             try:
-                yield decoder.decode(data).events
+                ev = decoder.decode(data).events
+                if self.time_base_us:
+                    ev = Events(ev.t + self.time_base_us, ev.x, ev.y, ev.p, ev.width, ev.height)
+                yield ev
             except DecodeError as exc:
                 raise FormatError(f"{self.path}: bad {self.encoding} data in the chunk at byte offset "
                                   f"{pos}: {exc}") from None
@@ -131,9 +166,18 @@ class RawWriter:
         self.width, self.height = int(width), int(height)
         self.file = open(self.path, "wb")
         self.file.write((f"% evt 3.0\n% format EVT3;height={height};width={width}\n"
-                         f"% geometry {width}x{height}\n% generator eventfx\n% end\n").encode())
+                         f"% geometry {width}x{height}\n% generator eventfx\n").encode())
+        # Fixed-width fields, filled in by close() (the first event and the length come later).
+        self._fields_at = self.file.tell()
+        self.file.write(self._fields(0, 0))
+        self.file.write(b"% end\n")
+        self._payload_at = self.file.tell()
         self.encoder = make_encoder("evt3", width, height)
         self.base: int | None = None
+
+    @staticmethod
+    def _fields(base: int, payload: int) -> bytes:
+        return f"% {TIME_BASE_KEY} {base:020d}\n% {PAYLOAD_KEY} {payload:020d}\n".encode()
 
     def __enter__(self):
         return self
@@ -151,6 +195,11 @@ class RawWriter:
         self.file.write(self.encoder.encode(ev))
 
     def close(self) -> None:
+        if self.file.closed:
+            return
+        end = self.file.tell()
+        self.file.seek(self._fields_at)
+        self.file.write(self._fields(self.base or 0, end - self._payload_at))
         self.file.close()
 
 

@@ -14,7 +14,8 @@ bytes, HDF5 attributes), then by name. Output formats come from ``format`` or th
 an archive and DSEC otherwise, anything else a rosbag2 (sqlite3) directory.
 
 Output is written to ``OUT.partial`` and renamed to ``OUT`` only when the sink closes without
-error; on an error the partial output is removed. An existing ``OUT`` is never overwritten.
+error; on an error the partial output is removed. The output path follows ``output_paths``:
+never the input or a file of it, an existing ``OUT`` only with ``overwrite``, parents created.
 
 Sink modes (see ``recut.py`` for the time and sequence-number rules of re-typed messages):
 bag -> bag with the same message type and encoding and no ``packet_us`` rewrites each message
@@ -23,13 +24,13 @@ the kept events into new messages (bags) or appends them (files).
 """
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import EventfxError, FormatError
+from ..errors import EventfxError, FormatError, warn
 from .items import Packet, Passthrough
+from .output_paths import check_output, finish, partial_path, remove
 
 FORMATS = ("rosbag2", "mcap", "rosbag1", "dsec", "archive", "raw", "aedat4")
 BAG_FORMATS = ("rosbag2", "mcap", "rosbag1")
@@ -92,14 +93,16 @@ class FileSource:
     topic = None
     msgtype = None
 
-    def __init__(self, path: Path, fmt: str, chunk_events: int = FILE_CHUNK_EVENTS):
+    def __init__(self, path: Path, fmt: str, chunk_events: int = FILE_CHUNK_EVENTS, salvage: bool = False):
         self.path, self.format = Path(path), fmt
         self.chunk_events = chunk_events
+        self.encoding = None  # the encoding of the recording this file was made from, where it says
         if fmt == "dsec":
             from .dsec import DsecReader
             self._reader = DsecReader(path)
             self.sensor_size = (self._reader.width, self._reader.height)
             self.num_packets = -(-self._reader.n // chunk_events)
+            self.encoding = self._reader.source_encoding
         elif fmt == "archive":
             from .archive import ArchiveReader
             self._reader = ArchiveReader(path)
@@ -107,12 +110,12 @@ class FileSource:
             self.num_packets = -(-self._reader.n // chunk_events)
         elif fmt == "raw":
             from .prophesee_raw import RawSource
-            self._reader = RawSource(path)
+            self._reader = RawSource(path, salvage=salvage)
             self.sensor_size = self._reader.sensor_size
             self.num_packets = None
         elif fmt == "aedat4":
             from .aedat4 import AedatSource
-            self._reader = AedatSource(path)
+            self._reader = AedatSource(path, salvage=salvage)
             self.sensor_size = self._reader.sensor_size
             self.num_packets = None
         else:
@@ -158,8 +161,16 @@ def _regroup(chunks, n: int):
         yield concat(buf)
 
 
-def open_source(path: Path | str, topic: str | None = None, format: str | None = None):
-    """Open any supported event file for streaming (see the module docstring)."""
+def open_source(path: Path | str, topic: str | None = None, format: str | None = None,
+                salvage: bool = False):
+    """Open any supported event file for streaming (see the module docstring).
+
+    Truncated recordings, one rule for every reader: refused with a ``FormatError`` that names
+    the byte offset (or message/packet index) where the data ends; with ``salvage`` the events
+    up to the last complete packet are read and a warning says what was lost. (A bag's
+    undecodable message is a per-message ``Packet.error``; its storage is read by rosbags,
+    which either opens a damaged bag or refuses it.)
+    """
     path = Path(path)
     fmt = format or detect_format(path)
     if fmt not in FORMATS:
@@ -169,7 +180,7 @@ def open_source(path: Path | str, topic: str | None = None, format: str | None =
         return BagSource(path, topic)
     if topic is not None:
         raise EventfxError(f"{path}: --topic applies to bags only ({fmt} has one event stream)")
-    return FileSource(path, fmt)
+    return FileSource(path, fmt, salvage=salvage)
 
 
 # ---------------------------------------------------------------------------- sinks
@@ -178,16 +189,15 @@ class Sink:
 
     def __init__(self, path: Path | str, source=None, format: str | None = None,
                  to_type: str | None = None, to_encoding: str | None = None,
-                 packet_us: int | None = None):
+                 packet_us: int | None = None, overwrite: bool = False):
         from ..codecs.messages import EVENT_PACKET, EVENT_TYPES, canonical_type
         self.path = Path(path)
         self.format = format or output_format(self.path, source)
         if self.format not in FORMATS or self.format == "aedat4":
             raise FormatError(f"cannot write format {self.format!r} (writable: "
                               f"{', '.join(f for f in FORMATS if f != 'aedat4')})")
-        if self.path.exists():
-            raise EventfxError(f"{self.path} exists already; remove it or choose another name")
-        self.partial = self.path.with_name(self.path.name + ".partial")
+        check_output(self.path, inputs=[getattr(source, "path", None)], overwrite=overwrite)
+        self.partial = partial_path(self.path)
         _remove(self.partial)  # a leftover of an interrupted earlier run
         self.source = source
         self.n_events = 0
@@ -205,10 +215,14 @@ class Sink:
             src_enc = None
             if src_is_bag and src_type == EVENT_PACKET:
                 src_enc = _first_encoding(source)
+            elif not src_is_bag:
+                src_enc = getattr(source, "encoding", None)  # where the file says what it was made from
             self.in_place = (src_is_bag and out_type == src_type and packet_us is None
                              and (to_encoding is None or to_encoding == src_enc))
             if not src_is_bag and packet_us is None:
                 packet_us = DEFAULT_PACKET_US
+                warn(f"{getattr(source, 'path', 'the input')}: a {getattr(source, 'format', 'file')} file has no "
+                     f"messages: the events are cut into messages of {packet_us} us (--packet-us to choose)")
             self.bag = BagWriter(self.partial, self.format, source if src_is_bag else None)
             wire_type = source.wire_msgtype if (self.in_place and self.format != "rosbag1") else out_type
             self.bag.add_event_topic(getattr(source, "topic", None) or DEFAULT_TOPIC, wire_type,
@@ -218,7 +232,9 @@ class Sink:
                 from ..codecs.messages import TopicCodec
                 self.out_codec = TopicCodec(source.wire_msgtype, ros_version=self.ros_version)
             else:
-                enc = to_encoding or (src_enc if out_type == EVENT_PACKET and src_enc in ("evt3", "libcaer", "mono") else None)
+                enc = to_encoding or (src_enc if out_type == EVENT_PACKET and src_enc in WRITABLE_ENCODINGS else None)
+                if out_type == EVENT_PACKET:
+                    _warn_encoding(source, src_enc, enc or "evt3", asked=to_encoding is not None)
                 self.recut = Recutter(out_type, enc, packet_us, self.ros_version,
                                       source_type=src_type, emit=self._emit)
             self.writer = None
@@ -228,9 +244,13 @@ class Sink:
             if w is None:
                 raise EventfxError(f"{self.path}: the source has no sensor size")
             self.bag = None
+            if src_is_bag:
+                warn(f"{source.path}: a {self.format} file holds no messages: the {source.num_packets} "
+                     f"messages' cut, headers and other topics are not kept (event times are)")
             if self.format == "dsec":
                 from .dsec import DsecWriter
-                self.writer = DsecWriter(self.partial, w, h)
+                enc = _first_encoding(source) if src_is_bag else getattr(source, "encoding", None)
+                self.writer = DsecWriter(self.partial, w, h, source_encoding=enc)
             elif self.format == "archive":
                 from .archive import ArchiveWriter
                 self.writer = ArchiveWriter(self.partial, w, h, meta={"source": str(getattr(source, "path", ""))})
@@ -279,7 +299,7 @@ class Sink:
                 _rename_bag_files(self.partial, self.path.name)
         else:
             self.writer.close()
-        self.partial.rename(self.path)
+        finish(self.partial, self.path)
 
     def abort(self) -> None:
         try:
@@ -305,10 +325,7 @@ class Sink:
 
 
 def _remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path)
-    elif path.exists():
-        path.unlink()
+    remove(path)
 
 
 def _rename_bag_files(bag_dir: Path, final_name: str) -> None:
@@ -324,11 +341,27 @@ def _rename_bag_files(bag_dir: Path, final_name: str) -> None:
     meta.write_text(text.replace(f" {old}.", f" {final_name}.").replace(f" {old}_", f" {final_name}_"))
 
 
+WRITABLE_ENCODINGS = ("evt3", "libcaer", "mono")
+EVT3_RANGE_US = 1 << 24  # EVT3's time counter period
+
+
+def _warn_encoding(source, src_enc: str | None, out_enc: str, asked: bool) -> None:
+    """Say what an EventPacket output cannot keep of its input."""
+    where = getattr(source, "path", "the input")
+    if src_enc and src_enc != out_enc and not asked:
+        warn(f"{where}: encoding {src_enc} cannot be written; the output uses {out_enc}")
+    if out_enc == "evt3" and src_enc != "evt3":
+        warn(f"{where}: evt3 holds a 24-bit us clock: event times inside the output messages restart "
+             f"every {EVT3_RANGE_US} us (header.stamp keeps absolute time; --to-encoding libcaer keeps "
+             f"it in the events)")
+
+
 def _first_encoding(source) -> str | None:
     """Encoding of the first EventPacket of a bag source (its sensor size was peeked too)."""
     return getattr(source, "first_encoding", None)
 
 
 def open_sink(path: Path | str, source=None, format: str | None = None, to_type: str | None = None,
-              to_encoding: str | None = None, packet_us: int | None = None) -> Sink:
-    return Sink(path, source, format, to_type, to_encoding, packet_us)
+              to_encoding: str | None = None, packet_us: int | None = None,
+              overwrite: bool = False) -> Sink:
+    return Sink(path, source, format, to_type, to_encoding, packet_us, overwrite)

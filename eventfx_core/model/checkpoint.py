@@ -81,12 +81,14 @@ def read_blob(path: str | Path, expected_format: str) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: checkpoint not found")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is not one
+        raise ConfigError(f"{path}: not a checkpoint (not the zip archive torch.save writes; "
+                          f"truncated, or another kind of file)")
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"{path}: refused to load: the file holds more than plain tensors "
-                          f"and data ({first[:120]})") from None
+    except pickle.UnpicklingError:
+        raise ConfigError(f"{path}: refused to load: the file holds more than plain tensors and data "
+                          f"(checkpoints are loaded with weights_only=True and never run code)") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as exc:
         reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"{path}: not a readable checkpoint (truncated or corrupt: {reason})") from None
