@@ -33,9 +33,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from ..labels import LABEL_NAMES, LIGHT_SOURCE, SIGNAL
 from .ssd import ssd_chunked
 
-CLASS_NAMES = ("signal", "noise", "flare")  # archive labels 0, 1, 2 (3, light source, trains as signal)
+CLASS_NAMES = LABEL_NAMES[:LIGHT_SOURCE]  # signal, noise, flare (the light source trains as signal)
 
 
 @dataclass
@@ -286,4 +287,4 @@ class DenoiserModel(nn.Module):
 
 def keep_class_indices(class_names) -> list[int]:
     """Classes whose probability counts as 'keep': signal, and the light source if modelled."""
-    return [i for i, n in enumerate(class_names) if n in ("signal", "light_source")]
+    return [i for i, n in enumerate(class_names) if n in (LABEL_NAMES[SIGNAL], LABEL_NAMES[LIGHT_SOURCE])]
