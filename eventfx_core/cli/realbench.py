@@ -1,0 +1,97 @@
+"""``eventfx realbench [--split report|tune|all] [--config config/denoise.yaml] [--out DIR]``: the
+real-data benchmark (DND21's protocol: real recordings as signal, injected noise with known
+labels at 1, 3 and 5 Hz per pixel, uniform and resampled from a real noise recording).
+
+Writes report.md (also printed), report.json and curves.png. Methods: the --config pipeline,
+the Mamba stage (--mamba-config), eventfx's STCF and BAF, dv-processing's three noise filters.
+"""
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+from ..errors import EventfxError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("realbench", help="benchmark denoisers on real recordings with injected noise",
+                       description=__doc__.split("\n\n")[0])
+    p.add_argument("--split", choices=("report", "tune", "all"), default="report",
+                   help="which recordings (default: %(default)s; tune on 'tune', cite 'report')")
+    p.add_argument("--recordings", help="comma-separated recording names (default: the whole split)")
+    p.add_argument("--data", help="real recordings folder (default: ../shared/data or $EVENTFX_SHARED_DATA)")
+    p.add_argument("--config", default="config/denoise.yaml", help="the pipeline (default: %(default)s)")
+    p.add_argument("--mamba-config", default="config/mamba.yaml",
+                   help="params file of the Mamba method ('none' to skip; default: %(default)s)")
+    p.add_argument("--extra", action="append", default=[], metavar="NAME=PARAMS",
+                   help="another eventfx params file to score as method NAME (repeatable)")
+    p.add_argument("--noise", default="uniform,resampled", help="noise kinds (default: %(default)s)")
+    p.add_argument("--rates", default="1,3,5", help="injected noise, Hz per pixel (default: %(default)s)")
+    p.add_argument("--noise-recording", help="real noise recording for 'resampled' (default: "
+                   "test_data_libcaer_rollover in the real recordings folder)")
+    p.add_argument("--max-seconds", type=float, default=1.0, help="first seconds of each recording "
+                   "(default: %(default)s)")
+    p.add_argument("--no-dv", action="store_true", help="skip dv-processing's filters")
+    p.add_argument("--out", default="out/realbench", help="report folder (default: %(default)s)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=run)
+
+
+def _floats(text: str, what: str) -> tuple[float, ...]:
+    try:
+        vals = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise EventfxError(f"{what}: not a comma-separated list of numbers: {text!r}") from None
+    if not vals or any(v <= 0 for v in vals):
+        raise EventfxError(f"{what}: give positive numbers, got {text!r}")
+    return vals
+
+
+def run(args) -> int:
+    from ..evaluate.real import recordings as R
+    from ..evaluate.real.noise import NoiseModel
+    from ..evaluate.real.report import write
+    from ..evaluate.real.run import benchmark
+    from ..pipeline_config import load_denoise_config
+
+    data = Path(args.data) if args.data else None
+    names = [n.strip() for n in args.recordings.split(",")] if args.recordings else None
+    recs = R.real_recordings(data, None if args.split == "all" else args.split, names, args.max_seconds)
+    if not recs:
+        raise EventfxError(f"no real recordings in split {args.split!r}")
+    kinds = tuple(k.strip() for k in args.noise.split(",") if k.strip())
+    bad = set(kinds) - {"uniform", "resampled"}
+    if bad or not kinds:
+        raise EventfxError(f"--noise: kinds are uniform, resampled (got {args.noise!r})")
+    rates = _floats(args.rates, "--rates")
+    model = None
+    if "resampled" in kinds:
+        path = Path(args.noise_recording) if args.noise_recording else R.resolve(R.NOISE_RECORDING, data)
+        if not path.exists():
+            raise EventfxError(f"--noise-recording {path}: not found")
+        model = NoiseModel.fit(R.read_events(path))
+    configs = {"pipeline": load_denoise_config(args.config)}
+    if args.mamba_config != "none":
+        configs["mamba"] = load_denoise_config(args.mamba_config)
+    for item in args.extra:
+        name, sep, path = item.partition("=")
+        if not sep or not name or name in ("pipeline", "mamba", "stcf", "baf") or name.startswith("dv_"):
+            raise EventfxError(f"--extra {item!r}: give NAME=PARAMS with a new NAME")
+        configs[name] = load_denoise_config(path)
+    use_dv = not args.no_dv
+    if use_dv:
+        try:
+            import dv_processing  # noqa: F401
+        except ImportError:
+            print("eventfx realbench: warning: dv_processing not installed; its filters are not run",
+                  file=sys.stderr)
+            use_dv = False
+    stage_cfgs = configs["pipeline"].pipeline.stage_configs
+    classic = {k: stage_cfgs[k] for k in ("stcf", "baf") if k in stage_cfgs}
+    report = benchmark(recs, configs, classic, kinds, rates, model, use_dv, progress=not args.quiet)
+    report["command"] = "eventfx " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["realbench"] else ""
+    text = write(Path(args.out), report, report["command"])
+    print(text)
+    print(f"eventfx realbench: report in {args.out}/report.md, report.json, curves.png")
+    return 0
