@@ -2,8 +2,10 @@
 libcaer's learned hot-pixel list (``hotPixelLearn``: count events per pixel over
 ``hotPixelTime``, pixels above ``hotPixelCount`` are hot) that keeps learning as it runs.
 
-Time is cut into fixed windows of ``window_us`` aligned to t = 0 (window index
-``t // window_us``, so the windows do not depend on where a stream is split). Each pixel
+Time is cut into fixed windows of ``window_us`` aligned to the stream's first event ``t0``
+(window index ``(t - t0) // window_us``; ``t0`` is taken again after a time reset), so the
+windows do not depend on where a stream is split, nor on a constant shift of its clock (the
+same events decide the same way whether they carry sensor or absolute time). Each pixel
 counts its events in the current window; ``limit = floor(max_rate_hz * window_us / 1e6)``.
 
   * An event is dropped when its pixel was *hot* in the previous window (more than ``limit``
@@ -19,7 +21,7 @@ counts its events in the current window; ``limit = floor(max_rate_hz * window_us
 
 The state is four numbers per pixel (window index, count saturating at limit + 1, hot flag,
 count of the window before, also saturating), updated lazily when the pixel fires;
-``t // window_us`` is computed only when the stream enters a new window. score = keep (0 or 1).
+``(t - t0) // window_us`` is computed only when the stream enters a new window. score = keep (0 or 1).
 """
 from __future__ import annotations
 
@@ -85,7 +87,7 @@ def _neighbour_busy(pixels, q, x, y, width, height, w, busy):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _hot_pixel_kernel(t, x, y, width, height, window, limit, busy, pixels, last_global, keep, score):
+def _hot_pixel_kernel(t, x, y, width, height, window, limit, busy, pixels, last_global, origin, keep, score):
     resets = 0
     w = NEVER  # current window index, with its bounds [start, end): t // window only on a change
     start = 0
@@ -97,11 +99,15 @@ def _hot_pixel_kernel(t, x, y, width, height, window, limit, busy, pixels, last_
             pixels[:, COUNT] = 0
             pixels[:, HOT] = 0
             pixels[:, PREV] = 0
+            origin[0] = NEVER
             resets += 1
         last_global[0] = ti
+        if origin[0] == NEVER:
+            origin[0] = ti
+            end = start  # force the window below to be recomputed
         if ti >= end or ti < start:
-            w = ti // window
-            start = w * window
+            w = (ti - origin[0]) // window
+            start = origin[0] + w * window
             end = start + window
         q = np.int64(y[i]) * width + np.int64(x[i])
         if pixels[q, WINDOW] != w:  # first event of this pixel in a new window
@@ -130,11 +136,11 @@ class HotPixelFilter(PixelFilter):
     def _new_state(self, width, height):
         pixels = np.zeros((width * height, 4), np.int64)
         pixels[:, WINDOW] = NEVER
-        return {"pixels": pixels}
+        return {"pixels": pixels, "origin": np.full(1, NEVER, np.int64)}  # origin: t0 of the windows
 
     def _run(self, events, keep, score):
         s = self.state
         cfg = self.config
         return _hot_pixel_kernel(events.t, events.x, events.y, self.sensor[0], self.sensor[1],
                                  np.int64(cfg.window_us), np.int64(cfg.limit()), np.int64(cfg.busy()),
-                                 s["pixels"], s["last_global"], keep, score)
+                                 s["pixels"], s["last_global"], s["origin"], keep, score)

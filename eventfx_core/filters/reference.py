@@ -67,9 +67,15 @@ class ReferenceRefractory(_Reference):
 
 
 class ReferenceHotPixel(_Reference):
+    def reset(self) -> None:
+        super().reset()
+        self.origin: int | None = None  # windows start at the first event (after a reset)
+
     def decide(self, t, x, y, p):
         limit, busy = self.config.limit(), self.config.busy()
-        w = t // self.config.window_us
+        if self.origin is None:
+            self.origin = t
+        w = (t - self.origin) // self.config.window_us
         window, count, hot, prev = self.pixels.get((x, y), (None, 0, False, 0))
         if window != w:
             hot = window == w - 1 and count > limit

@@ -364,4 +364,8 @@ def _first_encoding(source) -> str | None:
 def open_sink(path: Path | str, source=None, format: str | None = None, to_type: str | None = None,
               to_encoding: str | None = None, packet_us: int | None = None,
               overwrite: bool = False) -> Sink:
-    return Sink(path, source, format, to_type, to_encoding, packet_us, overwrite)
+    try:
+        return Sink(path, source, format, to_type, to_encoding, packet_us, overwrite)
+    except OSError as exc:  # e.g. a folder that turned read-only: one line, nothing left behind
+        remove(partial_path(path))
+        raise EventfxError(f"{path}: cannot write ({exc.strerror or exc})") from None
