@@ -1,4 +1,4 @@
-"""The default pipeline (hot pixels -> Mamba denoiser -> voxel deflarer, shipped weights) on a
+"""The default pipeline (hot pixels -> STCF -> Mamba denoiser -> voxel deflarer, shipped weights) on a
 real recording: cutting the stream into messages differently does not change which events
 survive (the model's float scores agree within tolerance)."""
 from pathlib import Path
@@ -24,7 +24,7 @@ def run(pipe, parts):
 
 def test_default_pipeline_is_split_invariant_on_a_real_recording():
     cfg = load_denoise_config(REPO / "config" / "denoise.yaml")
-    assert cfg.pipeline.stages == ["hot_pixel", "mamba", "deflare"]
+    assert cfg.pipeline.stages == ["hot_pixel", "stcf", "mamba", "deflare"]
     packets = [p.events for p in open_source(DEMO_BAG) if isinstance(p, Packet)][:120]  # 120 ms
     stream = concat(packets)
     rng = np.random.default_rng(0)
