@@ -39,6 +39,7 @@ from .pipeline_config import PipelineConfig
 from .stages import EventStage, WindowedStage, stage_class
 
 log = logging.getLogger("eventfx.pipeline")
+REMOVED_RANGE = 127  # Decision.removed_by of events outside the sensor
 
 
 @dataclass
@@ -48,6 +49,8 @@ class Decision:
     keep: np.ndarray  # bool[n]
     score: np.ndarray  # float32[n]: confidence that the event is not noise (0 = removed, 1 = kept
     #                    by stages that give no score)
+    removed_by: np.ndarray | None = None  # int8[n]: -1 kept, REMOVED_RANGE outside the sensor,
+    #                                      else the index in ``stages`` of the stage that removed it
 
 
 @dataclass
@@ -65,6 +68,7 @@ class _Pending:
     events: Events
     keep: np.ndarray  # final decisions so far (False until decided True)
     score: np.ndarray
+    removed_by: np.ndarray
     first_id: int  # global id of this message's first event
     undecided: int  # events still inside a windowed stage
 
@@ -105,12 +109,14 @@ class Pipeline:
         self.stats.events_in += n
         keep = np.zeros(n, bool)
         score = np.ones(n, np.float32)  # stays 1 for events no stage scores and all keep
-        entry = _Pending(tag, events, keep, score, self._next_id, 0)
+        removed_by = np.full(n, -1, np.int8)
+        entry = _Pending(tag, events, keep, score, removed_by, self._next_id, 0)
         self._next_id += n
         self._pending.append(entry)
         inside = (events.x < self.sensor[0]) & (events.y < self.sensor[1])
         self.stats.out_of_range += int(n - np.count_nonzero(inside))
         score[~inside] = 0.0
+        removed_by[~inside] = REMOVED_RANGE
         # Split at backwards jumps in time: each segment runs on one continuous clock.
         t = events.t
         back = np.flatnonzero(t[1:] < t[:-1]) + 1 if n > 1 else np.empty(0, np.int64)
@@ -137,6 +143,10 @@ class Pipeline:
         for s in self.stages:
             s.reset()
         self._last_t = None
+
+    def oldest_held_tag(self) -> Any:
+        """The tag of the oldest message not yet fully decided (None when nothing is held)."""
+        return self._pending[0].tag if self._pending else None
 
     @property
     def latency_bound_us(self) -> int:
@@ -169,7 +179,8 @@ class Pipeline:
 
     # ------------------------------------------------------------------ internals
     def _reset_for_backwards(self, last_t: int, t: int) -> None:
-        log.warning("time went backwards (%d -> %d us): resetting the pipeline state", last_t, t)
+        # Counted in stats.resets; callers report it (the node throttled, the CLI in its summary).
+        log.debug("time went backwards (%d -> %d us): resetting the pipeline state", last_t, t)
         self.stats.resets += 1
         self.reset()
 
@@ -191,6 +202,7 @@ class Pipeline:
             kept = np.asarray(res.keep, bool)
             if not kept.all():
                 entry.score[idx[~kept]] = 0.0
+                entry.removed_by[idx[~kept]] = self.stages.index(stage)
                 idx = idx[kept]
                 ev = ev[kept]
                 flare = None if flare is None else flare[kept]
@@ -231,7 +243,7 @@ class Pipeline:
                 fifo[0] = (ids[need:], ev[need:])
                 need = 0
         ids = np.concatenate(ids_parts)
-        self._decide(ids[~decided], False)
+        self._decide(ids[~decided], False, self.stages.index(self.windowed_stages[j]))
         if j + 1 < len(self.windowed_stages):
             kept_ids = ids[decided]
             if len(kept_ids):
@@ -239,7 +251,7 @@ class Pipeline:
         else:
             self._decide(ids[decided], True)
 
-    def _decide(self, ids: np.ndarray, value: bool) -> None:
+    def _decide(self, ids: np.ndarray, value: bool, stage_index: int = -1) -> None:
         if len(ids) == 0:
             return
         firsts = np.fromiter((p.first_id for p in self._pending), np.int64, len(self._pending))
@@ -250,6 +262,7 @@ class Pipeline:
             entry.keep[local] = value
             if not value:
                 entry.score[local] = 0.0
+                entry.removed_by[local] = stage_index
             entry.undecided -= len(local)
 
     def _advance_windowed(self, t_us: int) -> None:
@@ -273,7 +286,7 @@ class Pipeline:
         while self._pending and self._pending[0].undecided == 0:
             e = self._pending.popleft()
             self.stats.events_kept += int(np.count_nonzero(e.keep))
-            out.append(Decision(e.tag, e.events, e.keep, e.score))
+            out.append(Decision(e.tag, e.events, e.keep, e.score, e.removed_by))
         return out
 
 

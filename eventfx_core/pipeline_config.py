@@ -34,14 +34,17 @@ MESSAGE_TYPES = (
 
 @dataclass
 class NodeConfig:
-    input_topic: str = "/events"  # topic the camera driver publishes
-    output_topic: str = "/events_clean"  # kept events, same type and encoding as the input
+    input_topic: str = "events"  # topic the camera driver publishes (relative: namespaces and remaps work)
+    output_topic: str = "events_clean"  # kept events, same type and encoding as the input
     input_type: str = "auto"  # "auto" = read the type from the graph, or one of MESSAGE_TYPES
     reliable: bool = False  # False = best effort, as metavision_driver / libcaer_driver publish
     queue_depth: int = 1000  # KeepLast depth of subscription and publisher (drivers use 1000)
     diagnostics_period_s: float = 1.0  # /diagnostics publishing period
     worker_queue: int = 1000  # messages waiting for the worker thread (1 s at 1 kHz); full: oldest dropped, counted
     max_message_bytes: int = 64 * 1024 * 1024  # larger messages are rejected (counted), not decoded
+    latency_budget_ms: float = 220.0  # receive -> publish bound; 0 = none (never fall back)
+    fallback: list[str] = field(default_factory=lambda: ["stcf"])  # classic stages for late messages
+    live_view_hz: float = 0.0  # sensor_msgs/Image of input | kept | removed on events_view; 0 = off
 
     def check(self, where: str) -> None:
         if self.input_type != "auto" and self.input_type not in MESSAGE_TYPES:
@@ -53,6 +56,10 @@ class NodeConfig:
             raise ConfigError(f"{where}.worker_queue: must be >= 1, got {self.worker_queue}")
         if self.max_message_bytes < 1:
             raise ConfigError(f"{where}.max_message_bytes: must be >= 1")
+        if self.latency_budget_ms < 0 or self.live_view_hz < 0:
+            raise ConfigError(f"{where}: latency_budget_ms and live_view_hz must be >= 0")
+        if self.latency_budget_ms and not self.fallback:
+            raise ConfigError(f"{where}.fallback: a latency budget needs a fallback stage (e.g. [stcf])")
         if self.diagnostics_period_s <= 0:
             raise ConfigError(f"{where}.diagnostics_period_s: must be > 0")
         for name in ("input_topic", "output_topic"):

@@ -76,24 +76,6 @@ class MessageTag:
     route: str
 
 
-def resolve_device(device: str, stages: list[str]) -> str:
-    """``auto`` -> ``cuda`` where torch has CUDA (and a model stage needs torch), else ``cpu``;
-    ``cuda[:n]`` without CUDA -> ``ConfigError`` (one line), never a failure on the first message."""
-    uses_torch = any(s in ("mamba", "deflare") for s in stages)
-    if device == "cpu" or (device == "auto" and not uses_torch):
-        return "cpu"
-    if device != "auto" and not device.startswith("cuda"):
-        raise ConfigError(f"device: expected auto, cpu or cuda[:n], got {device!r}")
-    import torch
-
-    if not torch.cuda.is_available():
-        if device == "auto":
-            return "cpu"
-        raise ConfigError(f"device {device}: this torch has no CUDA device "
-                          f"(torch {torch.__version__}); use device: cpu or auto")
-    return "cuda" if device == "auto" else device
-
-
 def fallback_config(config: PipelineConfig, names: list[str]) -> PipelineConfig:
     """The fallback pipeline: the named event stages with the config's settings for them."""
     cfgs = {}
@@ -178,6 +160,11 @@ class StreamEngine:
         self._count_pipe()
         return self._counted(out)
 
+    def oldest_held(self) -> Any:
+        """The caller's tag of the oldest message the learned pipeline still holds, or None."""
+        t = self.pipe.oldest_held_tag() if self.pipe is not None else None
+        return t.tag if isinstance(t, MessageTag) else t
+
     def discard_state(self) -> None:
         """Forget the pipelines (after an unexpected error left them half-updated)."""
         self.pipe = self._fb = None
@@ -229,6 +216,25 @@ class StreamEngine:
         if not (0 < ev.width <= MAX_SENSOR and 0 < ev.height <= MAX_SENSOR):
             return self._reject(f"invalid sensor size {ev.width}x{ev.height}")
         return self.push(ev, MessageTag(msg, decoded, raw, tag, route), route)
+
+    def time_fallback(self, raw: bytes, clock=None) -> float:
+        """Seconds the fallback route takes on ``raw`` (decode, filter, encode), on throwaway
+        state: the latency budget's first estimate, before the fallback is ever needed."""
+        import time
+
+        clock = clock or time.perf_counter
+        t0 = clock()
+        try:
+            msg = self.codec.deserialize(raw)
+            decoded = TopicCodec(self.codec.msgtype).decode(msg)
+            ev = decoded.events
+            pipe = Pipeline(replace(self.fallback_config, stage_configs=dict(
+                self.fallback_config.stage_configs)), ev.sensor_size, self.base_dir)
+            keep = np.concatenate([d.keep for d in pipe.push(ev) + pipe.flush()] or [np.zeros(0, bool)])
+            self.codec.serialize(self.codec.rewrite(msg, decoded, keep))
+        except EventfxError:
+            pass
+        return clock() - t0
 
     def encode(self, d: Decision) -> bytes:
         """The output message of a decision from ``push_message``: the input bytes when nothing

@@ -1,23 +1,27 @@
 """ROS 2 node: event messages in, the same messages with only the kept events out.
 
-    denoise_node --ros-args --params-file config/denoise.yaml [-p input_topic:=/cam/events]
+    denoise_node --ros-args --params-file config/denoise.yaml [-r events:=/cam0/events]
     python -m eventfx_ros.denoise_node --ros-args --params-file config/denoise.yaml
 
-The node is a thin adapter: raw CDR bytes from the subscription go through
-``eventfx_core.codecs.messages.TopicCodec`` (decode) and ``eventfx_core.pipeline.Pipeline`` (keep
-mask), and the rewritten message (same type, encoding, header and seq) is published as raw
-bytes, one output message per input message — the very code and bytes that the offline
-``eventfx denoise`` runs, so a bag replayed through the node gives the same events.
+The node keeps only ROS: its parameters (``params``), its worker thread and queue
+(``worker``), publishing and ``/diagnostics``. Every message goes through
+``eventfx_core.stream_engine.StreamEngine`` — the code ``eventfx denoise`` runs — so a bag
+replayed through the node gives the same events as offline, unless the latency budget sent a
+message to the fallback filter (``latency_budget_ms``, ``fallback``; counted as
+``messages_fallback`` / ``events_fallback``; see ``eventfx_core.latency_budget``).
 
-Threads: the executor thread only takes the bytes and appends them to a bounded queue (full:
-the oldest message is dropped and counted); one worker thread decodes, runs the pipeline and
-publishes. Bad input (garbage payloads, unknown encodings, wrong sizes, out-of-range pixels,
-backwards time, empty or oversized messages) is warned about (throttled), counted in
+Start-up fails fast: parameters, config file, device, stage set and checkpoints are checked
+(every stage is built and run once) before the node subscribes; a wrong one ends the node
+with one line (exit 2). The output publisher exists, and has matched the subscribers already
+waiting on the output topic, before the node subscribes to its input (also with
+``input_type: auto``), so a waiting subscriber gets every message.
+
+Bad input (garbage payloads, unknown encodings, wrong sizes, out-of-range pixels, backwards
+time, empty or oversized messages) is warned about (throttled per kind), counted in
 ``/diagnostics`` and skipped; the node keeps going.
 """
 from __future__ import annotations
 
-import collections
 import importlib
 import logging
 import signal
@@ -25,35 +29,36 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import rclpy
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
-from rclpy.executors import SingleThreadedExecutor
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.duration import Duration
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
+from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.signals import SignalHandlerOptions
 
-import numpy as np
-
 from eventfx_core.codecs import ENCODERS
+from eventfx_core.codecs.messages import (EVENT_PACKET, EVENT_TYPES, TopicCodec, build_message,
+                                          canonical_type)
 from eventfx_core.errors import ConfigError, EventfxError
 from eventfx_core.events import Events
-from eventfx_core.codecs.messages import (EVENT_PACKET, EVENT_TYPES, TopicCodec, build_message,
-                                          canonical_type, message_seq)
-from eventfx_core.pipeline import Pipeline
-from eventfx_core.pipeline_config import (NODE_KEYS, DenoiseConfig, NodeConfig, PipelineConfig,
+from eventfx_core.latency_budget import LatencyBudget
+from eventfx_core.pipeline_config import (DenoiseConfig, NodeConfig, PipelineConfig,
                                           default_config_path, load_denoise_config, parse_params)
-from eventfx_core.stages import stage_class
+from eventfx_core.stream_engine import FALLBACK, LEARNED, StreamEngine
 
 from .dds_profile import use_profile
 from .diagnostics import NodeStats, to_diagnostic_array
-from .params import flatten, from_ros_value, to_params, to_ros_value
+from .live_view import LiveView
+from .params import apply_changes, declare_all, flatten, to_params
 from .qos import diagnostics_qos, event_qos
+from .worker import Worker
 
 NODE_NAME = "eventfx_denoise"
-WARN_EVERY_S = 2.0  # throttle of the bad-input warnings
+WARN_EVERY_S = 2.0  # throttle of the bad-input warnings, per kind
+MATCH_WAIT_S = 3.0  # at most this long for the output to match subscribers already waiting
 
 
 def message_class(msgtype: str):
@@ -70,29 +75,28 @@ def fallback_config() -> DenoiseConfig:
         return DenoiseConfig(node=NodeConfig(), pipeline=PipelineConfig(), base_dir=Path.cwd())
 
 
-def warm_up(msgtype: str, pipe_cfg: PipelineConfig, base_dir: Path | None) -> None:
-    """Run a few synthetic events through every codec path and a throwaway pipeline, so numba
-    compiles (or loads its cache, ~0.5 s per codec) before the first real message arrives."""
+def warm_up_codecs(msgtype: str) -> None:
+    """Run a few synthetic events through every codec path of ``msgtype``, so numba compiles
+    (or loads its cache) before the first real message arrives."""
+    import numpy as np
+
     n, w, h = 64, 64, 48
     rng = np.random.default_rng(0)
     ev = Events.from_arrays(np.sort(rng.integers(0, 20_000, n)), rng.integers(0, w, n),
                             rng.integers(0, h, n), rng.integers(0, 2, n), w, h)
-    encodings = ENCODERS if msgtype == EVENT_PACKET else (None,)
-    for enc in encodings:
+    for enc in (ENCODERS if msgtype == EVENT_PACKET else (None,)):
         codec = TopicCodec(msgtype)
         msg = codec.deserialize(codec.serialize(build_message(
             msgtype, ev, header_stamp_ns=0, seq=0, encoding=enc)))
         decoded = codec.decode(msg)
         codec.serialize(codec.rewrite(msg, decoded, np.arange(len(decoded.events)) % 2 == 0))
-    pipe = Pipeline(pipe_cfg, sensor=(w, h), base_dir=base_dir)
-    pipe.push(ev)
-    pipe.flush()
 
 
 class DenoiseNode(Node):
     """Subscribes ``input_topic``, publishes the kept events on ``output_topic`` and
     ``/diagnostics``. ``config`` gives the parameter defaults (a params file on the command line
-    still overrides them); ``qos`` replaces the QoS built from ``reliable``/``queue_depth``."""
+    still overrides them); ``qos`` replaces the QoS built from ``reliable``/``queue_depth``.
+    Raises ``EventfxError`` (one line) when anything is wrong, before subscribing."""
 
     def __init__(self, config: DenoiseConfig | None = None, *, qos: QoSProfile | None = None,
                  node_name: str = NODE_NAME, **node_kwargs):
@@ -100,34 +104,47 @@ class DenoiseNode(Node):
         base = config or fallback_config()
         self._base_dir = base.base_dir
         self._defaults = flatten(base)
-        self._flat = self._declare_parameters(self._defaults)
+        self._flat = declare_all(self, self._defaults, self._parameter_overrides)
         node_cfg, pipe_cfg = parse_params(to_params(self._flat), "parameters")  # ConfigError: bad
         self.node_config: NodeConfig = node_cfg
-        self._pipe_cfg: PipelineConfig = pipe_cfg
+        self.stats = NodeStats()
+        self._prev_report: dict = {}
+        self._lock = threading.Lock()  # guards the engine (worker) against parameter changes
+        fallback = list(node_cfg.fallback) if node_cfg.latency_budget_ms > 0 else None
+        self.engine = StreamEngine(pipe_cfg, self._base_dir, fallback=fallback,
+                                   max_message_bytes=node_cfg.max_message_bytes)
+        t0 = time.monotonic()
+        try:
+            self.engine.check()  # builds and runs every stage once: bad checkpoints fail here
+        except EventfxError:
+            raise
+        except Exception as exc:  # torch/numba errors while loading: still one line
+            raise ConfigError(f"building the stages failed: {type(exc).__name__}: {exc}") from None
+        self.get_logger().info(f"stages built and warmed up in {time.monotonic() - t0:.2f} s "
+                               f"(device {pipe_cfg.device})")
+        self.budget = (LatencyBudget(node_cfg.latency_budget_ms * 1e-3) if fallback else None)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self._qos = qos or event_qos(node_cfg.reliable, node_cfg.queue_depth)
-        self.stats = NodeStats()
-        self._prev_report: dict = {}
-        self._lock = threading.Lock()  # guards the pipeline (worker) against parameter changes
-        self._pipe: Pipeline | None = None
-        self._codec: TopicCodec | None = None
-        self._last_seq: int | None = None
-        self._unsequenced_rejects = 0  # rejected before their seq could be read
-        self._sub = self._pub = None
+        self._warned: dict[str, float] = {}
+        self._sub = self._pub = self._view_pub = None
         self.input_type: str | None = None
-
-        self._queue: collections.deque = collections.deque()
-        self._cv = threading.Condition()
-        self._stopping = False
-        self._worker = threading.Thread(target=self._work, name="eventfx_worker", daemon=True)
-
-        self._diag_pub = self.create_publisher(
-            self._diag_type(), "/diagnostics", diagnostics_qos())
-        self._diag_timer = self.create_timer(node_cfg.diagnostics_period_s, self.publish_diagnostics)
         self._input_topic = self.resolve_topic_name(node_cfg.input_topic)
-        self._discover_timer = None
-        self._worker.start()
+        self._output_topic = self.resolve_topic_name(node_cfg.output_topic)
+        self.worker = Worker(self._handle, node_cfg.worker_queue, on_drop=self._on_queue_drop,
+                             on_error=self._on_error, on_busy=self.stats.busy)
+        self._diag_pub = self.create_publisher(self._diag_type(), "/diagnostics", diagnostics_qos())
+        self._diag_timer = self.create_timer(node_cfg.diagnostics_period_s, self.publish_diagnostics)
+        self.live_view = None
+        if node_cfg.live_view_hz > 0:
+            from sensor_msgs.msg import Image
+
+            self.live_view = LiveView(pipe_cfg.stages, list(node_cfg.fallback) if fallback else [])
+            self._view_pub = self.create_publisher(Image, "events_view", 2)
+            self.create_timer(1.0 / node_cfg.live_view_hz, self._publish_view)
+            self.get_logger().info(f"live view on {self.resolve_topic_name('events_view')}: input | "
+                                   f"kept | removed ({self.live_view.legend()})")
+        self._match_timer = self._discover_timer = None
         if node_cfg.input_type == "auto":
             self.get_logger().info(f"waiting for a publisher on {self._input_topic} to learn its type")
             self._discover_timer = self.create_timer(0.1, self._discover_type)
@@ -135,64 +152,14 @@ class DenoiseNode(Node):
             self._start(node_cfg.input_type)
 
     # ------------------------------------------------------------------ parameters
-    def _declare_parameters(self, defaults: dict[str, Any]) -> dict[str, Any]:
-        """Declare every config key (defaults, plus any key a params file brings, so an
-        unknown key is rejected by the config check instead of silently ignored)."""
-        names = list(defaults) + [n for n in self._parameter_overrides if n not in defaults
-                                  and not n.startswith("qos_overrides.") and n != "use_sim_time"]
-        flat = {}
-        for name in names:
-            default = defaults.get(name)
-            desc = ParameterDescriptor(dynamic_typing=True,
-                                       read_only=False, description=self._describe(name))
-            value = self.declare_parameter(name, to_ros_value(default), desc).value
-            flat[name] = from_ros_value(value, default)
-        return flat
-
-    @staticmethod
-    def _describe(name: str) -> str:
-        if name in NODE_KEYS:
-            return f"node: {name} (fixed at start)"
-        return f"pipeline: {name}"
-
-    def _runtime_names(self, pipe_cfg: PipelineConfig) -> set[str]:
-        if self._pipe is not None:
-            return set(self._pipe.runtime_params())
-        return {f"{name}.{f}" for name in pipe_cfg.stage_configs
-                for f in getattr(stage_class(name), "RUNTIME_PARAMS", ())}
-
     def _on_set_parameters(self, params) -> SetParametersResult:
-        """Validate a change with the config check; apply run-time ones to the pipeline."""
-        new = dict(self._flat)
-        for p in params:
-            if p.name not in new:
-                return SetParametersResult(successful=False, reason=f"{p.name}: unknown parameter")
-            new[p.name] = from_ros_value(p.value, self._defaults.get(p.name))
-        changed = [n for n in new if new[n] != self._flat[n]]
-        if not changed:
-            return SetParametersResult(successful=True)
-        try:
-            _, pipe_cfg = parse_params(to_params(new), "parameters")
-        except ConfigError as exc:
-            return SetParametersResult(successful=False, reason=str(exc))
+        """Validate a change with the config check; apply run-time ones to the engine."""
         with self._lock:
-            runtime = self._runtime_names(self._pipe_cfg)
-            fixed = [n for n in changed if n not in runtime]
-            if fixed:
-                return SetParametersResult(successful=False, reason=(
-                    f"{', '.join(fixed)}: not changeable at run time (restart the node); "
-                    f"changeable: {', '.join(sorted(runtime)) or 'none'}"))
-            if self._pipe is not None:
-                done = []
-                for n in changed:
-                    try:
-                        self._pipe.set_param(n, new[n])
-                        done.append(n)
-                    except ConfigError as exc:
-                        for m in done:  # all or nothing
-                            self._pipe.set_param(m, self._flat[m])
-                        return SetParametersResult(successful=False, reason=str(exc))
-            self._flat, self._pipe_cfg = new, pipe_cfg
+            error, new = apply_changes(self._flat, self._defaults, params, self.engine)
+            changed = [n for n in new if new[n] != self._flat[n]]
+            self._flat = new
+        if error:
+            return SetParametersResult(successful=False, reason=error)
         for n in changed:
             self.get_logger().info(f"parameter {n} = {new[n]!r}")
         return SetParametersResult(successful=True)
@@ -216,156 +183,113 @@ class DenoiseNode(Node):
             return
         if len(types) > 1:
             self.get_logger().warning(f"{self._input_topic} has several types {types}; using {usable[0]}")
-        self._discover_timer.cancel()
         self.destroy_timer(self._discover_timer)
         self._discover_timer = None
         self._start(usable[0])
 
     def _start(self, msgtype: str) -> None:
+        """Create the output publisher; subscribe once it has matched the subscribers that are
+        already waiting on the output topic (at most ``MATCH_WAIT_S``)."""
         msgtype = canonical_type(msgtype)
-        cls = message_class(msgtype)
         self.input_type = msgtype
-        t0 = time.monotonic()
-        warm_up(msgtype, self._pipe_cfg_copy(), self._base_dir)
-        self.get_logger().info(f"warmed up codecs and stages in {time.monotonic() - t0:.2f} s")
-        self._codec = TopicCodec(msgtype)
-        self._pub = self.create_publisher(cls, self.node_config.output_topic, self._qos)
-        self._sub = self.create_subscription(cls, self.node_config.input_topic, self._on_message,
-                                             self._qos, raw=True)
+        warm_up_codecs(msgtype)
+        self.engine.codec = TopicCodec(msgtype)
+        self._pub = self.create_publisher(message_class(msgtype), self.node_config.output_topic,
+                                          self._qos, qos_overriding_options=self._qos_options())
+        waiting = self.count_subscribers(self._output_topic)
+        deadline = time.monotonic() + MATCH_WAIT_S
+
+        def subscribe_when_matched():
+            if self._pub.get_subscription_count() < waiting and time.monotonic() < deadline:
+                return
+            self.destroy_timer(self._match_timer)
+            self._subscribe(msgtype)
+
+        self._match_timer = self.create_timer(0.02, subscribe_when_matched)
+
+    @staticmethod
+    def _qos_options() -> QoSOverridingOptions:
+        """``qos_overrides./topic.publisher|subscription.reliability`` etc. in a params file."""
+        return QoSOverridingOptions.with_default_policies()
+
+    def _subscribe(self, msgtype: str) -> None:
+        self._sub = self.create_subscription(message_class(msgtype), self.node_config.input_topic,
+                                             self._on_message, self._qos, raw=True,
+                                             qos_overriding_options=self._qos_options())
         rel = self._qos.reliability.name.lower()
-        self.get_logger().info(f"{self._input_topic} ({msgtype}, {rel}, depth {self._qos.depth}) -> "
-                               f"{self.resolve_topic_name(self.node_config.output_topic)}; "
-                               f"stages: {', '.join(self._pipe_cfg.stages) or 'none (pass-through)'}")
+        budget = f"{self.node_config.latency_budget_ms:g} ms budget, fallback " \
+                 f"{', '.join(self.node_config.fallback)}" if self.budget else "no latency budget"
+        self.get_logger().info(
+            f"{self._input_topic} ({msgtype}, {rel}, depth {self._qos.depth}) -> {self._output_topic}; "
+            f"stages: {', '.join(self.engine.config.stages) or 'none (pass-through)'}; {budget}")
 
     # ------------------------------------------------------------------ receive (executor)
     def _on_message(self, raw: bytes) -> None:
-        now = time.monotonic_ns()
         self.stats.received()
-        with self._cv:
-            if len(self._queue) >= self.node_config.worker_queue:
-                self._queue.popleft()
-                self.stats.count("queue_drops")
-                self._unsequenced_rejects += 1  # its seq gap is not a DDS loss
-                self.get_logger().warning("worker queue full: dropping the oldest message "
-                                          "(processing is slower than the input)",
-                                          throttle_duration_sec=WARN_EVERY_S)
-            self._queue.append((raw, now))
-            self.stats.queue_depth(len(self._queue))
-            self._cv.notify()
+        self.stats.queue_depth(self.worker.put(raw))
+
+    def _on_queue_drop(self) -> None:
+        self.stats.count("queue_drops")
+        self.engine.note_unread()  # its seq gap is not a DDS loss
+        self._warn("queue", "worker queue full: dropping the oldest message (processing is "
+                            "slower than the input)")
+
+    def _on_error(self, exc: Exception) -> None:
+        self.stats.count("messages_rejected")
+        self._warn("error", f"message dropped: {type(exc).__name__}: {exc}")
+        with self._lock:
+            self.engine.discard_state()  # its state may be half-updated: rebuild on the next message
+
+    def _warn(self, kind: str, text: str) -> None:
+        """A warning, at most one per kind every ``WARN_EVERY_S``."""
+        now = time.monotonic()
+        if now - self._warned.get(kind, -1e9) >= WARN_EVERY_S:
+            self._warned[kind] = now
+            self.get_logger().warning(text)
 
     # ------------------------------------------------------------------ processing (worker)
-    def _work(self) -> None:
-        while True:
-            with self._cv:
-                while not self._queue and not self._stopping:
-                    self._cv.wait()
-                if not self._queue:
-                    return
-                raw, recv_ns = self._queue.popleft()
-            t0 = time.perf_counter()
-            try:
-                self._process(raw, recv_ns)
-            except Exception as exc:  # never let one message stop the node
-                self.stats.count("messages_rejected")
-                self.get_logger().error(f"message dropped: {type(exc).__name__}: {exc}",
-                                        throttle_duration_sec=WARN_EVERY_S)
-                with self._lock:
-                    self._pipe = None  # its state may be half-updated: rebuild on the next message
-            finally:
-                self.stats.busy(time.perf_counter() - t0)
-
-    def _reject(self, why: str) -> None:
-        self.stats.count("messages_rejected")
-        self.get_logger().warning(f"message rejected: {why}", throttle_duration_sec=WARN_EVERY_S)
-
-    def _process(self, raw: bytes, recv_ns: int) -> None:
-        if len(raw) > self.node_config.max_message_bytes:
-            self._note_unread()
-            return self._reject(f"{len(raw)} bytes is over max_message_bytes "
-                                f"({self.node_config.max_message_bytes})")
-        codec = self._codec
-        try:
-            msg = codec.deserialize(raw)
-        except EventfxError as exc:
-            self._note_unread()
-            return self._reject(str(exc))
-        self._track_seq(message_seq(msg))
-        try:
-            decoded = codec.decode(msg)
-        except EventfxError as exc:
-            return self._reject(str(exc))
-        ev = decoded.events
-        if decoded.n_out_of_range:
-            self.stats.count("events_out_of_range", decoded.n_out_of_range)
-            self.get_logger().warning(f"{decoded.n_out_of_range} events outside the {ev.width}x"
-                                      f"{ev.height} sensor dropped", throttle_duration_sec=WARN_EVERY_S)
-        if decoded.n_before_time:
-            self.stats.count("events_before_time", decoded.n_before_time)
-        if ev.width <= 0 or ev.height <= 0 or ev.width > 65535 or ev.height > 65535:
-            return self._reject(f"invalid sensor size {ev.width}x{ev.height}")
-        if len(ev) == 0:
-            self.stats.count("messages_empty")
-        self.stats.decoded(len(ev))
+    def _handle(self, raw: bytes, recv_ns: int) -> None:
+        t0 = time.monotonic()
         with self._lock:
-            decisions = []
-            if self._pipe is not None and self._pipe.sensor != ev.sensor_size:
-                self.get_logger().warning(f"sensor size changed {self._pipe.sensor} -> "
-                                          f"{ev.sensor_size}: new pipeline state")
-                decisions += self._pipe.flush()
-                self._pipe = None
-            if self._pipe is None:
-                self._pipe = Pipeline(self._pipe_cfg_copy(), sensor=ev.sensor_size,
-                                      base_dir=self._base_dir)
-            pipe = self._pipe
-            oor, resets = pipe.stats.out_of_range, pipe.stats.resets
-            decisions += pipe.push(ev, tag=(msg, decoded, recv_ns, raw))
-            self._count_hygiene(pipe, oor, resets)
+            route = LEARNED
+            if self.budget is not None and self.budget.cost_per_byte[FALLBACK] is None:
+                self.budget.observe(FALLBACK, len(raw), self.engine.time_fallback(raw))
+            if self.budget is not None:
+                held = self.engine.oldest_held()
+                route = self.budget.route(recv_ns * 1e-9, len(raw),
+                                          None if held is None else held * 1e-9)
+            n_in = self.engine.counters.events_in
+            decisions = self.engine.push_message(raw, tag=recv_ns, route=route)
+            self.stats.decoded(self.engine.counters.events_in - n_in)
+            notes = self.engine.take_notes()
+        for kind, text in notes:
+            self._warn(kind, text)
         self._publish(decisions)
+        if self.budget is not None:
+            self.budget.observe(route, len(raw), time.monotonic() - t0)
 
-    def _pipe_cfg_copy(self) -> PipelineConfig:
-        return parse_params(to_params(self._flat), "parameters")[1]
-
-    def _count_hygiene(self, pipe: Pipeline, oor: int, resets: int) -> None:
-        if pipe.stats.out_of_range > oor:
-            n = pipe.stats.out_of_range - oor
-            self.stats.count("events_out_of_range", n)
-            self.get_logger().warning(f"{n} events outside the {pipe.sensor[0]}x{pipe.sensor[1]} "
-                                      "sensor dropped", throttle_duration_sec=WARN_EVERY_S)
-        if pipe.stats.resets > resets:
-            self.stats.count("resets", pipe.stats.resets - resets)
-            self.get_logger().warning("time went backwards: pipeline state reset",
-                                      throttle_duration_sec=WARN_EVERY_S)
-
-    def _note_unread(self) -> None:
-        with self._cv:
-            self._unsequenced_rejects += 1
-
-    def _track_seq(self, seq: int | None) -> None:
-        if seq is None:
-            return
-        last, self._last_seq = self._last_seq, seq
-        # A gap is a loss unless the missing messages arrived and were rejected or dropped unread.
-        with self._cv:
-            unread, self._unsequenced_rejects = self._unsequenced_rejects, 0
-        if last is not None and seq > last + 1 + unread:
-            lost = seq - last - 1 - unread
-            self.stats.count("messages_lost", lost)
-            self.get_logger().warning(f"{lost} message(s) lost (seq {last} -> {seq})",
-                                      throttle_duration_sec=WARN_EVERY_S)
-
-    def _publish(self, decisions) -> None:
+    def _publish(self, decisions, live: bool = True) -> None:
         for d in decisions:
-            msg, decoded, recv_ns, raw = d.tag
-            n_kept = int(np.count_nonzero(d.keep))
-            if n_kept == len(d.keep) and not decoded.n_out_of_range and not decoded.n_before_time:
-                self._pub.publish(raw)  # nothing removed: the input bytes are the output message
-            else:
-                self._pub.publish(self._codec.serialize(self._codec.rewrite(msg, decoded, d.keep)))
-            self.stats.published(n_kept, (time.monotonic_ns() - recv_ns) * 1e-9)
+            self._pub.publish(self.engine.encode(d))
+            latency = (time.monotonic_ns() - d.tag.tag) * 1e-9 if live else None
+            self.stats.published(int(d.keep.sum()), latency)
+            if self.live_view is not None:
+                self.live_view.add(d.events, d.keep, d.removed_by, d.tag.route == FALLBACK)
+
+    def _publish_view(self) -> None:
+        img = self.live_view.take()
+        if img is None:
+            return
+        from sensor_msgs.msg import Image
+
+        msg = Image(height=img.shape[0], width=img.shape[1], encoding="rgb8", is_bigendian=0,
+                    step=img.shape[1] * 3, data=img.tobytes())
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self._view_pub.publish(msg)
 
     # ------------------------------------------------------------------ diagnostics, shutdown
     def publish_diagnostics(self) -> None:
-        report = self.stats.report()
+        report = self.stats.report(engine=self.engine.counters.as_dict())
         # Match counts: a replay (or an operator) sees that both sides of the node are connected.
         report["input_publishers"] = self._sub.get_publisher_count() if self._sub is not None else 0
         report["output_subscribers"] = self._pub.get_subscription_count() if self._pub is not None else 0
@@ -377,17 +301,16 @@ class DenoiseNode(Node):
 
     def finish(self, timeout_s: float = 5.0) -> None:
         """End of stream: process what is queued, flush the windowed stages, publish the rest
-        and a last diagnostics message, and wait (bounded) until subscribers acknowledged."""
+        (not counted as live latency) and a last diagnostics message, and wait (bounded) until
+        subscribers acknowledged."""
         if self._sub is not None:
             self.destroy_subscription(self._sub)
             self._sub = None
-        with self._cv:
-            self._stopping = True
-            self._cv.notify()
-        self._worker.join(timeout_s)
+        self.worker.stop(timeout_s)
         with self._lock:
-            decisions = self._pipe.flush() if self._pipe is not None else []
-        self._publish(decisions)
+            decisions = self.engine.flush()
+        if self._pub is not None:
+            self._publish(decisions, live=False)
         self.publish_diagnostics()
         for pub in (self._pub, self._diag_pub):
             if pub is not None:
@@ -406,16 +329,16 @@ def _params_file(args: list[str]) -> Path | None:
 def main(args: list[str] | None = None) -> int:
     args = list(sys.argv if args is None else args)
     logging.basicConfig(level=logging.INFO, format="[%(levelname)s] [%(name)s]: %(message)s")
-    use_profile()  # Fast DDS: large best-effort packets need a bigger SHM segment (dds_profile.py)
     # Our own SIGINT/SIGTERM handling: stop spinning, then flush and publish before shutdown.
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     node = None
     try:
         pfile = _params_file(args)
-        config = load_denoise_config(pfile) if pfile else None
+        config = load_denoise_config(pfile) if pfile else None  # missing file: one line, exit 2
+        use_profile()  # Fast DDS: large best-effort packets need a bigger SHM segment (dds_profile.py)
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
         node = DenoiseNode(config)
         executor = SingleThreadedExecutor()
         executor.add_node(node)

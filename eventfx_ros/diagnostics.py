@@ -18,7 +18,9 @@ LATENCY_SAMPLES = 4096
 
 # Totals that mean something went wrong: a period in which one of them grew is reported WARN.
 TROUBLE_COUNTERS = ("messages_lost", "messages_rejected", "queue_drops", "resets",
-                    "events_out_of_range")
+                    "events_out_of_range", "messages_dropped_late")
+# Whole-run latency histogram: log-spaced bin edges from 10 us to 100 s (p50/p99 within 2 %).
+_RUN_EDGES = np.geomspace(1e-5, 100.0, 801)
 
 
 @dataclass
@@ -34,6 +36,10 @@ class _Totals:
     events_out_of_range: int = 0  # events outside the sensor (dropped)
     events_before_time: int = 0  # events before the stream's first time reference (evt2/evt3, dropped)
     messages_empty: int = 0  # messages without events (passed on empty)
+    messages_fallback: int = 0  # messages decided by the fallback filter (latency budget)
+    events_fallback: int = 0  # their events
+    messages_dropped_late: int = 0  # not published: even the fallback could not make the budget
+    sensor_changes: int = 0  # new pipeline state because the sensor size changed
     worker_busy_us: int = 0  # time the worker spent decoding, filtering, encoding, publishing
 
 
@@ -50,6 +56,8 @@ class NodeStats:
     _lat: np.ndarray = field(default_factory=lambda: np.zeros(LATENCY_SAMPLES), repr=False)
     _lat_n: int = 0
     _queue_max: int = 0
+    _run_hist: np.ndarray = field(default_factory=lambda: np.zeros(len(_RUN_EDGES) + 1, np.int64),
+                                  repr=False)
 
     def count(self, name: str, n: int = 1) -> None:
         with self._lock:
@@ -71,21 +79,34 @@ class NodeStats:
             self.totals.events_in += n_events
             self._period_in += n_events
 
-    def published(self, n_events: int, latency_s: float) -> None:
+    def published(self, n_events: int, latency_s: float | None) -> None:
+        """One output message; ``latency_s`` None for the end-of-stream flush (not live)."""
         with self._lock:
             self.totals.messages_out += 1
             self.totals.events_out += n_events
             self._period_out += n_events
             self._period_msgs += 1
+            if latency_s is None:
+                return
             self._lat[self._lat_n % LATENCY_SAMPLES] = latency_s
             self._lat_n += 1
+            self._run_hist[np.searchsorted(_RUN_EDGES, latency_s)] += 1
+
+    def _run_quantile(self, q: float) -> float:
+        """Whole-run latency quantile in ms (upper edge of its histogram bin), nan when empty."""
+        total = int(self._run_hist.sum())
+        if not total:
+            return float("nan")
+        i = int(np.searchsorted(np.cumsum(self._run_hist), q * total))
+        return float(_RUN_EDGES[min(i, len(_RUN_EDGES) - 1)] * 1e3)
 
     def snapshot(self) -> dict[str, int]:
         with self._lock:
             return dict(vars(self.totals))
 
-    def report(self, now: float | None = None) -> dict[str, float | int]:
-        """Period figures since the last report plus the running totals."""
+    def report(self, now: float | None = None, engine: dict | None = None) -> dict[str, float | int]:
+        """Period figures since the last report plus the running totals (``engine``: the stream
+        engine's counters, which replace the same-named totals)."""
         now = time.monotonic() if now is None else now
         with self._lock:
             dt = max(now - self._period_start, 1e-9)
@@ -100,7 +121,10 @@ class NodeStats:
                 "latency_p50_ms": float(p50),
                 "latency_p99_ms": float(p99),
                 "queue_max": self._queue_max,
+                "run_latency_p50_ms": self._run_quantile(0.50),  # every live message so far
+                "run_latency_p99_ms": self._run_quantile(0.99),
                 **vars(self.totals),
+                **(engine or {}),
             }
             self._period_start, self._period_in, self._period_out = now, 0, 0
             self._period_msgs, self._lat_n, self._queue_max = 0, 0, 0

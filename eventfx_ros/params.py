@@ -63,3 +63,64 @@ def to_ros_value(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return list(value) if value else None
     return value
+
+
+def describe(name: str) -> str:
+    """The description a declared parameter carries (``ros2 param describe``)."""
+    if name in NODE_KEYS:
+        return f"node: {name} (fixed at start)"
+    return f"pipeline: {name}"
+
+
+def declare_all(node, defaults: dict[str, Any], overrides) -> dict[str, Any]:
+    """Declare every config key on ``node`` (defaults, plus any key a params file brings, so an
+    unknown key is rejected by the config check instead of silently ignored); returns the
+    values in config terms."""
+    from rcl_interfaces.msg import ParameterDescriptor
+
+    names = list(defaults) + [n for n in overrides if n not in defaults
+                              and not n.startswith("qos_overrides.") and n != "use_sim_time"]
+    flat = {}
+    for name in names:
+        default = defaults.get(name)
+        desc = ParameterDescriptor(dynamic_typing=True, read_only=False, description=describe(name))
+        value = node.declare_parameter(name, to_ros_value(default), desc).value
+        flat[name] = from_ros_value(value, default)
+    return flat
+
+
+def apply_changes(flat: dict[str, Any], defaults: dict[str, Any], params, engine) -> tuple[str, dict]:
+    """Validate a ``set_parameters`` request with the config check and apply the run-time ones
+    to ``engine`` (all or nothing). Returns ``(error or "", the new flat values)``."""
+    from eventfx_core.errors import ConfigError
+    from eventfx_core.pipeline_config import parse_params
+
+    new = dict(flat)
+    for p in params:
+        if p.name.startswith("qos_overrides.") or p.name == "use_sim_time":
+            continue  # rclpy's own (QoS overrides are read-only after start)
+        if p.name not in new:
+            return f"{p.name}: unknown parameter", flat
+        new[p.name] = from_ros_value(p.value, defaults.get(p.name))
+    changed = [n for n in new if new[n] != flat[n]]
+    if not changed:
+        return "", flat
+    try:
+        parse_params(to_params(new), "parameters")
+    except ConfigError as exc:
+        return str(exc), flat
+    runtime = engine.runtime_names()
+    fixed = [n for n in changed if n not in runtime]
+    if fixed:
+        return (f"{', '.join(fixed)}: not changeable at run time (restart the node); "
+                f"changeable: {', '.join(sorted(runtime)) or 'none'}"), flat
+    done = []
+    for n in changed:
+        try:
+            engine.set_param(n, new[n])
+            done.append(n)
+        except ConfigError as exc:
+            for m in done:
+                engine.set_param(m, flat[m])
+            return str(exc), flat
+    return "", new

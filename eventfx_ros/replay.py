@@ -3,7 +3,8 @@
 ``replay(options)`` starts ``denoise_node`` as its own process (loopback-only discovery, a
 fresh ``ROS_DOMAIN_ID`` unless one is set), waits until publisher and subscribers have matched,
 publishes the bag's event messages as raw CDR bytes at ``rate`` x the recorded speed (rate 0:
-flow-controlled, as fast as the node returns messages), records the node's output and
+flow-controlled, as fast as the node returns messages; no time pressure, so the node runs
+without a latency budget and its output equals ``eventfx denoise``), records the node's output and
 ``/diagnostics`` (raw bytes) into a rosbags bag, stops the node with SIGINT (it flushes and
 publishes what its windowed stages still hold) and returns a ``ReplaySummary``.
 """
@@ -26,8 +27,9 @@ import yaml
 from eventfx_core.errors import EventfxError
 from eventfx_core.events import Events, concat
 from eventfx_core.codecs.typestore import ros2_typestore
-from eventfx_core.codecs.messages import TopicCodec, canonical_type, is_event_type, message_seq
-from eventfx_core.pipeline_config import default_config_path, load_denoise_config
+from eventfx_core.codecs.messages import canonical_type, is_event_type, message_seq
+from eventfx_core.pipeline_config import PipelineConfig, default_config_path, load_denoise_config
+from eventfx_core.stream_engine import StreamEngine
 from eventfx_core.stages import stage_class
 
 from .params import to_overlay_value, to_params
@@ -69,11 +71,13 @@ class ReplaySummary:
     node: dict  # the node's last /diagnostics totals
     latency_p50_ms: float  # publish -> output received (DDS both ways + node)
     latency_p99_ms: float
-    node_latency_p50_ms: float  # inside the node (receive -> publish), median over periods
-    node_latency_p99_ms: float  # worst period
-    wall_s: float  # first publish -> last output
+    node_latency_p50_ms: float  # inside the node (receive -> publish), every live message
+    node_latency_p99_ms: float  # (not the end-of-stream flush), from the node's whole-run histogram
+    wall_s: float  # first publish -> last live output (before the node was stopped)
     bag_duration_s: float
-    events_per_s: float  # events_in / wall_s
+    events_per_s: float  # events_in / wall_s: the replay's pace (rate > 0), the throughput (rate 0)
+    messages_fallback: int  # messages the node decided with its fallback filter (latency budget)
+    events_fallback: int  # their events
     node_events_per_busy_s: float  # events_in / time the node's worker was busy (its compute rate)
     kept_up: bool
     kept_up_reason: str
@@ -89,10 +93,14 @@ class ReplaySummary:
             f"{self.node.get('queue_drops', 0)}), resets: {self.node.get('resets', 0)}",
             f"  events in/out: {self.events_in:,} / {self.events_out:,} "
             f"(kept {100 * self.kept_fraction:.1f} %)",
+            f"  fallback (latency budget): {self.messages_fallback} messages, "
+            f"{self.events_fallback:,} events; dropped late: {self.node.get('messages_dropped_late', 0)}",
             f"  latency publish->output p50/p99: {self.latency_p50_ms:.2f} / {self.latency_p99_ms:.2f} ms;"
-            f" in the node p50/p99: {self.node_latency_p50_ms:.2f} / {self.node_latency_p99_ms:.2f} ms",
-            f"  {self.wall_s:.2f} s wall for {self.bag_duration_s:.2f} s of recording, "
-            f"{self.events_per_s / 1e6:.2f} M events/s end to end; node worker busy "
+            f" receive->publish inside the node p50/p99: {self.node_latency_p50_ms:.2f} / "
+            f"{self.node_latency_p99_ms:.2f} ms (both: live messages, not the final flush)",
+            f"  {self.wall_s:.2f} s from first publish to last live output for {self.bag_duration_s:.2f} s "
+            f"of recording: {self.events_per_s / 1e6:.2f} M events/s "
+            f"{'(flow-controlled: throughput)' if self.rate == 0 else '(paced by the rate)'}; node worker busy "
             f"{self.node.get('worker_busy_us', 0) / 1e6:.2f} s = {self.node_events_per_busy_s / 1e6:.2f}"
             f" M events/s of node compute",
             f"  kept up: {'yes' if self.kept_up else 'no'} ({self.kept_up_reason})",
@@ -141,13 +149,14 @@ def read_bag(path: Path, topic: str | None) -> tuple[str, str, list[tuple[int, b
 
 
 def decode_all(msgtype: str, raws: list[bytes]) -> tuple[Events | None, list[int | None]]:
-    """All events of a list of raw messages (None if none decode) and each message's seq."""
-    codec = TopicCodec(msgtype)
+    """All events of a list of raw messages (None if none decode) and each message's seq, read
+    with the stream engine's codec path (a pass-through engine: no stages)."""
+    engine = StreamEngine(PipelineConfig(), msgtype=msgtype)
     parts, seqs = [], []
     for raw in raws:
-        msg = codec.deserialize(raw)
-        seqs.append(message_seq(msg))
-        parts.append(codec.decode(msg).events)
+        for d in engine.push_message(raw):
+            seqs.append(message_seq(d.tag.msg))
+            parts.append(d.events)
     if not parts:
         return None, seqs
     sizes = {p.sensor_size for p in parts}
@@ -267,7 +276,10 @@ def replay(opt: ReplayOptions, log=print) -> ReplaySummary:
     if out_topic == topic:
         raise EventfxError(f"the output topic {out_topic} equals the input topic; pass --output-topic")
     params = {"input_topic": topic, "output_topic": out_topic, "input_type": pub_type,
-              "reliable": opt.reliable, **opt.params}
+              "reliable": opt.reliable}
+    if opt.rate == 0:  # flow-controlled: no time pressure, decisions exactly as offline
+        params["latency_budget_ms"] = 0.0
+    params.update(opt.params)
     env = ros_env()
     node_log = Path(opt.node_log) if opt.node_log else out.parent / (out.name + ".node.log")
     proc = start_node(config, params, env, node_log)
@@ -392,17 +404,20 @@ def _summarise(opt, cfg, bag, out, topic, msgtype, pub_type, msgs, pub_ns, rec, 
     totals = {k: int(v) for k, v in (reports[-1] if reports else {}).items()
               if k in ("messages_in", "messages_out", "events_in", "events_out", "messages_lost",
                        "messages_rejected", "queue_drops", "resets", "events_out_of_range",
-                       "events_before_time", "messages_empty", "queue_max", "worker_busy_us")}
-    node_p50 = [r["latency_p50_ms"] for r in reports if not np.isnan(r.get("latency_p50_ms", np.nan))]
-    node_p99 = [r["latency_p99_ms"] for r in reports if not np.isnan(r.get("latency_p99_ms", np.nan))]
+                       "events_before_time", "messages_empty", "queue_max", "worker_busy_us",
+                       "messages_fallback", "events_fallback", "messages_dropped_late",
+                       "sensor_changes")}
+    last = reports[-1] if reports else {}
     lost = len(msgs) - len(rec.outputs)  # never came back: lost in DDS (the node's seq gaps),
     #                                      dropped from its queue, rejected, or lost on the way back
-    wall = ((rec.outputs[-1][0] - pub_ns[0]) * 1e-9) if rec.outputs else float("nan")
+    n_live = min(n_before_stop, len(rec.outputs))
+    wall = ((rec.outputs[n_live - 1][0] - pub_ns[0]) * 1e-9) if n_live else float("nan")
     window_s = sum(getattr(cfg.pipeline.stage_configs[s], "window_us", 0)  # windowed stages hold
                    for s in cfg.pipeline.stages if hasattr(stage_class(s), "flush")) * 1e-6  # events back
-    drops = totals.get("queue_drops", 0)
+    drops = totals.get("queue_drops", 0) + totals.get("messages_dropped_late", 0)
     if lost or drops:
-        kept_up, why = False, f"{lost} message(s) not returned, {drops} of them dropped from the worker queue"
+        kept_up, why = False, (f"{lost} message(s) not returned, {drops} of them dropped in the node "
+                               "(worker queue full or too late even for the fallback)")
     elif opt.rate == 0:
         kept_up, why = True, "flow-controlled run: lossless"
     elif lat.size and p99 > 1e3 * (LAG_BUDGET_S + window_s):
@@ -414,10 +429,12 @@ def _summarise(opt, cfg, bag, out, topic, msgtype, pub_type, msgs, pub_ns, rec, 
         stages=list(cfg.pipeline.stages), messages_in=len(msgs), messages_out=len(rec.outputs),
         events_in=n_in, events_out=n_out, kept_fraction=(n_out / n_in) if n_in else float("nan"),
         messages_lost=lost, node=totals, latency_p50_ms=p50, latency_p99_ms=p99,
-        node_latency_p50_ms=float(np.median(node_p50)) if node_p50 else float("nan"),
-        node_latency_p99_ms=float(max(node_p99)) if node_p99 else float("nan"),
+        node_latency_p50_ms=float(last.get("run_latency_p50_ms", float("nan"))),
+        node_latency_p99_ms=float(last.get("run_latency_p99_ms", float("nan"))),
         wall_s=wall, bag_duration_s=(msgs[-1][0] - msgs[0][0]) * 1e-9,
         events_per_s=(n_in / wall) if rec.outputs and wall > 0 else float("nan"),
         node_events_per_busy_s=(n_in / (totals["worker_busy_us"] * 1e-6))
         if totals.get("worker_busy_us") else float("nan"),
+        messages_fallback=totals.get("messages_fallback", 0),
+        events_fallback=totals.get("events_fallback", 0),
         kept_up=kept_up, kept_up_reason=why)

@@ -1,0 +1,161 @@
+"""The stream engine and the latency budget, in process with an injected clock (no DDS).
+
+A simulated worker drains messages that arrive faster than the "learned" route can process
+them (costs are charged to a fake clock), so the routes taken are deterministic. What must
+hold: every message is published once, in order, within the budget; each fallback run equals
+a fresh fallback filter over those messages, each learned run after a fallback equals a fresh
+learned pipeline (state reset, nothing stale); the counters add up.
+"""
+import numpy as np
+import pytest
+
+from eventfx_core.codecs.messages import EVENT_PACKET, TopicCodec, build_message
+from eventfx_core.events import Events
+from eventfx_core.latency_budget import LatencyBudget
+from eventfx_core.pipeline import Pipeline
+from eventfx_core.pipeline_config import parse_params
+from eventfx_core.stream_engine import DROP, FALLBACK, LEARNED, StreamEngine
+
+W, H = 64, 48
+PARAMS = {"stages": ["hot_pixel", "baf"], "baf": {"time_window_us": 3000},
+          "stcf": {"time_window_us": 5000, "k": 1}}
+
+
+def _messages(n_msgs=60, per=400, seed=0):
+    rng = np.random.default_rng(seed)
+    codec, out, evs = TopicCodec(EVENT_PACKET), [], []
+    for i in range(n_msgs):
+        t = i * 2000 + np.sort(rng.integers(0, 2000, per))
+        # half the events in a moving blob (correlated), half uniform noise
+        x = np.where(np.arange(per) % 2 == 0, (i + rng.integers(0, 4, per)) % W, rng.integers(0, W, per))
+        y = np.where(np.arange(per) % 2 == 0, 20 + rng.integers(0, 4, per), rng.integers(0, H, per))
+        ev = Events.from_arrays(t, x, y, rng.integers(0, 2, per), W, H)
+        evs.append(ev)
+        out.append(codec.serialize(build_message(EVENT_PACKET, ev, header_stamp_ns=int(t[0]) * 1000,
+                                                 seq=i, encoding="evt3")))
+    return out, evs
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def _simulate(raws, cost_learned_s, cost_fallback_s, period_s, budget_s):
+    """One worker: message i arrives at i * period_s; each route charges its cost to the clock."""
+    _, pipe_cfg = parse_params(PARAMS)
+    engine = StreamEngine(pipe_cfg, msgtype=EVENT_PACKET, fallback=["stcf"])
+    clock = FakeClock()
+    budget = LatencyBudget(budget_s, clock=clock)
+    routes, published = [], []  # published: (message index, publish time, decision)
+    for i, raw in enumerate(raws):
+        arrival = i * period_s
+        clock.now = max(clock.now, arrival)
+        held = engine.oldest_held()
+        route = budget.route(arrival, len(raw), None if held is None else held)
+        routes.append(route)
+        if i == 0:  # the node times the fallback once on the first message (time_fallback)
+            budget.observe(FALLBACK, len(raw), cost_fallback_s)
+        start = clock.now
+        decisions = engine.push_message(raw, tag=arrival, route=route)
+        cost = {LEARNED: cost_learned_s, FALLBACK: cost_fallback_s, DROP: 0.0}[route]
+        clock.now += cost
+        budget.observe(route, len(raw), clock.now - start)
+        published += [(d.tag.tag, clock.now, d) for d in decisions]
+    published += [(d.tag.tag, clock.now, d) for d in engine.flush()]
+    return engine, routes, published
+
+
+def _runs(routes):
+    """[(route, first, last+1)] of consecutive equal routes."""
+    out, start = [], 0
+    for i in range(1, len(routes) + 1):
+        if i == len(routes) or routes[i] != routes[start]:
+            out.append((routes[start], start, i))
+            start = i
+    return out
+
+
+def test_overload_goes_to_the_fallback_in_order_within_budget_and_resumes_cleanly():
+    raws, evs = _messages()
+    period, budget = 0.010, 0.050
+    # learned: 25 ms per message at one every 10 ms (2.5x overload); fallback 1 ms
+    engine, routes, published = _simulate(raws, 0.025, 0.001, period, budget)
+    assert FALLBACK in routes and LEARNED in routes and DROP not in routes
+    # every message once, in order, within the budget
+    arrivals = [a for a, _, _ in published]
+    assert arrivals == [i * period for i in range(len(raws))]
+    assert all(t - a <= budget + 1e-9 for a, t, _ in published)
+    c = engine.counters
+    fb_idx = [i for i, r in enumerate(routes) if r == FALLBACK]
+    assert c.messages_fallback == len(fb_idx)
+    assert c.events_fallback == sum(len(evs[i]) for i in fb_idx) > 0
+    assert c.events_in == sum(len(e) for e in evs) and c.messages_dropped_late == 0
+    assert c.events_out == sum(int(d.keep.sum()) for _, _, d in published)
+    # each run equals a fresh pipeline of its route over exactly its messages
+    _, learned_cfg = parse_params(PARAMS)
+    keep = {round(a / period): d.keep for a, _, d in published}
+    n_checked = 0
+    for route, a, b in _runs(routes):
+        stages = ["stcf"] if route == FALLBACK else learned_cfg.stages
+        _, cfg = parse_params({**PARAMS, "stages": stages})
+        fresh = Pipeline(cfg, (W, H))
+        ref = [d.keep for i in range(a, b) for d in fresh.push(evs[i], i)] + [d.keep for d in fresh.flush()]
+        assert np.array_equal(np.concatenate(ref), np.concatenate([keep[i] for i in range(a, b)])), (route, a, b)
+        n_checked += route == LEARNED and a > 0
+    assert n_checked >= 1, "the learned route never resumed after a fallback"
+
+
+def test_no_pressure_means_no_fallback_and_exact_offline_decisions():
+    raws, evs = _messages(n_msgs=20)
+    engine, routes, published = _simulate(raws, 0.001, 0.0005, 0.010, 0.050)
+    assert set(routes) == {LEARNED} and engine.counters.messages_fallback == 0
+    _, cfg = parse_params(PARAMS)
+    pipe = Pipeline(cfg, (W, H))
+    ref = [d.keep for e in evs for d in pipe.push(e)] + [d.keep for d in pipe.flush()]
+    assert np.array_equal(np.concatenate(ref), np.concatenate([d.keep for _, _, d in published]))
+
+
+def test_whole_messages_drop_only_when_even_the_fallback_is_too_late():
+    raws, _ = _messages(n_msgs=30)
+    # the fallback too takes longer than a message period: the backlog outgrows the budget
+    engine, routes, published = _simulate(raws, 0.030, 0.015, 0.010, 0.050)
+    c = engine.counters
+    assert DROP in routes and c.messages_dropped_late == routes.count(DROP)
+    assert c.messages_fallback == routes.count(FALLBACK) > 0
+    arrivals = [a for a, _, _ in published]
+    assert arrivals == sorted(arrivals) and len(arrivals) == len(raws) - routes.count(DROP)
+    assert all(t - a <= 0.050 + 1e-9 for a, t, _ in published)
+
+
+def test_bad_messages_are_counted_not_raised():
+    raws, evs = _messages(n_msgs=3)
+    _, cfg = parse_params(PARAMS)
+    engine = StreamEngine(cfg, msgtype=EVENT_PACKET, max_message_bytes=10**6)
+    assert engine.push_message(b"\x00\x01garbage") == []
+    out = engine.push_message(raws[2]) + engine.flush()
+    assert engine.counters.messages_rejected == 1
+    assert engine.counters.messages_lost == 0  # the garbage was unread: seq 2 after it is no loss
+    assert len(out) == 1 and [k for k, _ in engine.take_notes()] == ["rejected"]
+    assert engine.encode(out[0]) != raws[2] or out[0].keep.all()
+
+
+def test_removed_by_names_the_stage():
+    _, evs = _messages(n_msgs=10)
+    _, cfg = parse_params(PARAMS)
+    pipe = Pipeline(cfg, (W, H))
+    ds = [d for e in evs for d in pipe.push(e)] + pipe.flush()
+    rb = np.concatenate([d.removed_by for d in ds])
+    keep = np.concatenate([d.keep for d in ds])
+    assert np.array_equal(rb == -1, keep)
+    assert set(np.unique(rb[~keep])) <= {0, 1} and (rb == 1).any()  # baf removed the noise
+    # the first stage sees every event: what it removed in the chain, it removes alone
+    _, cfg1 = parse_params({**PARAMS, "stages": ["hot_pixel"]})
+    solo = Pipeline(cfg1, (W, H))
+    keep1 = np.concatenate([d.keep for e in evs for d in solo.push(e)] + [d.keep for d in solo.flush()])
+    assert np.array_equal(~keep1, rb == 0)
+    with pytest.raises(ValueError):
+        LatencyBudget(0)
