@@ -42,16 +42,22 @@ SUMMARIES = {
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     from .. import __version__
 
-    parser = argparse.ArgumentParser(prog="eventfx", description="Clean event-camera streams: "
-                                     "convert, denoise, deflare, synthesise, train, evaluate, replay, bench.",
-                                     epilog="eventfx COMMAND --help describes the options of each command.")
+    # The command list is written here, one line each (argparse wraps long names onto two).
+    width = max(map(len, COMMANDS)) + 2
+    table = "\n".join(f"  {name:<{width}}{SUMMARIES.get(name, f'see eventfx {name} --help')}"
+                      for name in COMMANDS)
+    parser = argparse.ArgumentParser(
+        prog="eventfx", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Clean event-camera streams: convert, denoise, deflare, synthesise, train,\n"
+                    f"evaluate, replay, bench.\n\ncommands:\n{table}",
+        epilog="eventfx COMMAND --help describes the options of each command.")
     parser.add_argument("--version", action="version", version=f"eventfx {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", help="one of the commands above")
     wanted = next((a for a in argv if a in COMMANDS), None)
     for name, module in COMMANDS.items():
         # Import only the requested command; `eventfx --help` lists the names without imports.
         if name != wanted:
-            sub.add_parser(name, help=SUMMARIES.get(name, f"see eventfx {name} --help"))
+            sub.add_parser(name)
             continue
         try:
             mod = importlib.import_module(module)

@@ -42,10 +42,6 @@ def check_output(path: Path | str, *, inputs: Iterable[Path | str] = (), overwri
     path = Path(path)
     if str(path) in ("", "."):
         raise EventfxError(f"{what}: empty path")
-    if suffixes is not None:
-        suffixes = tuple(suffixes)
-        if path.suffix.lower() not in suffixes:
-            raise EventfxError(f"{what} {path}: must end in {' or '.join(suffixes)}")
     out = _resolved(path)
     for inp in inputs:
         if inp is None:
@@ -56,6 +52,10 @@ def check_output(path: Path | str, *, inputs: Iterable[Path | str] = (), overwri
             raise EventfxError(f"{what} {path} {kind} {inp}; refusing to write over what eventfx reads")
         if _inside(src, out):
             raise EventfxError(f"{what} {path} holds the input {inp}; refusing to write over what eventfx reads")
+    if suffixes is not None:
+        suffixes = tuple(suffixes)
+        if path.suffix.lower() not in suffixes:
+            raise EventfxError(f"{what} {path}: must end in {' or '.join(suffixes)}")
     if (path.exists() or path.is_symlink()) and not overwrite:
         raise EventfxError(f"{what} {path} exists already; choose another name or pass --overwrite")
     if path.is_dir() and not path.is_symlink() and overwrite and any(path.iterdir()) \
