@@ -158,7 +158,7 @@ def test_thinning_keeps_signal_and_light_and_thins_noise_and_flare():
 def test_train_config_errors(archives):
     d, _, _ = archives
     args = argparse.Namespace(config=str(d / "deflarer.yaml"))
-    with pytest.raises(ConfigError, match="no archive matches"):
+    with pytest.raises(ConfigError, match="matches no file"):
         run({**tiny_config(1), "data": {"train": ["nothing/*.h5"]}}, args)
     with pytest.raises(ConfigError, match="unknown key"):
         run({**tiny_config(1), "learning_rate": 1}, args)

@@ -7,12 +7,11 @@ denoiser stages, so it is not taught to remove noise it cannot tell from flare.
 """
 from __future__ import annotations
 
-import glob
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, FormatError
+from ..errors import FormatError
 from ..events import Events
 from ..io.archive import read_archive
 
@@ -26,13 +25,7 @@ def read_labelled(path: str | Path) -> tuple[Events, np.ndarray]:
 
 
 def expand(patterns: list[str], base_dir: Path, what: str) -> list[Path]:
-    """Files matching ``patterns`` (relative to ``base_dir``), sorted; ConfigError if none."""
-    files: list[Path] = []
-    for pat in patterns:
-        p = Path(pat).expanduser()
-        p = p if p.is_absolute() else base_dir / p
-        files += sorted(Path(m) for m in glob.glob(str(p), recursive=True))
-    if not files:
-        raise ConfigError(f"{what}: no archive matches {', '.join(patterns)} (relative to {base_dir}); "
-                          f"create them with `eventfx generate`")
-    return files
+    """Files matching ``patterns`` (relative to ``base_dir``), by the one rule of ``io.globs``."""
+    from ..io.globs import expand_globs
+
+    return expand_globs(patterns, base_dir, what, hint="create them with `eventfx generate`")

@@ -13,7 +13,6 @@ function of (seed, step, rank): resuming needs no sampler state, and ranks see d
 from __future__ import annotations
 
 import dataclasses
-import glob
 import hashlib
 import json
 from dataclasses import dataclass
@@ -54,15 +53,10 @@ class ArchiveData:
 
 
 def expand_paths(patterns: list[str], base: Path, where: str) -> list[Path]:
-    """Globs relative to ``base`` -> sorted files; a pattern matching nothing is an error."""
-    out: list[Path] = []
-    for pat in patterns:
-        full = pat if Path(pat).is_absolute() else str(base / pat)
-        hits = sorted(glob.glob(full))
-        if not hits:
-            raise ConfigError(f"{where}: {pat!r} matches no file (relative to {base})")
-        out += [Path(h) for h in hits]
-    return out
+    """Globs relative to ``base`` -> files, by the one rule of ``io.globs.expand_globs``."""
+    from ..io.globs import expand_globs
+
+    return expand_globs(patterns, base, where, hint="create them with `eventfx generate`")
 
 
 def _cache_key(path: Path, feature_cfg: FeatureConfig) -> str:
