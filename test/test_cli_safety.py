@@ -226,3 +226,14 @@ def test_garbage_checkpoint_is_one_whole_line(tmp_path, raw_input, capsys):
     line = one_error_line(err)
     assert rc == 2 and str(garbage) in line and "not a checkpoint" in line and line.endswith(")")
     assert not (tmp_path / "o.h5").exists()
+
+
+def test_train_never_replaces_a_checkpoint_without_overwrite(tmp_path, capsys):
+    ck = tmp_path / "weights" / "mine.pt"
+    ck.parent.mkdir()
+    ck.write_bytes(b"weights the user trained")
+    cfg = tmp_path / "t.yaml"
+    cfg.write_text("kind: deflarer\noutput: weights/mine.pt\n")
+    rc, _, err = run(capsys, "train", "-q", "--config", cfg)
+    assert rc == 2 and "--overwrite" in one_error_line(err) and "--resume" in err
+    assert ck.read_bytes() == b"weights the user trained"
