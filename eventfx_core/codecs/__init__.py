@@ -36,6 +36,8 @@ ENCODERS = {
     "mono": MonoEncoder,
 }
 ENCODINGS = tuple(DECODERS)  # every encoding that decodes; ENCODERS lists those that also encode
+# Bytes per wire word (what ``is_bigendian`` swaps): libcaer is pairs of 32-bit fields.
+WORD_BYTES = {"evt3": 2, "evt2": 4, "libcaer": 4, "libcaer_cmp": 2, "mono": 8}
 
 
 def _sensor(width, height, what: str) -> tuple[int, int]:
@@ -63,4 +65,4 @@ def make_encoder(encoding: str, width: int, height: int):
 
 
 __all__ = ["make_decoder", "make_encoder", "Triggers", "Decoded", "ENCODINGS", "DECODERS",
-           "ENCODERS", "DecodeError", "EncodeError"]
+           "ENCODERS", "WORD_BYTES", "DecodeError", "EncodeError"]

@@ -74,6 +74,7 @@ class Decoded:
     triggers: Triggers  # external trigger edges (EVT2/EVT3 only; empty otherwise)
     n_out_of_range: int = 0  # events dropped because x >= width or y >= height
     n_before_time: int = 0  # events dropped because no time reference had been seen yet
+    restarted: bool = False  # the message stream restarted here (seq/stamp back; codecs.timeline)
 
 
 def payload_words(payload, word_bytes: int, encoding: str) -> np.ndarray:

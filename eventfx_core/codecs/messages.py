@@ -11,6 +11,11 @@ Four message types carry events (``EVENT_TYPES``):
   is then a structured array; lists of event objects (rosbags, rclpy) are accepted as well.
 - ``eventfx_msgs/msg/EventArray``: the four arrays as they are.
 
+``TopicCodec.decode`` also watches the stream's position (seq, header stamp): when it goes back
+the stream restarted, and the payload decoder starts afresh (``codecs.timeline`` states the
+whole time-goes-backwards policy). ``is_bigendian`` is honoured: such a payload's words (2, 4 or
+8 bytes, per encoding) are byte-swapped before decoding; rewritten messages are little endian.
+
 Messages are rosbags message objects (``codecs.typestore``); ``decode`` also reads rclpy messages
 (duck typing on field names).
 """
@@ -23,7 +28,8 @@ import numpy as np
 
 from ..errors import DecodeError, EventfxError
 from ..events import Events
-from . import Decoded, Triggers, legacy_wire, make_decoder, make_encoder
+from . import WORD_BYTES, Decoded, Triggers, legacy_wire, make_decoder, make_encoder
+from .timeline import StreamPosition
 from .typestore import LEGACY_ALIASES, ros1_typestore, ros2_typestore
 
 EVENT_PACKET = "event_camera_msgs/msg/EventPacket"
@@ -54,6 +60,17 @@ def _decoded(events: Events) -> Decoded:
 
 def _stamp_ns(stamp) -> int:
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def little_endian_payload(payload: bytes, encoding: str) -> bytes:
+    """A big-endian payload of ``encoding``'s words, byte-swapped to the little-endian wire form
+    the decoders read (a partial last word is left for the decoder to reject)."""
+    k = WORD_BYTES.get(encoding, 1)
+    whole = len(payload) - len(payload) % k
+    if k == 1 or whole == 0:
+        return payload
+    words = np.frombuffer(payload, f">u{k}", whole // k)
+    return words.astype(f"<u{k}").tobytes() + payload[whole:]
 
 
 def legacy_to_events(events, width: int, height: int) -> Events:
@@ -95,21 +112,29 @@ class TopicCodec:
         self._decoder = None
         self._decoder_key = None
         self._encoders: dict = {}
+        self.position = StreamPosition()  # seq / stamp going back: the stream restarted
 
     # ------------------------------------------------------------------ decode
     def decode(self, msg) -> Decoded:
-        """Events (t in µs) and triggers of one message; ``DecodeError`` on a bad payload."""
+        """Events (t in µs) and triggers of one message, in stream order; ``DecodeError`` on a
+        bad payload. A message whose seq or stamp goes back starts a fresh payload decoder and
+        comes back with ``restarted`` set (see ``codecs.timeline``)."""
+        restarted = self.position.observe(message_seq(msg), header_stamp_ns(msg))
         w, h = int(msg.width), int(msg.height)
         if self.msgtype == EVENT_PACKET:
             key = (str(msg.encoding), w, h)
-            if key != self._decoder_key:
+            if key != self._decoder_key or restarted:
                 self._decoder = make_decoder(*key)
                 self._decoder_key = key
             payload = np.asarray(msg.events, dtype=np.uint8).tobytes()
-            return self._decoder.decode(payload, time_base=int(msg.time_base))
-        if self.msgtype in LEGACY_ARRAYS:
-            return _decoded(legacy_to_events(msg.events, w, h))
-        return _decoded(Events.from_arrays(msg.t, msg.x, msg.y, msg.p, w, h))
+            if getattr(msg, "is_bigendian", False):
+                payload = little_endian_payload(payload, key[0])
+            decoded = self._decoder.decode(payload, time_base=int(msg.time_base))
+        elif self.msgtype in LEGACY_ARRAYS:
+            decoded = _decoded(legacy_to_events(msg.events, w, h))
+        else:
+            decoded = _decoded(Events.from_arrays(msg.t, msg.x, msg.y, msg.p, w, h))
+        return dataclasses.replace(decoded, restarted=True) if restarted else decoded
 
     # ------------------------------------------------------------------ rewrite
     def rewrite(self, msg, decoded: Decoded, keep: np.ndarray) -> Any:
@@ -121,7 +146,7 @@ class TopicCodec:
         if self.msgtype == EVENT_PACKET:
             payload = self._encoder(msg.encoding, kept.width, kept.height).encode(
                 kept, triggers=decoded.triggers, time_base=int(msg.time_base))
-            return dataclasses.replace(msg, events=np.frombuffer(payload, np.uint8))
+            return dataclasses.replace(msg, events=np.frombuffer(payload, np.uint8), is_bigendian=False)
         if self.msgtype in LEGACY_ARRAYS:
             if isinstance(msg.events, np.ndarray):
                 return dataclasses.replace(msg, events=msg.events[keep])
@@ -181,8 +206,10 @@ def message_seq(msg) -> int | None:
     return int(msg.header.seq) if hasattr(msg.header, "seq") else None
 
 
-def header_stamp_ns(msg) -> int:
-    return _stamp_ns(msg.header.stamp)
+def header_stamp_ns(msg) -> int | None:
+    """The header stamp in ns (None for a message without a header)."""
+    header = getattr(msg, "header", None)
+    return None if header is None else _stamp_ns(header.stamp)
 
 
 def build_message(msgtype: str, events: Events, *, header_stamp_ns: int, seq: int,
