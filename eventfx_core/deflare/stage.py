@@ -43,6 +43,7 @@ import torch
 from ..config import WEIGHTS_DIR, resolve_weights
 from ..errors import ConfigError
 from ..events import Events, first_time_decrease
+from ..model.device import resolve_device
 from .checkpoint import load_checkpoint
 from .decode import event_flare_share, flare_share, mask_share
 from .gate import FlareGate, GateSpec
@@ -145,7 +146,7 @@ class DeflareStage:
             raise ConfigError(f"deflare: {path} was trained on a {ckpt.sensor[0]}x{ckpt.sensor[1]} sensor, "
                               f"the stream is {self.sensor[0]}x{self.sensor[1]}; set deflare.allow_other_sensor: "
                               f"true to run it at the native size (padded, not resized)")
-        self.device = torch.device(config.device or device)
+        self.device = resolve_device(config.device or device, "deflare.device")  # auto: CUDA if present
         self.model = ckpt.model.to(self.device).eval()
         self.clip = float(ckpt.model.config.input_clip)
         self.checkpoint_path = path

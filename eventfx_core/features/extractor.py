@@ -42,7 +42,7 @@ def _recent_changes(changes, q, t, window):
     return m
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", nogil=True)  # nogil: runs beside the model
 def _extract_kernel(t, x, y, p, width, height, window, taus, dt_cap, global_dt_cap,
                     exp_table, mf_table, ma_table, global_table,
                     last_tp, changes, ring_pos, last_global,

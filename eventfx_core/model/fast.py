@@ -325,6 +325,23 @@ def forward(features, dt_us, tile, dt_unit, dt_min, dt_max, embed_wt, embed_b,
             softmax_rows(out[a:b])
 
 
+@numba.njit(cache=True, error_model="numpy", nogil=True)  # no fastmath: numpy's float32 operations
+def decide(probs, keep_classes, noise_class, flare_class, threshold, keep, score, flare):
+    """The Mamba stage's rule on class probabilities (n, classes), in one pass:
+    keep = sum of probs[keep_classes] (left to right) >= threshold (float32), score = 1 - P(noise)
+    (1 without a noise class), flare = P(flare) / max(score, 1e-6) (flare_class >= 0 only)."""
+    one = np.float32(1.0)
+    for t in range(probs.shape[0]):
+        s = np.float32(0.0)
+        for c in keep_classes:
+            s += probs[t, c]
+        keep[t] = s >= threshold
+        nn = one - probs[t, noise_class] if noise_class >= 0 else one
+        score[t] = nn
+        if flare_class >= 0:
+            flare[t] = probs[t, flare_class] / max(nn, np.float32(1e-6))
+
+
 class FastDenoiser:
     """Class logits for one event stream, message by message, on the CPU (numba only: no torch
     threads in the loop, so it runs the same whatever ``torch.set_num_threads`` says). One call

@@ -5,7 +5,7 @@ Algorithms Through Structured State Space Duality" (ICML 2024). ``Mamba2Mixer`` 
 parameter names and shapes of ``mamba_ssm.modules.mamba2.Mamba2`` (in_proj, conv1d, dt_bias,
 A_log, D, norm.weight, out_proj; rmsnorm=True, norm_before_gate=False, no biases on the
 projections, bias on the conv), so one checkpoint runs here, in ``fast.py`` and on mamba_ssm's
-CUDA kernels (``gpu.py``).
+CUDA kernels (``gpu.py`` hands its scan to ``forward``).
 
 One change to Mamba2: events arrive at irregular times, so the discretisation step uses the
 real inter-event interval, as S5 and "State Space Models for Event Cameras" (Zubic et al.,
@@ -150,8 +150,9 @@ class Mamba2Mixer(nn.Module):
     @staticmethod
     def scan(x, dt, A, B, C, chunk_len, ssm_state):
         """SSD scan with per-token dt (b, l, h) and the zero-order-hold input weight
-        dt_in = (1 - exp(dt A)) / -A: the torch chunked form. ``gpu.py`` swaps in mamba_ssm's
-        ``mamba_chunk_scan_combined`` (same arguments, same result) on CUDA."""
+        dt_in = (1 - exp(dt A)) / -A: the torch chunked form. On CUDA ``gpu.py`` passes
+        mamba_ssm's ``mamba_chunk_scan_combined`` instead (same arguments, same result) as the
+        ``scan`` argument of ``forward``."""
         return ssd_chunked(x * zoh_input_weight(dt, A)[..., None], dt * A, B, C, chunk_len, ssm_state)
 
     def _split(self, zxbcdt: torch.Tensor):
@@ -159,9 +160,10 @@ class Mamba2Mixer(nn.Module):
         return torch.split(zxbcdt, [c.d_inner, c.conv_dim, c.nheads], dim=-1)
 
     def forward(self, u: torch.Tensor, scale: torch.Tensor, conv_state: torch.Tensor,
-                ssm_state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                ssm_state: torch.Tensor, scan=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """u (b, l, d_model), scale (b, l) from ``time_scale``; states as in ``DenoiserState``
-        (one layer). Returns out (b, l, d_model) and the new conv and ssm states."""
+        (one layer); ``scan``: a function with ``scan``'s signature (None: ``scan``).
+        Returns out (b, l, d_model) and the new conv and ssm states."""
         c = self.cfg
         b, length, _ = u.shape
         z, xbc, dt_raw = self._split(self.in_proj(u))
@@ -174,7 +176,7 @@ class Mamba2Mixer(nn.Module):
         dt = F.softplus(dt_raw + self.dt_bias) * scale[..., None]  # (b, l, h)
         A = -torch.exp(self.A_log.float())  # (h,)
         x = x.reshape(b, length, c.nheads, c.headdim)
-        y, new_ssm_state = self.scan(x, dt, A, B.reshape(b, length, c.ngroups, c.d_state),
+        y, new_ssm_state = (scan or self.scan)(x, dt, A, B.reshape(b, length, c.ngroups, c.d_state),
                                      C.reshape(b, length, c.ngroups, c.d_state), c.chunk_len,
                                      ssm_state)
         y = y + x * self.D[:, None]
@@ -258,14 +260,16 @@ class DenoiserModel(nn.Module):
         return self.head(self.norm_f(h))
 
     def forward(self, features: torch.Tensor, dt_us: torch.Tensor,
-                state: DenoiserState | None = None) -> tuple[torch.Tensor, DenoiserState]:
+                state: DenoiserState | None = None, scan=None) -> tuple[torch.Tensor, DenoiserState]:
+        """``scan``: the SSD scan the mixers use (None: the torch chunked scan; ``gpu.py``
+        passes mamba_ssm's kernel on CUDA)."""
         if state is None:
             state = self.initial_state(features.size(0))
         scale = time_scale(dt_us.to(features.dtype), self.cfg)
         h = self._embed(features)
         convs, ssms = [], []
         for i, block in enumerate(self.layers):
-            out, conv, ssm = block.mixer(block.norm(h), scale, state.conv[i], state.ssm[i])
+            out, conv, ssm = block.mixer(block.norm(h), scale, state.conv[i], state.ssm[i], scan)
             h = h + out
             convs.append(conv)
             ssms.append(ssm)

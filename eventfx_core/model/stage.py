@@ -3,7 +3,11 @@
 An event stage (see ``eventfx_core/stages.py``): every event is decided on arrival from the
 features of the events before it and the model state, both carried across calls, so the way a
 stream is cut into messages never changes a decision. On the CPU the numba fast path runs
-(``fast.py``); on CUDA the torch model with mamba_ssm's scan (``gpu.py``).
+(``fast.py``); on CUDA the torch model with mamba_ssm's scan (``gpu.py``); ``device: auto``
+takes CUDA where it runs (``device.py``). With ``threads: 2`` a message of at least two chunks
+is worked on by two threads: the features of chunk k + 1 beside the model on chunk k (both
+release the GIL); the features and the model state still see the events in order, so the
+decisions are those of one thread.
 
 Keep rule: 1 - P(classes in ``remove``, default noise and flare) >= ``threshold``, i.e. the
 summed probability of the other classes (signal, and light source for a model with that class);
@@ -15,6 +19,7 @@ features and the model state with a warning (the pipeline does the same for all 
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +30,8 @@ from ..events import Events, first_time_decrease
 from ..features import FeatureExtractor
 from ..stages import StageResult
 from .checkpoint import load_checkpoint, resolve_checkpoint_path
-from .fast import FastDenoiser
+from .device import check_device_name, resolve_device
+from .fast import FastDenoiser, decide
 
 
 @dataclass
@@ -34,8 +40,11 @@ class MambaStageConfig:
     threshold: float = 0.5  # keep an event when 1 - P(the classes in `remove`) >= threshold
     remove: list[str] = field(default_factory=lambda: ["noise", "flare"])  # classes this stage
     #   removes; ["noise"] leaves flare to a deflare stage after it (its classes: the checkpoint's)
-    device: str = ""  # "" = the pipeline's device; else "cpu" or "cuda", "cuda:1", ...
+    device: str = ""  # "" = the pipeline's device; else auto (CUDA where it runs), cpu, cuda, cuda:1
     tile: int = 4096  # events per fast-path tile (cache fit only; decisions do not depend on it)
+    threads: int = 2  # 2: the next chunk's features beside the model (two cores); 1: one after
+    #                   the other (decisions do not depend on it)
+    chunk: int = 1024  # events per chunk of the two-thread overlap (messages under 2 chunks: 1 thread)
 
     def check(self, where: str = "mamba") -> None:
         if not 0.0 <= self.threshold <= 1.0:
@@ -44,8 +53,11 @@ class MambaStageConfig:
             raise ConfigError(f"{where}.tile must be >= 1, got {self.tile}")
         if not self.remove or "signal" in self.remove or len(set(self.remove)) != len(self.remove):
             raise ConfigError(f"{where}.remove: distinct class names other than signal, got {self.remove}")
-        if self.device and not (self.device == "cpu" or self.device.startswith("cuda")):
-            raise ConfigError(f"{where}.device: expected cpu or cuda[:n], got {self.device!r}")
+        if self.threads not in (1, 2):
+            raise ConfigError(f"{where}.threads must be 1 or 2, got {self.threads}")
+        if self.chunk < 1:
+            raise ConfigError(f"{where}.chunk must be >= 1, got {self.chunk}")
+        check_device_name(self.device, f"{where}.device")
 
 
 class MambaDenoiserStage:
@@ -61,14 +73,16 @@ class MambaDenoiserStage:
         config.check()
         self.checkpoint = load_checkpoint(resolve_checkpoint_path(config.checkpoint, base_dir))
         self.features = FeatureExtractor(self.checkpoint.feature_config, int(sensor[0]), int(sensor[1]))
-        self.device = config.device or device or "cpu"
+        self.device = resolve_device(config.device or device or "cpu", "mamba.device", needs_mamba_ssm=True)
         model = self.checkpoint.model
-        if self.device == "cpu":
+        if self.device.type == "cpu":
             self.runner = FastDenoiser(model, tile=config.tile)
         else:
             from .gpu import TorchDenoiser  # only off the CPU path
 
             self.runner = TorchDenoiser(model, self.device)
+        self._pool = (ThreadPoolExecutor(1, thread_name_prefix="eventfx-features")
+                      if config.threads == 2 else None)
         names = self.checkpoint.model_config.class_names
         unknown = [c for c in config.remove if c not in names]
         if unknown:
@@ -76,6 +90,7 @@ class MambaDenoiserStage:
         self.keep_classes = [i for i, n in enumerate(names) if n not in config.remove]
         self.noise_class = names.index("noise") if "noise" in names else None
         self.flare_class = names.index("flare") if "flare" in names else None
+        self._keep_idx = np.asarray(self.keep_classes, np.int64)
         self._last_t: int | None = None
 
     def reset(self) -> None:
@@ -90,7 +105,7 @@ class MambaDenoiserStage:
         flare = np.zeros(n, np.float32) if self.flare_class is not None else None
         start = 0
         while start < n:
-            seg = events[start:]
+            seg = events[start:] if start else events
             back = first_time_decrease(seg, self._last_t)
             if back == 0:
                 warnings.warn(f"mamba: time went backwards ({self._last_t} -> {int(seg.t[0])} us); "
@@ -98,12 +113,10 @@ class MambaDenoiserStage:
                 self.reset()
                 continue
             stop = start + (back if back > 0 else len(seg))
-            probs = self._probabilities(events[start:stop])
-            keep[start:stop] = probs[:, self.keep_classes].sum(1) >= self.config.threshold
-            not_noise = 1.0 - probs[:, self.noise_class] if self.noise_class is not None else 1.0
-            score[start:stop] = not_noise
-            if flare is not None:
-                flare[start:stop] = probs[:, self.flare_class] / np.maximum(not_noise, np.float32(1e-6))
+            probs = self._probabilities(events[start:stop] if back > 0 or start else events)
+            decide(probs, self._keep_idx, -1 if self.noise_class is None else self.noise_class,
+                   -1 if flare is None else self.flare_class, np.float32(self.config.threshold),
+                   keep[start:stop], score[start:stop], score[start:stop] if flare is None else flare[start:stop])
             start = stop
         return StageResult(keep, score, flare)
 
@@ -113,4 +126,22 @@ class MambaDenoiserStage:
         prev = t[0] if self._last_t is None else self._last_t  # first event ever: gap 0
         dt_us = np.diff(t, prepend=prev).astype(np.float32)
         self._last_t = int(t[-1])
-        return self.runner.probabilities(self.features.extract(events), dt_us)
+        n, step = len(events), self.config.chunk
+        if self._pool is None or n < 2 * step:
+            return self.runner.probabilities(self.features.extract(events), dt_us)
+        # two threads: the features of chunk k + 1 are computed while the model runs on chunk k
+        bounds = [*range(0, n, step), n]
+        out = np.empty((n, self.checkpoint.model_config.n_classes), np.float32)
+        pending = self._pool.submit(self.features.extract, events[0:bounds[1]])
+        try:
+            for k in range(len(bounds) - 1):
+                a, b = bounds[k], bounds[k + 1]
+                feats = pending.result()
+                pending = None
+                if k + 2 < len(bounds):
+                    pending = self._pool.submit(self.features.extract, events[b:bounds[k + 2]])
+                out[a:b] = self.runner.probabilities(feats, dt_us[a:b])
+        finally:
+            if pending is not None:  # an error above: let the extractor finish before anything else
+                pending.result()
+        return out

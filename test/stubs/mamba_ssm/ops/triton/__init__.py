@@ -1,0 +1,1 @@
+"""Test stand-in (see test/stubs/README.md)."""
