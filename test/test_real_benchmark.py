@@ -42,7 +42,8 @@ def test_end_to_end_on_a_tiny_real_clip(shared_data, tmp_path, capsys):
 
 
 def test_bad_rates_is_one_line(shared_data, tmp_path, capsys):
-    assert main(["realbench", "--recordings", "evl_sample", "--rates", "0", "--out", str(tmp_path / "x")]) == 2
+    args = ["realbench", "--recordings", "evl_sample", "--rates", "0", "--out", str(tmp_path / "x")]
+    assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["eventfx: error: --rates: give positive numbers, got '0'"]
 
@@ -93,3 +94,16 @@ def test_hull_and_comparison_at_a_share_kept():
     assert roc_auc_of((fpr, tpr)) == pytest.approx(0.5 * 0.1 * 0.5 + 0.1 * 0.7 + 0.8 * 0.95)
     p = point(np.array([1, 0, 1, 1], bool), np.array([1, 1, 0, 0], bool), {})
     assert (p["kept"], p["removed"]) == (0.5, 0.0)
+
+
+def test_training_archives_come_from_the_tune_split_only(shared_data, tmp_path, capsys):
+    from eventfx_core.io.archive import read_archive
+    assert main(["realbench", "--write-train", str(tmp_path / "t"), "--split", "report"]) == 2
+    assert "only the tune split" in capsys.readouterr().err
+    rc = main(["realbench", "--write-train", str(tmp_path / "t"), "--recordings", "libcaer_cmp",
+               "--copies", "1", "--max-seconds", "0.05", "--data", str(shared_data)])
+    assert rc == 0
+    a = read_archive(tmp_path / "t" / "train" / "real_libcaer_cmp_00.h5")
+    assert a.meta["source"] == "libcaer_cmp" and 0.5 <= a.meta["rate_hz"] <= 6.0
+    assert set(np.unique(a.labels)) == {0, 1}  # signal (the recording) and injected noise
+    assert (tmp_path / "t" / "val" / "real_libcaer_cmp_00.h5").exists()

@@ -17,8 +17,8 @@ from ..errors import EventfxError
 def add_parser(sub) -> None:
     p = sub.add_parser("realbench", help="benchmark denoisers on real recordings with injected noise",
                        description=__doc__.split("\n\n")[0])
-    p.add_argument("--split", choices=("report", "tune", "all"), default="report",
-                   help="which recordings (default: %(default)s; tune on 'tune', cite 'report')")
+    p.add_argument("--split", choices=("report", "tune", "all"),
+                   help="which recordings (default: report; --write-train: tune; tune on 'tune', cite 'report')")
     p.add_argument("--recordings", help="comma-separated recording names (default: the whole split)")
     p.add_argument("--data", help="real recordings folder (default: ../shared/data or $EVENTFX_SHARED_DATA)")
     p.add_argument("--config", default="config/denoise.yaml", help="the pipeline (default: %(default)s)")
@@ -34,6 +34,9 @@ def add_parser(sub) -> None:
                    "(default: %(default)s)")
     p.add_argument("--no-dv", action="store_true", help="skip dv-processing's filters")
     p.add_argument("--out", default="out/realbench", help="report folder (default: %(default)s)")
+    p.add_argument("--write-train", metavar="DIR", help="instead: write labelled training archives "
+                   "(tune split + injected noise, 0.5-6 Hz/px) to DIR/train and DIR/val for eventfx train")
+    p.add_argument("--copies", type=int, default=8, help="--write-train archives per recording (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=run)
 
@@ -57,9 +60,12 @@ def run(args) -> int:
 
     data = Path(args.data) if args.data else None
     names = [n.strip() for n in args.recordings.split(",")] if args.recordings else None
-    recs = R.real_recordings(data, None if args.split == "all" else args.split, names, args.max_seconds)
+    if args.write_train:
+        return write_train(args, data, names)
+    split = args.split or "report"
+    recs = R.real_recordings(data, None if split == "all" else split, names, args.max_seconds)
     if not recs:
-        raise EventfxError(f"no real recordings in split {args.split!r}")
+        raise EventfxError(f"no real recordings in split {split!r}")
     kinds = tuple(k.strip() for k in args.noise.split(",") if k.strip())
     bad = set(kinds) - {"uniform", "resampled"}
     if bad or not kinds:
@@ -94,4 +100,22 @@ def run(args) -> int:
     text = write(Path(args.out), report, report["command"])
     print(text)
     print(f"eventfx realbench: report in {args.out}/report.md, report.json, curves.png")
+    return 0
+
+
+def write_train(args, data, names) -> int:
+    """Training archives from the tune split only (the report split is never trained on)."""
+    from ..evaluate.real import recordings as R
+    from ..evaluate.real.noise import NoiseModel
+    from ..evaluate.real.trainset import write_train_archives
+    if args.split not in (None, "tune"):
+        raise EventfxError("--write-train: only the tune split may be trained on")
+    if args.copies < 1:
+        raise EventfxError(f"--copies: give at least 1, got {args.copies}")
+    recs = R.real_recordings(data, "tune", names, args.max_seconds)
+    model = NoiseModel.fit(R.read_events(R.resolve(R.NOISE_RECORDING, data)))
+    out = Path(args.write_train)
+    train = write_train_archives(recs, out / "train", model, args.copies, seed=1000)
+    val = write_train_archives(recs, out / "val", model, max(1, args.copies // 4), seed=2000)
+    print(f"eventfx realbench: wrote {len(train)} train and {len(val)} val archives under {out}")
     return 0

@@ -20,7 +20,8 @@ def hull(points: list[dict]) -> tuple[np.ndarray, np.ndarray]:
     """The upper hull (fpr, tpr) of the points with (0, 0) and (1, 1): what a sweep reaches,
     mixing neighbouring settings where that is better than any one setting."""
     xy = {(0.0, 0.0), (1.0, 1.0)}
-    xy |= {(1 - p["removed"], p["kept"]) for p in points if np.isfinite(p["kept"]) and np.isfinite(p["removed"])}
+    xy |= {(1 - p["removed"], p["kept"]) for p in points
+           if np.isfinite(p["kept"]) and np.isfinite(p["removed"])}
     pts = sorted(xy)
     upper: list[tuple[float, float]] = []
     for q in pts:  # Andrew's monotone chain, upper part

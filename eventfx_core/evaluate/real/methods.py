@@ -142,7 +142,8 @@ def run_dv(ev: Events, is_signal: np.ndarray, runner: DvRunner | None = None) ->
             fd.points.append(point(runner.keep(lambda n, r: n.FastDecayNoiseFilter(
                 r, halfLife=_us(h), subdivisionFactor=4, noiseThreshold=th)), is_signal,
                 {"half_life_us": h, "noise_threshold": th}))
-    fd.default = next(p for p in fd.points if p["settings"] == {"half_life_us": 10_000, "noise_threshold": 6.0})
+    theirs = {"half_life_us": 10_000, "noise_threshold": 6.0}  # dv-processing's defaults
+    fd.default = next(p for p in fd.points if p["settings"] == theirs)
     out["dv_fastdecay"] = fd.finish()
     allp = [dict(p, settings=dict(p["settings"], filter=m)) for m in out.values() for p in m.points]
     out["dv_hull"] = MethodResult("dv_hull", allp).finish()

@@ -103,7 +103,8 @@ def read_raw_bag(path: Path) -> Events:
         shutil.copytree(path, copy)
         plugin = "mcap" if any(copy.glob("*.mcap")) else "sqlite3"
         meta = (copy / "metadata.yaml").read_text()
-        (copy / "metadata.yaml").write_text(meta.replace('storage_identifier: ""', f"storage_identifier: {plugin}"))
+        meta = meta.replace('storage_identifier: ""', f"storage_identifier: {plugin}")
+        (copy / "metadata.yaml").write_text(meta)
         reader = Reader(copy)
         reader.open()
         try:

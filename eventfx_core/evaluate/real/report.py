@@ -43,7 +43,7 @@ def markdown(report: dict, command: str = "") -> str:
                      f"{_f(r['default']['kept'])} | {_f(r['default']['removed'])} | {_f(dv)} | "
                      f"{_f(r.get('margin_over_dv_hull'), 3) if dv is not None else 'n/a'} | "
                      f"{best} ({_f(m[best]['removed_at_reference_kept'])}) |")
-    lines += ["", "## ROC-AUC (real kept vs noise kept; hull of the sweep for the filters without a score)", "",
+    lines += ["", "## ROC-AUC (real kept vs noise kept; filters without a score: hull of the sweep)", "",
               "| recording | noise | Hz/px | " + " | ".join(names) + " | best |",
               "|---|---|---|" + "---|" * (len(names) + 1)]
     for row in report["rows"]:
@@ -53,8 +53,8 @@ def markdown(report: dict, command: str = "") -> str:
         lines.append(f"| {row['recording']} | {row['noise']} | {row['rate_hz']:g} | "
                      + " | ".join(_f(aucs.get(n)) for n in names) + f" | {best} |")
     lines += ["", "## Default operating points (each method's own defaults)", "",
-              "| recording | noise | Hz/px | " + " | ".join(f"{n} kept/removed" for n in names if n != "dv_hull")
-              + " |", "|---|---|---|" + "---|" * (len(names) - ("dv_hull" in names))]
+              "| recording | noise | Hz/px | "
+              + " | ".join(f"{n} kept/removed" for n in names if n != "dv_hull") + " |", "|---|---|---|" + "---|" * (len(names) - ("dv_hull" in names))]
     for row in report["rows"]:
         m = row["methods"]
         cells = []
@@ -63,7 +63,8 @@ def markdown(report: dict, command: str = "") -> str:
                 continue
             d = m.get(n, {}).get("default")
             cells.append(f"{_f(d['kept'], 2)}/{_f(d['removed'], 2)}" if d else "n/a")
-        lines.append(f"| {row['recording']} | {row['noise']} | {row['rate_hz']:g} | " + " | ".join(cells) + " |")
+        lines.append(f"| {row['recording']} | {row['noise']} | {row['rate_hz']:g} | "
+                     + " | ".join(cells) + " |")
     for split in ("tune", "report"):
         rows = [r for r in report["rows"] if r["split"] == split]
         if not rows:
