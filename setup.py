@@ -35,7 +35,7 @@ setup(
         "aedat>=2.0",
     ],
     extras_require={
-        "gpu": ["mamba-ssm>=2.2"],
+        "gpu": ["mamba-ssm==2.2.4"],  # CUDA only, over a CUDA torch: README "On a GPU"
         "dv": ["dv-processing>=2.0"],
         "test": ["pytest>=8", "hypothesis>=6.100", "pytest-timeout>=2.3", "faery>=0.7"],
     },
