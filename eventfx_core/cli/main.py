@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except EventfxError as exc:
         _end_progress_bars()
-        print(f"eventfx: error: {exc}", file=sys.stderr)
+        print(f"eventfx: error: {' '.join(str(exc).split())}", file=sys.stderr)  # one line, always
         return 2
     except BrokenPipeError:  # `eventfx info x | head`: the reader went away, not an error
         sys.stderr.close()

@@ -41,7 +41,8 @@ def open_h5(path: Path | str) -> h5py.File:
     try:
         return h5py.File(path, "r")
     except (OSError, ValueError) as exc:
-        raise FormatError(f"{path}: not a readable HDF5 file ({exc})") from None
+        reason = " ".join(str(exc).split())  # h5py's messages span lines
+        raise FormatError(f"{path}: not a readable HDF5 file ({reason})") from None
 
 
 def is_dsec(f: h5py.File) -> bool:

@@ -207,6 +207,8 @@ class Sink:
         if self.format in BAG_FORMATS:
             from .bags import BagWriter
             from .recut import Recutter
+            if to_encoding is not None and to_encoding not in WRITABLE_ENCODINGS:
+                raise EventfxError(f"--to-encoding {to_encoding}: not one of {', '.join(WRITABLE_ENCODINGS)}")
             to_type = canonical_type(to_type) if to_type else None
             if to_type and to_type not in EVENT_TYPES:
                 raise EventfxError(f"--to-type {to_type}: not one of {', '.join(EVENT_TYPES)}")
