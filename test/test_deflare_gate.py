@@ -1,0 +1,149 @@
+"""The light-source gate of the deflarer: plain reference, split invariance, locality, no harm."""
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from eventfx_core.config import from_dict
+from eventfx_core.deflare.checkpoint import save_checkpoint
+from eventfx_core.deflare.gate import FlareGate, GateSpec, gate_reference
+from eventfx_core.deflare.stage import DeflareStage
+from eventfx_core.deflare.unet3d import ResidualUNet3D, UNet3DConfig
+from eventfx_core.deflare.voxel import VoxelSpec
+from eventfx_core.events import Events, concat
+
+W, H = 128, 96
+
+
+def lamp(x0, y0, t_end, hz=100.0, per_flip=3, size=3, seed=0):
+    """A flickering lamp: a size x size patch whose pixels fire ``per_flip`` events of one
+    polarity at every half period (ON, OFF, ON, ...)."""
+    rng = np.random.default_rng(seed)
+    half = int(5e5 / hz)
+    t, x, y, p = [], [], [], []
+    for k, start in enumerate(range(0, t_end, half)):
+        for dy in range(size):
+            for dx in range(size):
+                ts = start + np.sort(rng.integers(0, half // 4, per_flip))
+                t += ts.tolist()
+                x += [x0 + dx] * per_flip
+                y += [y0 + dy] * per_flip
+                p += [k % 2] * per_flip
+    return Events.from_arrays(t, x, y, p, W, H)
+
+
+def scene(seed, n, t_end):
+    rng = np.random.default_rng(seed)
+    return Events.from_arrays(np.sort(rng.integers(0, t_end, n)), rng.integers(0, W, n), rng.integers(0, H, n),
+                              rng.integers(0, 2, n), W, H)
+
+
+def merge(*parts):
+    ev = concat(list(parts), W, H)
+    o = np.argsort(ev.t, kind="stable")
+    return ev[o]
+
+
+@pytest.fixture(scope="module")
+def mask_ckpt(tmp_path_factory):
+    torch.manual_seed(3)
+    model = ResidualUNet3D(UNet3DConfig(channels=(4, 8, 8), in_channels=2, mask_head=True))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    return save_checkpoint(tmp_path_factory.mktemp("ck") / "mask.pt", model, VoxelSpec(), (W, H))
+
+
+def make_stage(ckpt, **kw):
+    cfg = from_dict(DeflareStage.Config, {"checkpoint": str(ckpt), "keep_threshold": 0.6,
+                                          "gate_radius_px": 24, "gate_ghost_radius_px": 8,
+                                          "tile_px": 32, "tile_margin_px": 8, **kw}, "deflare")
+    return DeflareStage(cfg, sensor=(W, H))
+
+
+def run(stage, parts):
+    return np.concatenate([stage.push(p) for p in parts] + [stage.flush()])
+
+
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 10_000), hz=st.sampled_from([50.0, 100.0, 120.0, 150.0]),
+       rate=st.integers(2, 20), flicker=st.integers(2, 8), cluster=st.integers(1, 5),
+       gap=st.booleans())
+def test_gate_equals_the_plain_reference(seed, hz, rate, flicker, cluster, gap):
+    rng = np.random.default_rng(seed)
+    ev = merge(lamp(int(rng.integers(0, W - 3)), int(rng.integers(0, H - 3)), 120_000, hz, seed=seed),
+               scene(seed, 3000, 120_000))
+    if gap:  # a window without events: no alternation spans it
+        ev = ev[(ev.t < 40_000) | (ev.t >= 60_000)]
+    spec = GateSpec(rate=rate, flicker=flicker, cluster=cluster, block_px=8, hold=2, radius_px=20,
+                    ghost_radius_px=6, ghost_reach=1.25)
+    gate = FlareGate(spec, (W, H))
+    idx = ev.t // 20_000
+    fast, windows = [], []
+    for w in np.unique(idx):
+        m = idx == w
+        fast.append(gate.update(int(w), ev.x[m], ev.y[m], ev.p[m]))
+        windows.append((int(w), list(zip(ev.x[m].tolist(), ev.y[m].tolist(), ev.p[m].tolist()))))
+    for a, b in zip(fast, gate_reference(windows, spec, (W, H))):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_lamp_is_found_and_a_scene_without_one_is_not():
+    spec = GateSpec()
+    quiet = scene(1, 20_000, 100_000)
+    gate = FlareGate(spec, (W, H))
+    idx = quiet.t // 20_000
+    assert not any(gate.update(int(w), quiet.x[idx == w], quiet.y[idx == w], quiet.p[idx == w]).any()
+                   for w in np.unique(idx))
+    ev = lamp(90, 20, 100_000)
+    gate = FlareGate(spec, (W, H))
+    idx = ev.t // 20_000
+    blocks = [gate.update(int(w), ev.x[idx == w], ev.y[idx == w], ev.p[idx == w]) for w in np.unique(idx)]
+    assert not blocks[0].any()  # one window holds 3 alternations: not yet locked to a period
+    assert blocks[-1][20 // 16, 90 // 16]  # the lamp's block ...
+    ghost = (H - 20) // 16, (W - 90) // 16  # ... and its mirror through the centre are gated
+    assert blocks[-1][ghost]
+
+
+@settings(max_examples=4, deadline=None)
+@given(seed=st.integers(0, 1000), cuts=st.lists(st.integers(0, 6000), max_size=8))
+def test_gated_decisions_do_not_depend_on_the_message_cut(mask_ckpt, seed, cuts):
+    ev = merge(lamp(20, 60, 100_000, seed=seed), scene(seed, 4000, 100_000))
+    whole = run(make_stage(mask_ckpt), [ev])
+    bounds = [0] + sorted(c % len(ev) for c in cuts) + [len(ev)]
+    parts = [ev[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    np.testing.assert_array_equal(run(make_stage(mask_ckpt), parts), whole)
+    assert 0 < whole.sum() < len(ev)
+
+
+def test_no_source_no_forward_pass_and_everything_kept(mask_ckpt):
+    stage = make_stage(mask_ckpt)
+
+    def no_forward(*a, **k):
+        raise AssertionError("the U-Net ran without a light source")
+
+    stage._forward = no_forward
+    ev = scene(2, 8000, 100_000)
+    assert run(stage, [ev]).all() and stage.tiles_run == 0
+
+
+def test_a_lamp_changes_no_decision_far_from_it(mask_ckpt):
+    """Events outside the lamp's reach and its ghost line are decided alike with and without
+    the lamp (kept); events near it are decided by the U-Net on tiles there only."""
+    base = scene(3, 6000, 100_000)
+    light = lamp(8, 8, 100_000)
+    both = merge(base, light)
+    keep = run(make_stage(mask_ckpt), [both])
+    alone = run(make_stage(mask_ckpt), [base])
+    assert alone.all()
+    far = (both.x >= 64) & (both.y < 48)  # neither near (8, 8) nor on its ghost line (to 132, 97)
+    assert far.sum() > 1000 and keep[far].all()
+    assert not keep.all()  # the random model removes something near the lamp
+
+
+def test_gate_config_errors():
+    from eventfx_core.errors import ConfigError
+    with pytest.raises(ConfigError, match="gate_rate"):
+        from_dict(DeflareStage.Config, {"gate_rate": 0}, "deflare").check("deflare")
+    with pytest.raises(ConfigError, match="tile_px"):
+        from_dict(DeflareStage.Config, {"tile_px": 30}, "deflare").check("deflare")
