@@ -11,8 +11,12 @@ DSEC layout) is 640x480 when every event fits, else the size is taken from the d
 x and y + 1) with a warning, so no event is ever outside the sensor the reader reports.
 
 Absolute time is kept in ``t_offset`` (the first event's µs). The writer also records the
-EventPacket encoding of the recording it was made from (root attribute ``source_encoding``),
-so a bag made back from the file uses the same encoding.
+EventPacket encoding of the recording it was made from (root attribute ``source_encoding``)
+and, when it was made from messages, their cut (eventfx extension, ignored by DSEC's own
+loaders): ``/eventfx/msg_first`` (uint64, index of each message's first event) and
+``/eventfx/msg_stamp_ns``, ``msg_header_ns`` and ``msg_seq`` (int64: its bag receive time,
+header stamp and sequence number), so a bag made back from the file has the same encoding and
+the same messages.
 """
 from __future__ import annotations
 
@@ -62,6 +66,17 @@ class DsecReader(OpenFile):
         self._t, self._x, self._y, self._p = ev["t"], ev["x"], ev["y"], ev["p"]
         self.t_offset = int(self.file["t_offset"][()]) if "t_offset" in self.file else 0
         self.ms_to_idx = self.file["ms_to_idx"]
+        self.msg_first = self.msg_stamp_ns = None  # the message cut, where the file keeps it
+        if "eventfx" in self.file and "msg_first" in self.file["eventfx"]:
+            g = self.file["eventfx"]
+            self.msg_first = np.asarray(g["msg_first"][()], np.int64)
+            self.msg_stamp_ns = np.asarray(g["msg_stamp_ns"][()], np.int64)
+            self.msg_header_ns = np.asarray(g["msg_header_ns"][()], np.int64) if "msg_header_ns" in g else None
+            self.msg_seq = np.asarray(g["msg_seq"][()], np.int64) if "msg_seq" in g else None
+            if len(self.msg_first) != len(self.msg_stamp_ns) or np.any(np.diff(self.msg_first) < 0) \
+                    or (len(self.msg_first) and self.msg_first[-1] > len(ev["t"])):
+                self.file.close()
+                raise FormatError(f"{path}: /eventfx/msg_first and msg_stamp_ns do not describe a message cut")
         attrs = self.file.attrs
         self.n = len(self._t)
         enc = attrs.get("source_encoding")
@@ -138,6 +153,10 @@ class DsecWriter:
                                             chunks=(CHUNK // 4,), **comp)
         self.t_offset = t_offset  # fixed by the first event unless given
         self.n = 0
+        self._msg_first: list[int] = []
+        self._msg_stamp: list[int] = []
+        self._msg_header: list[int] = []
+        self._msg_seq: list[int] = []
         self._next_ms = 0
         self._last_t: int | None = None
 
@@ -172,11 +191,24 @@ class DsecWriter:
             self._next_ms = last_ms + 1
         self.n = n1
 
+    def start_message(self, stamp_ns: int, header_ns: int, seq: int) -> None:
+        """The events appended next belong to a new message (receive time, header stamp, seq)."""
+        self._msg_first.append(self.n)
+        self._msg_stamp.append(int(stamp_ns))
+        self._msg_header.append(int(header_ns))
+        self._msg_seq.append(int(seq))
+
     def close(self) -> None:
         if not self.file.id.valid:
             return
         if "t_offset" not in self.file:
             self.file.create_dataset("t_offset", data=np.int64(self.t_offset or 0))
+        if self._msg_first:
+            g = self.file.create_group("eventfx")
+            g["msg_first"] = np.asarray(self._msg_first, np.uint64)
+            g["msg_stamp_ns"] = np.asarray(self._msg_stamp, np.int64)
+            g["msg_header_ns"] = np.asarray(self._msg_header, np.int64)
+            g["msg_seq"] = np.asarray(self._msg_seq, np.int64)
         self.file.close()
 
 

@@ -17,6 +17,8 @@ class Packet:
     message: Any = None  # the original message object (bags), else None
     decoded: Any = None  # codecs.Decoded (events + triggers) for bag messages, else None
     error: EventfxError | None = None  # set instead of raising when one message cannot be decoded
+    seq: int | None = None  # files that keep a message cut (DSEC made from a bag): its sequence number
+    header_ns: int | None = None  # ...and its header stamp (bags: read them from ``message``)
 
 
 @dataclass

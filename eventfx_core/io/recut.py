@@ -8,7 +8,7 @@ Rules for messages eventfx builds (as opposed to messages rewritten in place):
   (``header.stamp - t[0]``; 0 for legacy arrays and for files), and then kept fixed, so time
   stays monotone and a round trip (dvs -> EventPacket -> dvs) returns the same stamps.
 - ``header.stamp`` of a built message = ROS time of its first event (the input's stamp when it
-  is empty); ``frame_id`` is the input's.
+  is empty; the stamp a DSEC file kept of its message, where it did); ``frame_id`` is the input's.
 - ``seq``: one message per input message (no ``packet_us``) keeps the input's sequence number
   (EventPacket/eventfx ``seq`` or ROS 1 ``header.seq``; the message index when there is none);
   re-cut messages are numbered 0, 1, 2, ... in output order.
@@ -91,10 +91,11 @@ class Recutter:
             else:
                 self.offset_us = header_stamp_ns(msg) // 1000 - int(packet.events.t[0])
         if self.packet_us is None:
-            seq = message_seq(msg) if msg is not None else None
-            stamp = header_stamp_ns(msg) if msg is not None else None
+            seq = message_seq(msg) if msg is not None else packet.seq
+            stamp = header_stamp_ns(msg) if msg is not None else packet.header_ns
             self._write(ev, trig, seq=packet.index if seq is None else seq,
-                        bag_ns=packet.timestamp_ns, empty_stamp_ns=stamp)
+                        bag_ns=packet.timestamp_ns, empty_stamp_ns=stamp,
+                        header_ns=packet.header_ns if msg is None else None)
             return
         if packet.timestamp_ns is not None:
             self._last_stamp_ns = packet.timestamp_ns
@@ -144,9 +145,11 @@ class Recutter:
 
     # ------------------------------------------------------------------ building
     def _write(self, ev: Events, trig: Triggers | None, *, seq: int, bag_ns: int | None,
-               empty_stamp_ns: int | None) -> None:
+               empty_stamp_ns: int | None, header_ns: int | None = None) -> None:
         off = self.offset_us or 0
-        if len(ev):
+        if header_ns is not None:  # the stamp a file kept of the message it was made from
+            pass
+        elif len(ev):
             header_ns = (int(ev.t[0]) + off) * 1000
         else:
             header_ns = empty_stamp_ns if empty_stamp_ns is not None else 0

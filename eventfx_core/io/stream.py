@@ -103,6 +103,9 @@ class FileSource:
             self.sensor_size = (self._reader.width, self._reader.height)
             self.num_packets = -(-self._reader.n // chunk_events)
             self.encoding = self._reader.source_encoding
+            if self._reader.msg_first is not None:  # made from messages: yield them again
+                self.num_packets = len(self._reader.msg_first)
+                self.has_messages = True
         elif fmt == "archive":
             from .archive import ArchiveReader
             self._reader = ArchiveReader(path)
@@ -132,7 +135,17 @@ class FileSource:
             # raw and aedat4 come in their own packet sizes; regroup into chunk_events.
             yield from _regroup(r.chunks(), self.chunk_events)
 
+    has_messages = False  # True where the file keeps the message cut it was made from
+
     def __iter__(self):
+        if self.has_messages:
+            r = self._reader
+            bounds = np.append(r.msg_first, r.n)
+            for i, stamp in enumerate(r.msg_stamp_ns.tolist()):
+                yield Packet(r.read(int(bounds[i]), int(bounds[i + 1])), i, timestamp_ns=int(stamp),
+                             seq=None if r.msg_seq is None else int(r.msg_seq[i]),
+                             header_ns=None if r.msg_header_ns is None else int(r.msg_header_ns[i]))
+            return
         for i, ev in enumerate(self._chunks()):
             yield Packet(ev, i)
 
@@ -221,7 +234,7 @@ class Sink:
                 src_enc = getattr(source, "encoding", None)  # where the file says what it was made from
             self.in_place = (src_is_bag and out_type == src_type and packet_us is None
                              and (to_encoding is None or to_encoding == src_enc))
-            if not src_is_bag and packet_us is None:
+            if not src_is_bag and packet_us is None and not getattr(source, "has_messages", False):
                 packet_us = DEFAULT_PACKET_US
                 warn(f"{getattr(source, 'path', 'the input')}: a {getattr(source, 'format', 'file')} file has no "
                      f"messages: the events are cut into messages of {packet_us} us (--packet-us to choose)")
@@ -246,9 +259,13 @@ class Sink:
             if w is None:
                 raise EventfxError(f"{self.path}: the source has no sensor size")
             self.bag = None
-            if src_is_bag:
-                warn(f"{source.path}: a {self.format} file holds no messages: the {source.num_packets} "
-                     f"messages' cut, headers and other topics are not kept (event times are)")
+            if src_is_bag and self.format == "dsec":
+                warn(f"{source.path}: a dsec file holds events, not messages: the cut, receive times, "
+                     f"header stamps and sequence numbers of the {source.num_packets} messages are kept "
+                     f"(eventfx extension), frame ids and other topics are not")
+            elif src_is_bag:
+                warn(f"{source.path}: a {self.format} file holds events, not messages: the "
+                     f"{source.num_packets} messages' cut, headers and other topics are not kept")
             if self.format == "dsec":
                 from .dsec import DsecWriter
                 enc = _first_encoding(source) if src_is_bag else getattr(source, "encoding", None)
@@ -269,6 +286,8 @@ class Sink:
         if len(kept) != len(packet.events):
             raise EventfxError(f"keep mask of {len(kept)} for packet {packet.index} of {len(packet.events)} events")
         self.n_events += int(np.count_nonzero(kept))
+        if self.bag is None and self.format == "dsec" and packet.timestamp_ns is not None:
+            self._start_message(packet)  # DSEC keeps the message cut
         if self.bag is None:
             self.writer.append(packet.events[kept] if not kept.all() else packet.events)
             return
@@ -281,6 +300,14 @@ class Sink:
             self._emit(packet.timestamp_ns, self.out_codec.serialize(msg))
         else:
             self.recut.add(packet, kept)
+
+    def _start_message(self, packet: Packet) -> None:
+        from ..codecs.messages import header_stamp_ns, message_seq
+        msg = packet.message
+        seq = message_seq(msg) if msg is not None else packet.seq
+        header = header_stamp_ns(msg) if msg is not None else packet.header_ns
+        self.writer.start_message(packet.timestamp_ns, packet.timestamp_ns if header is None else header,
+                                  packet.index if seq is None else seq)
 
     def _emit(self, timestamp_ns: int, raw: bytes) -> None:
         self.bag.write_event(timestamp_ns, raw)
