@@ -258,13 +258,22 @@ class DeflareStage:
 
     def tiled_share(self, events: Events, start_us: int, gated: np.ndarray) -> np.ndarray:
         """:meth:`event_share` on the gated tiles only: one batched forward pass over crops of
-        ``tile_px + 2 * tile_margin_px``; every gated event reads its own tile's crop."""
+        ``tile_px + 2 * tile_margin_px``; every gated event reads its own tile's crop (the
+        whole sensor in one pass instead when the crops would cover half of it)."""
         share = np.zeros(len(events), np.float32)
         tiles = self.tiles(events, gated)
         if not tiles:
             return share
         c = self.config
         size = c.tile_px + 2 * c.tile_margin_px
+        if 2 * len(tiles) * size * size >= self.sensor[0] * self.sensor[1]:
+            # the crops would cover half the sensor or more: one pass over the whole sensor is
+            # as cheap and gives wide halos their whole context
+            vin, out = self.forward_window(events, start_us)
+            grid = share_grid(vin, out)
+            share[gated] = event_flare_share(events[gated], start_us, grid, self.spec)
+            self.tiles_run += len(tiles)
+            return share
         x, y = events.x.astype(np.int64), events.y.astype(np.int64)
         crops, members = [], []
         for tx, ty, x0, y0 in tiles:
