@@ -63,8 +63,6 @@ def run(args) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise EventfxError(f"--out {out} is a file; generate writes a folder (rerun into the same folder resumes)")
-    from ..io.output_paths import make_parent
-    make_parent(out, "--out")  # the folder itself is made (and resumed) by generate_dataset
     cfg = load_generate_config(args.config, args.seed)
     summary = generate_dataset(cfg, Path(args.out), parse_shard(args.shard), args.workers,
                                progress=not args.quiet)
