@@ -174,7 +174,7 @@ def test_version(capsys):
     assert e.value.code == 0 and capsys.readouterr().out.strip() == f"eventfx {__version__}"
 
 
-@pytest.mark.parametrize("command", ["info", "convert", "denoise", "generate", "train", "evaluate"])
+@pytest.mark.parametrize("command", ["info", "convert", "denoise", "generate", "train", "evaluate", "realbench"])
 def test_each_command_spells_quiet_one_way_and_help_has_no_rst(command, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     with pytest.raises(SystemExit):

@@ -37,7 +37,7 @@ def add_parser(sub) -> None:
     p.add_argument("--write-train", metavar="DIR", help="instead: write labelled training archives "
                    "(tune split + injected noise, 0.5-6 Hz/px) to DIR/train and DIR/val for eventfx train")
     p.add_argument("--copies", type=int, default=8, help="--write-train archives per recording (default: %(default)s)")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=run)
 
 
