@@ -26,6 +26,7 @@ setup:
 	  scripts/install_ros_files.sh $(VENV) && touch $(VENV)/.eventfx-installed; \
 	fi
 	@scripts/install_ros_files.sh $(VENV)
+	@scripts/warm_caches.sh $(VENV)
 
 test: setup
 	ROS_DOMAIN_ID=$$(( RANDOM % 100 + 100 )) $(PY) -m pytest -q test
