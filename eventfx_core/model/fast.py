@@ -125,7 +125,21 @@ def _scan(xbc, dt_in, decay, D, headdim, ngroups, ssm_state, y):
                 xdt[t, b, j] = x * dt_in[t, h]
                 da[t, b, j] = decay[t, h]
                 y[t, b, j] = D[h] * x
-        for t in range(L):
+        t = 0
+        while t + 2 <= L:  # two events per pass: the state is loaded and stored once for both
+            for n in range(d_state):
+                b1 = xbc[t, b0 + n]
+                c1 = xbc[t, c0 + n]
+                b2 = xbc[t + 1, b0 + n]
+                c2 = xbc[t + 1, c0 + n]
+                for j in range(blk):
+                    v = ssm_state[b, n, j] * da[t, b, j] + b1 * xdt[t, b, j]
+                    y[t, b, j] += c1 * v
+                    v = v * da[t + 1, b, j] + b2 * xdt[t + 1, b, j]
+                    y[t + 1, b, j] += c2 * v
+                    ssm_state[b, n, j] = v
+            t += 2
+        if t < L:  # an odd last event
             for n in range(d_state):
                 bn = xbc[t, b0 + n]
                 cn = xbc[t, c0 + n]
