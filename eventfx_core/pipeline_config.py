@@ -45,6 +45,7 @@ class NodeConfig:
     latency_budget_ms: float = 220.0  # receive -> publish bound; 0 = none (never fall back)
     fallback: list[str] = field(default_factory=lambda: ["stcf"])  # classic stages for late messages
     live_view_hz: float = 0.0  # sensor_msgs/Image of input | kept | removed on events_view; 0 = off
+    sensor_size: list[int] = field(default_factory=list)  # [w, h]: stages loaded for it at start
 
     def check(self, where: str) -> None:
         if self.input_type != "auto" and self.input_type not in MESSAGE_TYPES:
@@ -56,6 +57,8 @@ class NodeConfig:
             raise ConfigError(f"{where}.worker_queue: must be >= 1, got {self.worker_queue}")
         if self.max_message_bytes < 1:
             raise ConfigError(f"{where}.max_message_bytes: must be >= 1")
+        if self.sensor_size and (len(self.sensor_size) != 2 or min(self.sensor_size) < 1):
+            raise ConfigError(f"{where}.sensor_size: expected [width, height] or [], got {self.sensor_size}")
         if self.latency_budget_ms < 0 or self.live_view_hz < 0:
             raise ConfigError(f"{where}: latency_budget_ms and live_view_hz must be >= 0")
         if self.latency_budget_ms and not self.fallback:
@@ -83,6 +86,7 @@ class DenoiseConfig:
 
 
 NODE_KEYS = tuple(NodeConfig.__dataclass_fields__)
+ROS_KEYS = ("qos_overrides", "use_sim_time")  # rclpy's own parameters: the node's business
 
 
 def default_config_path() -> Path:
@@ -124,7 +128,7 @@ def parse_params(params: dict, where: str = "config") -> tuple[NodeConfig, Pipel
         raise ConfigError(f"{where}.device: expected a device name such as cpu or cuda")
     stage_configs: dict[str, Any] = {}
     for key, value in params.items():
-        if key in NODE_KEYS or key in ("stages", "device"):
+        if key in NODE_KEYS or key in ("stages", "device") or key in ROS_KEYS:
             continue
         if key not in REGISTRY:
             raise ConfigError(f"{where}: unknown key {key!r}; node keys: {', '.join(NODE_KEYS)}; "

@@ -34,7 +34,7 @@ import numpy as np
 
 from .config import from_dict, to_dict
 from .errors import ConfigError, EventfxError
-from .events import Events
+from .events import Events, concat
 from .codecs.messages import TopicCodec, message_seq
 from .pipeline import Decision, Pipeline
 from .pipeline_config import PipelineConfig
@@ -52,7 +52,7 @@ class StreamCounters:
     messages_lost: int = 0  # gaps in the input sequence numbers
     messages_empty: int = 0  # messages without events (passed on empty)
     messages_fallback: int = 0  # messages decided by the fallback filter (latency budget)
-    messages_dropped_late: int = 0  # messages not published: even the fallback was too late
+    messages_dropped_late: int = 0  # messages not published: even the fallback could not keep up
     events_in: int = 0  # events of accepted messages
     events_out: int = 0  # events kept (decided so far)
     events_fallback: int = 0  # events decided by the fallback filter
@@ -99,7 +99,9 @@ class StreamEngine:
         self.fallback_config = fallback_config(self.config, fallback) if fallback else None
         self.max_message_bytes = max_message_bytes
         self.counters = StreamCounters()
+        self.builds = 0  # learned pipelines installed (first message, sensor changes, after errors)
         self.pipe: Pipeline | None = None
+        self.sensor: tuple[int, int] | None = None  # of the stream so far
         self._fb: Pipeline | None = None
         self._route = LEARNED
         self._learned_stale = False  # the learned pipeline missed events: reset before its next use
@@ -117,23 +119,24 @@ class StreamEngine:
         if route == DROP:
             self.counters.messages_dropped_late += 1
             return out
-        if self.pipe is not None and self.pipe.sensor != events.sensor_size:
-            self._note("sensor", f"sensor size changed {self.pipe.sensor} -> {events.sensor_size}: "
+        if self.sensor is not None and self.sensor != events.sensor_size:
+            self._note("sensor", f"sensor size changed {self.sensor} -> {events.sensor_size}: "
                                  "new pipeline state")
             self.counters.sensor_changes += 1
             out += self.flush()
             self.pipe = self._fb = None
-        if self.pipe is None:
-            self.pipe = Pipeline(self.config, events.sensor_size, self.base_dir)
-            self._resets_seen = self._oor_seen = 0
-            self._learned_stale = False
+        self.sensor = events.sensor_size
+        fallback = route == FALLBACK and self.fallback_config is not None
+        if self.pipe is None and not fallback:
+            self.install(self.build(self.sensor))
         n = len(events)
         self.counters.events_in += n
         if n == 0:
             self.counters.messages_empty += 1
-        if route == FALLBACK and self.fallback_config is not None:
-            if self._route != FALLBACK:
-                out += self.pipe.flush()  # what the learned stages hold comes out first, in order
+        if fallback:
+            if self._route != FALLBACK or self._fb is None:
+                if self.pipe is not None:  # what the learned stages hold comes out first, in order
+                    out += self.pipe.flush()
                 self._fb = Pipeline(self.fallback_config, events.sensor_size, self.base_dir)
                 self._learned_stale = True
             self._route = FALLBACK
@@ -152,6 +155,27 @@ class StreamEngine:
             self._count_pipe()
         return self._counted(out)
 
+    def build(self, sensor: tuple[int, int]) -> Pipeline:
+        """A new learned pipeline for ``sensor`` (loads checkpoints: slow). Touches no engine
+        state, so a caller may build in another thread while the fallback route runs."""
+        return Pipeline(self.config, sensor, self.base_dir)
+
+    def install(self, pipe: Pipeline) -> bool:
+        """Use ``pipe`` (from ``build``) as the learned pipeline; False when the stream's sensor
+        changed meanwhile or one is installed already (then ``pipe`` is not used)."""
+        if self.pipe is not None or pipe.sensor != self.sensor:
+            return False
+        self.builds += 1
+        self.pipe = pipe
+        self._resets_seen = self._oor_seen = 0
+        self._learned_stale = False
+        return True
+
+    def prepare(self, sensor: tuple[int, int]) -> None:
+        """Build the learned pipeline for ``sensor`` now (before the first message)."""
+        self.sensor = (int(sensor[0]), int(sensor[1]))
+        self.install(self.build(self.sensor))
+
     def flush(self) -> list[Decision]:
         """End of stream: decide everything still held (state is kept)."""
         if self.pipe is None:
@@ -168,6 +192,7 @@ class StreamEngine:
     def discard_state(self) -> None:
         """Forget the pipelines (after an unexpected error left them half-updated)."""
         self.pipe = self._fb = None
+        self.sensor = None
         self._route = LEARNED
 
     def _count_pipe(self) -> None:
@@ -190,6 +215,32 @@ class StreamEngine:
     def push_message(self, raw: bytes, tag: Any = None, route: str = LEARNED) -> list[Decision]:
         """Deserialise, check and decode one message, then ``push`` it; decisions carry a
         ``MessageTag``. A bad message is counted and skipped (see ``take_notes``)."""
+        item = self._read(raw, tag, route)
+        if item is None:
+            return []
+        return self.push(item.decoded.events, item, route)
+
+    def push_fallback_batch(self, items: list[tuple[bytes, Any]]) -> list[Decision]:
+        """Several queued messages ``(raw, tag)`` through the fallback at once: one filter call
+        over their events (the same decisions as one call each: every stage is split-invariant),
+        so a backlog clears faster. Returns one decision per accepted message, in order."""
+        tags = [t for t in (self._read(raw, tag, FALLBACK) for raw, tag in items) if t is not None]
+        if len(tags) < 2 or len({t.decoded.events.sensor_size for t in tags}) > 1 \
+                or self.fallback_config is None:
+            return [d for t in tags for d in self.push(t.decoded.events, t, FALLBACK)]
+        evs = [t.decoded.events for t in tags]
+        out = self.push(concat(evs), tags, FALLBACK)
+        self.counters.messages_fallback += len(tags) - 1
+        self.counters.messages_empty += sum(len(e) == 0 for e in evs) - (sum(len(e) for e in evs) == 0)
+        joined = out.pop()  # the batch: the last decision (held learned messages come first)
+        bounds = np.cumsum([0] + [len(e) for e in evs])
+        for t, a, b in zip(tags, bounds[:-1], bounds[1:]):
+            out.append(Decision(t, joined.events[a:b], joined.keep[a:b], joined.score[a:b],
+                                None if joined.removed_by is None else joined.removed_by[a:b]))
+        return out
+
+    def _read(self, raw: bytes, tag: Any, route: str) -> MessageTag | None:
+        """Checks, seq tracking and decoding of one message; None when it is not pushed."""
         codec = self.codec
         if self.max_message_bytes is not None and len(raw) > self.max_message_bytes:
             self.note_unread()
@@ -202,7 +253,7 @@ class StreamEngine:
         self._track_seq(message_seq(msg))
         if route == DROP:
             self.counters.messages_dropped_late += 1
-            return []
+            return None
         try:
             decoded = codec.decode(msg)
         except EventfxError as exc:
@@ -215,26 +266,7 @@ class StreamEngine:
         self.counters.events_before_time += decoded.n_before_time
         if not (0 < ev.width <= MAX_SENSOR and 0 < ev.height <= MAX_SENSOR):
             return self._reject(f"invalid sensor size {ev.width}x{ev.height}")
-        return self.push(ev, MessageTag(msg, decoded, raw, tag, route), route)
-
-    def time_fallback(self, raw: bytes, clock=None) -> float:
-        """Seconds the fallback route takes on ``raw`` (decode, filter, encode), on throwaway
-        state: the latency budget's first estimate, before the fallback is ever needed."""
-        import time
-
-        clock = clock or time.perf_counter
-        t0 = clock()
-        try:
-            msg = self.codec.deserialize(raw)
-            decoded = TopicCodec(self.codec.msgtype).decode(msg)
-            ev = decoded.events
-            pipe = Pipeline(replace(self.fallback_config, stage_configs=dict(
-                self.fallback_config.stage_configs)), ev.sensor_size, self.base_dir)
-            keep = np.concatenate([d.keep for d in pipe.push(ev) + pipe.flush()] or [np.zeros(0, bool)])
-            self.codec.serialize(self.codec.rewrite(msg, decoded, keep))
-        except EventfxError:
-            pass
-        return clock() - t0
+        return MessageTag(msg, decoded, raw, tag, route)
 
     def encode(self, d: Decision) -> bytes:
         """The output message of a decision from ``push_message``: the input bytes when nothing
@@ -261,10 +293,9 @@ class StreamEngine:
             self.counters.messages_lost += lost
             self._note("lost", f"{lost} message(s) lost (seq {last} -> {seq})")
 
-    def _reject(self, why: str) -> list[Decision]:
+    def _reject(self, why: str) -> None:
         self.counters.messages_rejected += 1
         self._note("rejected", f"message rejected: {why}")
-        return []
 
     def _note(self, kind: str, text: str) -> None:
         self._notes.append((kind, text))
@@ -295,15 +326,16 @@ class StreamEngine:
 
     # ------------------------------------------------------------------ start-up checks
     def check(self, sensor: tuple[int, int] = (64, 48)) -> None:
-        """Build every stage once (checkpoints load, compiled kernels warm up) so a bad
-        checkpoint or stage set fails now, not on the first message."""
+        """Build every stage once and run synthetic events through each on its own (a filter
+        before it would remove them), so a bad checkpoint or stage set fails now and compiled
+        kernels are ready before the first message."""
+        n, rng = 256, np.random.default_rng(0)
+        ev = Events.from_arrays(np.sort(rng.integers(0, 20_000, n)), rng.integers(0, sensor[0], n),
+                                rng.integers(0, sensor[1], n), rng.integers(0, 2, n), *sensor)
         for cfg in (self.config, self.fallback_config):
-            if cfg is None:
-                continue
-            n, rng = 64, np.random.default_rng(0)
-            ev = Events.from_arrays(np.sort(rng.integers(0, 20_000, n)), rng.integers(0, sensor[0], n),
-                                    rng.integers(0, sensor[1], n), rng.integers(0, 2, n), *sensor)
-            pipe = Pipeline(replace(cfg, stage_configs=dict(cfg.stage_configs)), sensor, self.base_dir)
-            pipe.push(ev)
-            pipe.flush()
-
+            for name in (cfg.stages if cfg is not None else []):
+                one = PipelineConfig(stages=[name], device=cfg.device,
+                                     stage_configs={name: cfg.stage_configs[name]})
+                pipe = Pipeline(one, sensor, self.base_dir)
+                pipe.push(ev)
+                pipe.flush()

@@ -22,6 +22,7 @@ time, empty or oversized messages) is warned about (throttled per kind), counted
 """
 from __future__ import annotations
 
+import copy
 import importlib
 import logging
 import signal
@@ -58,6 +59,7 @@ from .worker import Worker
 
 NODE_NAME = "eventfx_denoise"
 WARN_EVERY_S = 2.0  # throttle of the bad-input warnings, per kind
+FALLBACK_BATCH = 64  # queued messages the fallback takes at once
 MATCH_WAIT_S = 3.0  # at most this long for the output to match subscribers already waiting
 
 
@@ -122,11 +124,15 @@ class DenoiseNode(Node):
             raise ConfigError(f"building the stages failed: {type(exc).__name__}: {exc}") from None
         self.get_logger().info(f"stages built and warmed up in {time.monotonic() - t0:.2f} s "
                                f"(device {pipe_cfg.device})")
+        if node_cfg.sensor_size:  # known camera: no fallback period while checkpoints load
+            self.engine.prepare(tuple(node_cfg.sensor_size))
         self.budget = (LatencyBudget(node_cfg.latency_budget_ms * 1e-3) if fallback else None)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self._qos = qos or event_qos(node_cfg.reliable, node_cfg.queue_depth)
         self._warned: dict[str, float] = {}
+        self._builder: threading.Thread | None = None
+        self._built: dict = {}
         self._sub = self._pub = self._view_pub = None
         self.input_type: str | None = None
         self._input_topic = self.resolve_topic_name(node_cfg.input_topic)
@@ -194,8 +200,9 @@ class DenoiseNode(Node):
         self.input_type = msgtype
         warm_up_codecs(msgtype)
         self.engine.codec = TopicCodec(msgtype)
+        # A copy each: rclpy writes the overridden policies into the profile it is given.
         self._pub = self.create_publisher(message_class(msgtype), self.node_config.output_topic,
-                                          self._qos, qos_overriding_options=self._qos_options())
+                                          copy.copy(self._qos), qos_overriding_options=self._qos_options())
         waiting = self.count_subscribers(self._output_topic)
         deadline = time.monotonic() + MATCH_WAIT_S
 
@@ -214,7 +221,7 @@ class DenoiseNode(Node):
 
     def _subscribe(self, msgtype: str) -> None:
         self._sub = self.create_subscription(message_class(msgtype), self.node_config.input_topic,
-                                             self._on_message, self._qos, raw=True,
+                                             self._on_message, copy.copy(self._qos), raw=True,
                                              qos_overriding_options=self._qos_options())
         rel = self._qos.reliability.name.lower()
         budget = f"{self.node_config.latency_budget_ms:g} ms budget, fallback " \
@@ -251,27 +258,65 @@ class DenoiseNode(Node):
     def _handle(self, raw: bytes, recv_ns: int) -> None:
         t0 = time.monotonic()
         with self._lock:
+            self._install_built()
             route = LEARNED
-            if self.budget is not None and self.budget.cost_per_byte[FALLBACK] is None:
-                self.budget.observe(FALLBACK, len(raw), self.engine.time_fallback(raw))
             if self.budget is not None:
                 held = self.engine.oldest_held()
                 route = self.budget.route(recv_ns * 1e-9, len(raw),
-                                          None if held is None else held * 1e-9)
-            n_in = self.engine.counters.events_in
-            decisions = self.engine.push_message(raw, tag=recv_ns, route=route)
+                                          None if held is None else held * 1e-9,
+                                          self.worker.queued_bytes)
+                if route == LEARNED and self.engine.pipe is None:
+                    route = FALLBACK  # the learned pipeline is still being built (first message)
+            n_in, builds = self.engine.counters.events_in, self.engine.builds
+            n_bytes = len(raw)
+            if route == FALLBACK:  # the backlog goes through the fallback in one call
+                batch = [(raw, recv_ns)] + self.worker.take_queued(FALLBACK_BATCH - 1)
+                n_bytes = sum(len(r) for r, _ in batch)
+                decisions = self.engine.push_fallback_batch(batch)
+            else:
+                decisions = self.engine.push_message(raw, tag=recv_ns, route=route)
+            built = self.engine.builds != builds
+            if self.budget is not None and self.engine.pipe is None and self._builder is None:
+                self._build_in_background(self.engine.sensor)
             self.stats.decoded(self.engine.counters.events_in - n_in)
             notes = self.engine.take_notes()
         for kind, text in notes:
             self._warn(kind, text)
         self._publish(decisions)
-        if self.budget is not None:
-            self.budget.observe(route, len(raw), time.monotonic() - t0)
+        if self.budget is not None and not built:  # a pipeline build is no cost of the route
+            self.budget.observe(route, n_bytes, time.monotonic() - t0)
+
+    def _build_in_background(self, sensor) -> None:
+        """Load the learned pipeline for this sensor in a thread; the fallback decides meanwhile
+        (with a latency budget the first messages never wait for checkpoints to load)."""
+        result: dict = {}
+
+        def build():
+            try:
+                result["pipe"] = self.engine.build(sensor)
+            except Exception as exc:  # checked at start; a failure here is retried next message
+                result["error"] = exc
+
+        self._built = result
+        self._builder = threading.Thread(target=build, name="eventfx_build", daemon=True)
+        self._builder.start()
+
+    def _install_built(self) -> None:
+        if self._builder is None or self._builder.is_alive():
+            return
+        self._builder = None
+        if "pipe" in self._built and self.engine.install(self._built["pipe"]):
+            self.get_logger().info(f"learned stages ready for {self.engine.sensor[0]}x"
+                                   f"{self.engine.sensor[1]} events")
+        elif "error" in self._built:
+            self._warn("build", f"building the stages failed: {self._built['error']}")
 
     def _publish(self, decisions, live: bool = True) -> None:
         for d in decisions:
             self._pub.publish(self.engine.encode(d))
             latency = (time.monotonic_ns() - d.tag.tag) * 1e-9 if live else None
+            if latency is not None and self.budget is not None and latency > self.budget.budget_s:
+                self.stats.count("messages_late")
             self.stats.published(int(d.keep.sum()), latency)
             if self.live_view is not None:
                 self.live_view.add(d.events, d.keep, d.removed_by, d.tag.route == FALLBACK)
@@ -317,6 +362,17 @@ class DenoiseNode(Node):
                 pub.wait_for_all_acked(Duration(seconds=timeout_s))
 
 
+def make_executor():
+    """rclpy's EventsExecutor where it exists (its C++ loop takes messages several times
+    faster than the Python one: it matters at thousands of messages per second), else the
+    SingleThreadedExecutor."""
+    try:
+        from rclpy.experimental import EventsExecutor
+    except ImportError:
+        return SingleThreadedExecutor()
+    return EventsExecutor()
+
+
 def _params_file(args: list[str]) -> Path | None:
     """The first ``--params-file`` of the ROS arguments: the config whose keys the node declares
     and whose folder resolves relative checkpoints (later files and ``-p`` override values)."""
@@ -340,7 +396,7 @@ def main(args: list[str] | None = None) -> int:
         use_profile()  # Fast DDS: large best-effort packets need a bigger SHM segment (dds_profile.py)
         rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
         node = DenoiseNode(config)
-        executor = SingleThreadedExecutor()
+        executor = make_executor()
         executor.add_node(node)
         while not stop.is_set() and rclpy.ok():
             executor.spin_once(timeout_sec=0.1)

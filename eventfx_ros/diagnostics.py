@@ -38,7 +38,8 @@ class _Totals:
     messages_empty: int = 0  # messages without events (passed on empty)
     messages_fallback: int = 0  # messages decided by the fallback filter (latency budget)
     events_fallback: int = 0  # their events
-    messages_dropped_late: int = 0  # not published: even the fallback could not make the budget
+    messages_dropped_late: int = 0  # not published: even the fallback could not keep up
+    messages_late: int = 0  # published later than the latency budget (a stall, the first message)
     sensor_changes: int = 0  # new pipeline state because the sensor size changed
     worker_busy_us: int = 0  # time the worker spent decoding, filtering, encoding, publishing
 

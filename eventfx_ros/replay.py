@@ -94,7 +94,8 @@ class ReplaySummary:
             f"  events in/out: {self.events_in:,} / {self.events_out:,} "
             f"(kept {100 * self.kept_fraction:.1f} %)",
             f"  fallback (latency budget): {self.messages_fallback} messages, "
-            f"{self.events_fallback:,} events; dropped late: {self.node.get('messages_dropped_late', 0)}",
+            f"{self.events_fallback:,} events; published over the budget: {self.node.get('messages_late', 0)}; "
+            f"dropped (fallback could not keep up): {self.node.get('messages_dropped_late', 0)}",
             f"  latency publish->output p50/p99: {self.latency_p50_ms:.2f} / {self.latency_p99_ms:.2f} ms;"
             f" receive->publish inside the node p50/p99: {self.node_latency_p50_ms:.2f} / "
             f"{self.node_latency_p99_ms:.2f} ms (both: live messages, not the final flush)",
@@ -279,6 +280,9 @@ def replay(opt: ReplayOptions, log=print) -> ReplaySummary:
               "reliable": opt.reliable}
     if opt.rate == 0:  # flow-controlled: no time pressure, decisions exactly as offline
         params["latency_budget_ms"] = 0.0
+    first, _ = decode_all(msgtype, [msgs[0][1]])
+    if first is not None:  # the bag's camera, as a user sets it: the stages load before input
+        params["sensor_size"] = [first.width, first.height]
     params.update(opt.params)
     env = ros_env()
     node_log = Path(opt.node_log) if opt.node_log else out.parent / (out.name + ".node.log")
@@ -405,7 +409,7 @@ def _summarise(opt, cfg, bag, out, topic, msgtype, pub_type, msgs, pub_ns, rec, 
               if k in ("messages_in", "messages_out", "events_in", "events_out", "messages_lost",
                        "messages_rejected", "queue_drops", "resets", "events_out_of_range",
                        "events_before_time", "messages_empty", "queue_max", "worker_busy_us",
-                       "messages_fallback", "events_fallback", "messages_dropped_late",
+                       "messages_fallback", "events_fallback", "messages_dropped_late", "messages_late",
                        "sensor_changes")}
     last = reports[-1] if reports else {}
     lost = len(msgs) - len(rec.outputs)  # never came back: lost in DDS (the node's seq gaps),

@@ -21,7 +21,7 @@ class Worker:
         self._queue: collections.deque = collections.deque()
         self._cv = threading.Condition()
         self._stopping = False
-        self.depth_max = 0
+        self.queued_bytes = 0  # bytes of the messages waiting (the latency budget's backlog)
         self._thread = threading.Thread(target=self._run, name="eventfx_worker", daemon=True)
         self._thread.start()
 
@@ -30,11 +30,19 @@ class Worker:
         now = time.monotonic_ns()
         with self._cv:
             if len(self._queue) >= self.maxlen:
-                self._queue.popleft()
+                self.queued_bytes -= len(self._queue.popleft()[0])
                 self._on_drop()
             self._queue.append((raw, now))
+            self.queued_bytes += len(raw)
             self._cv.notify()
             return len(self._queue)
+
+    def take_queued(self, max_items: int) -> list[tuple[bytes, int]]:
+        """Take up to ``max_items`` waiting messages at once (worker thread: batch processing)."""
+        with self._cv:
+            out = [self._queue.popleft() for _ in range(min(max_items, len(self._queue)))]
+            self.queued_bytes -= sum(len(raw) for raw, _ in out)
+        return out
 
     def stop(self, timeout_s: float) -> None:
         """Process what is queued, then end the thread (bounded wait)."""
@@ -51,6 +59,7 @@ class Worker:
                 if not self._queue:
                     return
                 raw, recv_ns = self._queue.popleft()
+                self.queued_bytes -= len(raw)
             t0 = time.perf_counter()
             try:
                 self._handle(raw, recv_ns)

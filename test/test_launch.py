@@ -1,4 +1,5 @@
-"""launch/denoise.launch.py loads with the standard launch API where it is installed.
+"""launch/denoise.launch.py: its argument handling (``node_specs``, no launch needed) always;
+the description itself with the standard launch API where it is installed.
 
 launch/launch_ros are not installable from PyPI here; on a ROS 2 install (or with them on
 PYTHONPATH) the file must build its description and declare the documented arguments.
@@ -31,15 +32,14 @@ def test_launch_file_declares_the_arguments(repo_root, monkeypatch, tmp_path):
 
     desc = _load(repo_root).generate_launch_description()
     args = {a.name: a for a in desc.entities if isinstance(a, DeclareLaunchArgument)}
-    assert set(args) == {"config", "input_topic", "output_topic", "checkpoint", "device", "namespace"}
+    assert set(args) == {"config", "input_topic", "output_topic", "checkpoint", "device", "namespace",
+                         "cameras"}
     assert args["config"].default_value[0].text.endswith("share/eventfx_ros/config/denoise.yaml")
     assert any(isinstance(a, OpaqueFunction) for a in desc.entities)
 
 
 def test_launch_overrides_map_to_node_parameters(repo_root):
     """Every launch argument overrides a parameter that the config really has."""
-    if importlib.util.find_spec("launch_ros") is None:
-        pytest.skip("launch_ros is not importable (not on PyPI; needs a ROS 2 install)")
     import dataclasses
 
     from eventfx_core.pipeline_config import NODE_KEYS
@@ -51,3 +51,20 @@ def test_launch_overrides_map_to_node_parameters(repo_root):
             assert field in {f.name for f in dataclasses.fields(stage_class(stage).Config)}, param
         else:
             assert param in NODE_KEYS or param in ("stages", "device"), param
+
+
+def test_one_node_per_camera_in_its_namespace(repo_root):
+    specs = _load(repo_root).node_specs
+    config = str(repo_root / "config" / "denoise.yaml")
+    nodes = specs({"config": config, "cameras": "cam0, /cam1", "device": "auto", "namespace": "x"})
+    assert [n["namespace"] for n in nodes] == ["cam0", "cam1"]
+    assert all(n["parameters"] == [config, {"device": "auto"}] for n in nodes)
+    (one,) = specs({"config": config, "namespace": "cam7", "checkpoint": "/w/d.pt"})
+    assert one["namespace"] == "cam7" and one["parameters"][1] == {"mamba.checkpoint": "/w/d.pt"}
+    with pytest.raises(ValueError, match="listed twice"):
+        specs({"config": config, "cameras": "cam0,cam0"})
+
+
+def test_a_missing_config_is_an_error_not_the_defaults(repo_root, tmp_path):
+    with pytest.raises(ValueError, match="missing.yaml: no such file"):
+        _load(repo_root).node_specs({"config": str(tmp_path / "missing.yaml")})

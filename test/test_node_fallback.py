@@ -103,3 +103,43 @@ def test_a_wrong_start_ends_with_one_line_and_exit_2(tmp_path, case):
     assert len(err) == 1 and err[0].startswith("denoise_node: error: "), err
     assert {"checkpoint": "missing.pt", "config": "missing.yaml", "device": "cuda"}[case] in err[0]
     assert "->" not in r.stdout + r.stderr  # it never subscribed (the subscribe line names in -> out)
+
+
+@pytest.mark.timeout(240)
+def test_relative_topics_follow_the_namespace_and_qos_is_overridable(tmp_path):
+    """``-r __ns:=/cam0``: the default topics become /cam0/events and /cam0/events_clean; a
+    ``qos_overrides`` entry in the params file sets the output's reliability (best effort by
+    default, as drivers publish)."""
+    cfg = tmp_path / "denoise.yaml"
+    cfg.write_text("""/**:
+  ros__parameters:
+    stages: [baf]
+    input_type: event_camera_msgs/msg/EventPacket
+    qos_overrides:
+      /cam0/events_clean:
+        publisher:
+          reliability: reliable
+          depth: 7
+""")
+    env = ros_env()
+    log = open(tmp_path / "node.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "eventfx_ros.denoise_node", "--ros-args",
+                             "--params-file", str(cfg), "-r", "__ns:=/cam0"],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    client = Client(int(env["ROS_DOMAIN_ID"]))
+    try:
+        def infos():
+            return client.node.get_publishers_info_by_topic("/cam0/events_clean")
+        assert client.spin_until(lambda: infos() and client.node.get_subscriptions_info_by_topic(
+            "/cam0/events") or proc.poll() is not None, 120), (tmp_path / "node.log").read_text()
+        assert proc.poll() is None, (tmp_path / "node.log").read_text()
+        qos = infos()[0].qos_profile
+        assert qos.reliability.name == "RELIABLE"  # the override (the config says best effort)
+        sub_qos = client.node.get_subscriptions_info_by_topic("/cam0/events")[0].qos_profile
+        assert sub_qos.reliability.name == "BEST_EFFORT"  # not overridden: the driver default
+        names = dict(client.node.get_topic_names_and_types())
+        assert "/events_clean" not in names and "/events" not in names
+    finally:
+        client.close()
+        stop_node(proc)
+        log.close()
