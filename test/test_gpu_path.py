@@ -7,6 +7,7 @@ copied, not patched; and the CPU path never importing mamba_ssm even when it is 
 With CUDA and mamba_ssm: GPU vs CPU agreement of the keep decisions (>= 99.9 % of events;
 Triton computes in TF32, so not to 1e-4), for the denoiser and the deflarer's U-Net.
 """
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -125,9 +126,9 @@ def test_cpu_never_imports_mamba_ssm_even_when_importable():
         "eventfx_core.model.gpu.TorchDenoiser(mm, 'cpu').probabilities(np.zeros((3, 16), np.float32), np.ones(3, np.float32))\n"
         "assert 'mamba_ssm' not in sys.modules, 'mamba_ssm imported'\n"
         "print('ok')\n")
-    env_path = str(STUBS)
+    path = os.pathsep.join(filter(None, [str(STUBS), os.environ.get("PYTHONPATH")]))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180,
-                         env={**__import__("os").environ, "PYTHONPATH": env_path})
+                         env={**os.environ, "PYTHONPATH": path})
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
 
 
