@@ -35,7 +35,8 @@ def machine() -> dict:
 
     return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
             "python": platform.python_version(), "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads()}
+            "torch_threads": torch.get_num_threads(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
 def read_messages(path: str, topic: str | None, max_events: int):
@@ -80,7 +81,7 @@ def run(args) -> int:
         return 0
     m = result["machine"]
     print(f"machine: {m['cpu']}, {m['cores']} cores, python {m['python']}, torch {m['torch']} "
-          f"({m['torch_threads']} threads)")
+          f"({m['torch_threads']} threads), GPU: {m['gpu'] or 'none'}")
     s = result["synthetic"]
     print(f"\nsynthetic stream: {s['events']:,} events, {s['messages']} messages of {s['message_us']} us, "
           f"{s['sensor'][0]}x{s['sensor'][1]}")
