@@ -60,10 +60,11 @@ def random_checkpoint(path: Path, sensor: tuple[int, int]) -> Path:
 
 
 def bench(sensor: tuple[int, int], threads: int, windows: int, rate: float, tmp: Path,
-          checkpoint: str | None = None) -> dict:
+          checkpoint: str | None = None, gate: bool = False) -> dict:
     torch.set_num_threads(threads)
     ckpt = checkpoint or random_checkpoint(tmp / f"bench_{sensor[0]}x{sensor[1]}.pt", sensor)
-    stage = DeflareStage(DeflareStage.Config(checkpoint=str(ckpt), threads=threads, allow_other_sensor=True),
+    stage = DeflareStage(DeflareStage.Config(checkpoint=str(ckpt), threads=threads, allow_other_sensor=True,
+                                             gate=gate),
                          sensor=sensor)
     spec = stage.spec
     ev = synthetic_stream(*sensor, rate, (windows + 3) * spec.window_us)
@@ -96,7 +97,7 @@ def bench(sensor: tuple[int, int], threads: int, windows: int, rate: float, tmp:
         with torch.inference_mode():
             out = stage.model(torch.from_numpy(vin)[None])[0].numpy()
         t2 = time.perf_counter()
-        event_flare_share(win, w0, share_grid(vin, out), spec) < stage.config.threshold
+        1 - event_flare_share(win, w0, share_grid(vin, out), spec) >= stage.config.keep_threshold
         t3 = time.perf_counter()
         parts["voxel"].append(t1 - t0); parts["forward"].append(t2 - t1); parts["decode"].append(t3 - t2)  # noqa: E702
     ms = np.array(totals) * 1e3  # every push of the window (buffering + the closing push's decision)
@@ -116,6 +117,8 @@ def main() -> int:
     ap.add_argument("--threads", type=int, action="append", help="torch threads (repeatable); default 1 and 2")
     ap.add_argument("--windows", type=int, default=60, help="windows timed per configuration")
     ap.add_argument("--rate", type=float, default=2e6, help="events per second of the synthetic stream")
+    ap.add_argument("--gate", action="store_true", help="with the light-source gate (the default configs' "
+                    "setting; the stream's flickering disc opens it); without: the U-Net on the whole sensor")
     ap.add_argument("--checkpoint", help="time this checkpoint (e.g. eventfx_core/weights/deflarer.pt) "
                     "instead of a random default-config model")
     args = ap.parse_args()
@@ -125,7 +128,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as d:
         for sensor in sensors:
             for threads in args.threads or [1, 2]:
-                r = bench(sensor, threads, args.windows, args.rate, Path(d), args.checkpoint)
+                r = bench(sensor, threads, args.windows, args.rate, Path(d), args.checkpoint, args.gate)
                 print(f"{r['sensor']} threads={r['threads']}: {r['windows']} windows of "
                       f"{r['events_per_window']:.0f} events; compute median {r['median_ms']:.1f} ms "
                       f"(p90 {r['p90_ms']:.1f}, max {r['max_ms']:.1f}) = voxel {r['voxel_ms']:.2f} + "
