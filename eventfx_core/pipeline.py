@@ -19,14 +19,16 @@ never changes a decision.
 
 Input hygiene, applied identically online and offline: events outside the sensor are
 dropped and counted; an event earlier than the one before it (a looping bag, a camera
-restart) flushes the windowed stages, resets every stage with a warning, and counts a reset.
+restart) flushes the windowed stages, resets every stage, and counts a reset (callers warn:
+the node throttled, the CLI in its summary). Each ``Decision`` says which stage removed each
+event (``removed_by``), for the node's live view.
 """
 from __future__ import annotations
 
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -147,11 +149,6 @@ class Pipeline:
     def oldest_held_tag(self) -> Any:
         """The tag of the oldest message not yet fully decided (None when nothing is held)."""
         return self._pending[0].tag if self._pending else None
-
-    @property
-    def latency_bound_us(self) -> int:
-        """How long a windowed stage may hold an event (0 for event stages only)."""
-        return sum(int(getattr(s.config, "window_us", 0)) for s in self.windowed_stages)
 
     def runtime_params(self) -> dict[str, Any]:
         """The parameters changeable while running, as ``{"stage.field": value}``."""
@@ -288,16 +285,3 @@ class Pipeline:
             self.stats.events_kept += int(np.count_nonzero(e.keep))
             out.append(Decision(e.tag, e.events, e.keep, e.score, e.removed_by))
         return out
-
-
-def build_pipeline(config: PipelineConfig, sensor: tuple[int, int], base_dir: Path | None = None,
-                   overrides: dict[str, Any] | None = None) -> Pipeline:
-    """Convenience: a pipeline with some stage fields replaced (e.g. for bench and evaluate)."""
-    if overrides:
-        config = replace(config, stage_configs=dict(config.stage_configs))
-        for dotted, value in overrides.items():
-            name, _, fld = dotted.partition(".")
-            merged = to_dict(config.stage_configs[name])
-            merged[fld] = value
-            config.stage_configs[name] = from_dict(type(config.stage_configs[name]), merged, name)
-    return Pipeline(config, sensor, base_dir)

@@ -101,10 +101,6 @@ class NodeStats:
         i = int(np.searchsorted(np.cumsum(self._run_hist), q * total))
         return float(_RUN_EDGES[min(i, len(_RUN_EDGES) - 1)] * 1e3)
 
-    def snapshot(self) -> dict[str, int]:
-        with self._lock:
-            return dict(vars(self.totals))
-
     def report(self, now: float | None = None, engine: dict | None = None) -> dict[str, float | int]:
         """Period figures since the last report plus the running totals (``engine``: the stream
         engine's counters, which replace the same-named totals)."""

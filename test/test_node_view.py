@@ -60,5 +60,4 @@ def test_live_view_panels_and_throttled_reset_warnings(tmp_path):
     assert coloured.any() and (removed[coloured] == PALETTE[0]).all()  # all removed by baf
     log = (tmp_path / "node.log").read_text()
     assert log.count("time went backwards") == 1, log  # 5 resets, one warning (throttled)
-    from eventfx_ros.diagnostics import status_values  # noqa: F401  (diagnostics read by Client)
     assert c.diags and c.diags[-1]["resets"] == 5
