@@ -61,6 +61,7 @@ def test_profile_is_shipped_and_respects_the_users_choice():
     assert use_profile(env) == str(path) == env["FASTDDS_DEFAULT_PROFILES_FILE"]
 
 
+@pytest.mark.slow
 def test_without_the_profile_a_1mb_best_effort_packet_is_lost():
     """Why the profile is shipped: Fast DDS's default segment drops these (a change in Fast DDS
     that fixes it shows here)."""
@@ -68,12 +69,14 @@ def test_without_the_profile_a_1mb_best_effort_packet_is_lost():
     assert got["n"] < 5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("nbytes", [1 * MB, 3 * MB])
 def test_with_the_profile_large_best_effort_packets_arrive(nbytes):
     got = _peers(f"/eventfx_big_{nbytes}", 10, nbytes, _env(True), _env(True))
     assert got["n"] == 10 and min(got["sizes"]) >= nbytes
 
 
+@pytest.mark.slow
 def test_the_node_publishes_large_best_effort_packets(tmp_path):
     """A driver publishing 1 MB packets with the profile -> denoise_node (it loads the profile
     itself) -> a best-effort subscriber: every packet comes out, still over 0.8 MB."""
