@@ -59,6 +59,11 @@ def test_replay_equals_offline_denoise(shared_data, tmp_path, name):
     if n_in > 10:  # the filters removed something and kept something
         assert 0 < total_kept < total_in
     assert summary["node"]["messages_in"] == n_in and summary["node"]["messages_rejected"] == 0
+    # The figures mean what their labels say: the node's receive -> publish is part of the
+    # publish -> output path of the same (live) messages, so its p99 cannot exceed that one
+    # (the node's histogram bins are 1.2 % wide); no fallback without a budget (rate 0).
+    assert summary["node_latency_p99_ms"] <= 1.02 * summary["latency_p99_ms"] + 0.1
+    assert summary["events_fallback"] == summary["messages_fallback"] == 0
     assert (tmp_path / "online.node.log").is_file()
 
 
