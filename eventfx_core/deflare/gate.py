@@ -114,39 +114,44 @@ class FlareGate:
     def reset(self) -> None:
         n = self.width * self.height
         self._last_p = np.full(n, -1, np.int8)  # polarity of each pixel's latest event (-1: none)
-        self._alt = np.zeros(n, np.int32)  # alternations of each pixel in the last window
+        self._alt = np.zeros(n, np.int32)  # alternations of each pixel in the last window ...
+        self._alt_pix = np.zeros(0, np.int64)  # ... nonzero only at these pixels
         self._last_index: int | None = None  # index of the last window seen
         self._seen = np.full(self.shape, NEVER, np.int64)  # last window each block was a source
 
     def update(self, index: int, x: np.ndarray, y: np.ndarray, p: np.ndarray) -> np.ndarray:
-        """Feed window ``index``'s events (time order); the gated blocks of this window."""
+        """Feed window ``index``'s events (time order); the gated blocks of this window. The
+        work is proportional to the window's events, not to the sensor."""
         s = self.spec
-        n = self.width * self.height
         if self._last_index is None or index != self._last_index + 1:
             self._last_p[:] = -1  # a gap of a window or more: no alternation spans it
-            self._alt[:] = 0
+            self._alt[self._alt_pix] = 0
+            self._alt_pix = np.zeros(0, np.int64)
         pix = y.astype(np.int64) * self.width + x.astype(np.int64)
-        pol = p.astype(np.int8)
         order = np.argsort(pix, kind="stable")
-        ps, pp = pix[order], pol[order]
-        prev = np.empty_like(pp)
+        ps, pp = pix[order], p[order].astype(np.int8)
+        lamp_pix = [self._alt_pix[self._alt[self._alt_pix] >= s.flicker]]  # flickered enough last window
         if len(ps):
             first = np.ones(len(ps), bool)
             first[1:] = ps[1:] != ps[:-1]
+            starts = np.flatnonzero(first)
+            upix = ps[starts]
+            prev = np.empty_like(pp)
             prev[1:] = pp[:-1]
-            prev[first] = self._last_p[ps[first]]
-            flips = (prev != pp) & (prev >= 0)
-            alt = np.bincount(ps[flips], minlength=n).astype(np.int32)
-            last = np.ones(len(ps), bool)
-            last[:-1] = ps[1:] != ps[:-1]
-            self._last_p[ps[last]] = pp[last]
+            prev[first] = self._last_p[upix]
+            flips = ((prev != pp) & (prev >= 0)).astype(np.int32)
+            alt = np.add.reduceat(flips, starts)
+            count = np.diff(np.append(starts, len(ps)))
+            lamp_pix.append(upix[(count >= s.rate) | (alt + self._alt[upix] >= s.flicker)])
+            self._last_p[ps[np.append(starts[1:] - 1, len(ps) - 1)]] = pp[np.append(starts[1:] - 1, len(ps) - 1)]
+            self._alt[self._alt_pix] = 0
+            self._alt[upix] = alt
+            self._alt_pix = upix[alt > 0]
         else:
-            alt = np.zeros(n, np.int32)
-        count = np.bincount(pix, minlength=n)
-        lamp = (count >= s.rate) | (alt + self._alt >= s.flicker)
-        self._alt = alt
+            self._alt[self._alt_pix] = 0
+            self._alt_pix = np.zeros(0, np.int64)
         self._last_index = index
-        ly, lx = np.divmod(np.flatnonzero(lamp), self.width)
+        ly, lx = np.divmod(np.unique(np.concatenate(lamp_pix)), self.width)
         per_block = np.zeros(self.shape, np.int64)
         np.add.at(per_block, (ly // s.block_px, lx // s.block_px), 1)
         self._seen[per_block >= s.cluster] = index
