@@ -51,7 +51,8 @@ def test_overload_falls_back_publishes_every_message_in_order_and_misses_no_star
     raws = [_packet(i, codec) for i in range(N_MSGS)]
     client = Client(int(env["ROS_DOMAIN_ID"]))  # its output subscriber waits before the node exists
     params = {"input_topic": TOPIC, "output_topic": OUT, "input_type": "auto", "reliable": True,
-              "latency_budget_ms": 300.0, "diagnostics_period_s": 0.2}
+              "latency_budget_ms": 300.0, "diagnostics_period_s": 0.2,
+              "sensor_size": [W, H]}  # the learned stage is loaded before input: it decides some
     proc = start_node(cfg, params, env, tmp_path / "node.log")
     try:
         assert client.spin_until(lambda: client.pub.get_subscription_count() >= 1
