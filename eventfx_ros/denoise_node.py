@@ -118,14 +118,14 @@ class DenoiseNode(Node):
         t0 = time.monotonic()
         try:
             self.engine.check()  # builds and runs every stage once: bad checkpoints fail here
+            if node_cfg.sensor_size:  # known camera: no fallback period while checkpoints load
+                self.engine.prepare(tuple(node_cfg.sensor_size))
         except EventfxError:
             raise
         except Exception as exc:  # torch/numba errors while loading: still one line
             raise ConfigError(f"building the stages failed: {type(exc).__name__}: {exc}") from None
         self.get_logger().info(f"stages built and warmed up in {time.monotonic() - t0:.2f} s "
                                f"(device {pipe_cfg.device})")
-        if node_cfg.sensor_size:  # known camera: no fallback period while checkpoints load
-            self.engine.prepare(tuple(node_cfg.sensor_size))
         self.budget = (LatencyBudget(node_cfg.latency_budget_ms * 1e-3) if fallback else None)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
