@@ -362,7 +362,7 @@ class FastDenoiser:
     of ``forward`` per message, without the GIL, so another thread (the feature extractor of the
     next tile) runs beside it."""
 
-    def __init__(self, model: DenoiserModel, tile: int = 4096):
+    def __init__(self, model: DenoiserModel, tile: int = 512):
         cfg = model.cfg
         self.cfg, self.tile = cfg, int(tile)
         with torch.no_grad():
