@@ -10,6 +10,7 @@ from eventfx_core.evaluate.real.noise import NoiseModel, inject, make_noise
 from eventfx_core.events import Events
 
 
+@pytest.mark.slow  # ~10-20 s: every method over 4 noise conditions
 def test_end_to_end_on_a_tiny_real_clip(shared_data, tmp_path, capsys):
     out = tmp_path / "rb"
     rc = main(["realbench", "--recordings", "evl_sample", "--rates", "1,5", "--out", str(out),
