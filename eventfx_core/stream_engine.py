@@ -17,8 +17,11 @@ routes it to the ``FALLBACK`` pipeline (a classic filter such as STCF, for messa
 stages cannot reach in time; see ``eventfx_core.latency_budget``) or ``DROP``s it (counted, never
 published). Order is kept: before a fallback message the learned pipeline is flushed, so the
 messages it holds come out first; when the learned route resumes its state is reset (the events
-it skipped never reached it), exactly as after a time jump. A caller that never routes (offline)
-gets exactly the pipeline's decisions.
+it skipped never reached it), exactly as after a time jump. The fallback filter is kept warm: it
+also sees every message the learned route decides (its decisions there are discarded; it is
+cheap), so when it takes over its state is current and its decisions equal the fallback filter
+run on the whole stream (dropped and rejected messages aside). A caller that never routes
+(offline: no ``fallback``) gets exactly the pipeline's decisions and runs no fallback filter.
 
 Bad input never raises out of ``push_message``: it is counted, described in ``take_notes()``
 (kind, text) for the caller to log (throttled), and the message is skipped.
@@ -129,15 +132,16 @@ class StreamEngine:
         fallback = route == FALLBACK and self.fallback_config is not None
         if self.pipe is None and not fallback:
             self.install(self.build(self.sensor))
+        if self._fb is None and self.fallback_config is not None:
+            self._fb = Pipeline(self.fallback_config, events.sensor_size, self.base_dir)
         n = len(events)
         self.counters.events_in += n
         if n == 0:
             self.counters.messages_empty += 1
         if fallback:
-            if self._route != FALLBACK or self._fb is None:
+            if self._route != FALLBACK:
                 if self.pipe is not None:  # what the learned stages hold comes out first, in order
                     out += self.pipe.flush()
-                self._fb = Pipeline(self.fallback_config, events.sensor_size, self.base_dir)
                 self._learned_stale = True
             self._route = FALLBACK
             self.counters.messages_fallback += 1
@@ -153,6 +157,8 @@ class StreamEngine:
             self._route = LEARNED
             out += self.pipe.push(events, tag)
             self._count_pipe()
+            if self._fb is not None:  # keep the fallback warm (its decisions here are not used)
+                self._fb.push(events)
         return self._counted(out)
 
     def build(self, sensor: tuple[int, int]) -> Pipeline:

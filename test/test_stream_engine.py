@@ -2,9 +2,10 @@
 
 A simulated worker drains messages that arrive faster than the "learned" route can process
 them (costs are charged to a fake clock), so the routes taken are deterministic. What must
-hold: every message is published once, in order, within the budget; each fallback run equals
-a fresh fallback filter over those messages, each learned run after a fallback equals a fresh
-learned pipeline (state reset, nothing stale); the counters add up.
+hold: every message is published once, in order, within the budget; the fallback's decisions
+equal the fallback filter run on the whole stream (it is kept warm: no over-filtered start of a
+fallback period), each learned run after a fallback equals a fresh learned pipeline (state
+reset, nothing stale); the counters add up.
 """
 import numpy as np
 import pytest
@@ -96,18 +97,28 @@ def test_overload_goes_to_the_fallback_in_order_within_budget_and_resumes_cleanl
     assert c.events_fallback == sum(len(evs[i]) for i in fb_idx) > 0
     assert c.events_in == sum(len(e) for e in evs) and c.messages_dropped_late == 0
     assert c.events_out == sum(int(d.keep.sum()) for _, _, d in published)
-    # each run equals a fresh pipeline of its route over exactly its messages
+    # the fallback decides as the fallback filter on the whole stream; each learned run equals a
+    # fresh learned pipeline over exactly its messages
     _, learned_cfg = parse_params(PARAMS)
+    _, fb_cfg = parse_params({**PARAMS, "stages": ["stcf"]})
+    whole = Pipeline(fb_cfg, (W, H))
+    fb_whole = [d.keep for e in evs for d in whole.push(e)]
     keep = {round(a / period): d.keep for a, _, d in published}
-    n_checked = 0
+    n_checked = n_cold_differs = 0
     for route, a, b in _runs(routes):
-        stages = ["stcf"] if route == FALLBACK else learned_cfg.stages
-        _, cfg = parse_params({**PARAMS, "stages": stages})
-        fresh = Pipeline(cfg, (W, H))
+        got = np.concatenate([keep[i] for i in range(a, b)])
+        if route == FALLBACK:
+            assert np.array_equal(np.concatenate(fb_whole[a:b]), got), (route, a, b)
+            cold = Pipeline(fb_cfg, (W, H))  # what a fallback started fresh would decide
+            n_cold_differs += not np.array_equal(
+                np.concatenate([d.keep for i in range(a, b) for d in cold.push(evs[i])]), got)
+            continue
+        fresh = Pipeline(learned_cfg, (W, H))
         ref = [d.keep for i in range(a, b) for d in fresh.push(evs[i], i)] + [d.keep for d in fresh.flush()]
-        assert np.array_equal(np.concatenate(ref), np.concatenate([keep[i] for i in range(a, b)])), (route, a, b)
-        n_checked += route == LEARNED and a > 0
+        assert np.array_equal(np.concatenate(ref), got), (route, a, b)
+        n_checked += a > 0
     assert n_checked >= 1, "the learned route never resumed after a fallback"
+    assert n_cold_differs >= 1, "no fallback period where a cold start would differ: the check has no teeth"
 
 
 def test_no_pressure_means_no_fallback_and_exact_offline_decisions():
