@@ -19,9 +19,10 @@ Time: ``t_us = rollovers * 2**24 + (time_high << 12) + time_low``, the sensor's 
 counter unwrapped into a monotone int64 clock (``time_base`` is ignored, as upstream). The
 24-bit counter wraps every 16.777216 s; a TIME_HIGH smaller than the previous one by more
 than 10 ticks (41 ms) counts as a wrap, a smaller step is a small backward jump of the sensor
-(upstream rule). The clock starts at the decoder's first TIME_HIGH (fresh decoder: 0 wraps),
-and words before the first TIME_HIGH + TIME_LOW pair of a stream are skipped (events counted
-in ``n_before_time``). The decoder carries time, row and vector base across packets.
+(upstream rule); a restarted stream (seq or stamp back: ``codecs.timeline``) gets a fresh
+decoder instead, so a looped bag is not read as a wrap. The clock starts at the decoder's first
+TIME_HIGH (fresh decoder: 0 wraps), and words before the first TIME_HIGH + TIME_LOW pair of a
+stream are skipped (events counted in ``n_before_time``). The decoder carries time, row and vector base across packets.
 
 Encoder: each non-empty packet starts with TIME_HIGH, TIME_LOW and ADDR_Y, so it decodes on
 its own (absolute time then modulo 2**24); runs of same-time, same-row, same-polarity events
