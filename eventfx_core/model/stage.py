@@ -43,8 +43,9 @@ class MambaStageConfig:
     device: str = ""  # "" = the pipeline's device; else auto (CUDA where it runs), cpu, cuda, cuda:1
     tile: int = 512  # events per fast-path tile (cache fit only: 512 measured 1.6x faster than 4096;
     #                decisions do not depend on it)
-    threads: int = 2  # 2: the next chunk's features beside the model (two cores); 1: one after
-    #                   the other (decisions do not depend on it)
+    threads: int = 1  # 2: the next chunk's features beside the model, for a free second core;
+    #                   1: one after the other (decisions do not depend on it; 1 was faster here
+    #                   with other jobs on both cores)
     chunk: int = 1024  # events per chunk of the two-thread overlap (messages under 2 chunks: 1 thread)
 
     def check(self, where: str = "mamba") -> None:
