@@ -237,3 +237,17 @@ def test_train_never_replaces_a_checkpoint_without_overwrite(tmp_path, capsys):
     rc, _, err = run(capsys, "train", "-q", "--config", cfg)
     assert rc == 2 and "--overwrite" in one_error_line(err) and "--resume" in err
     assert ck.read_bytes() == b"weights the user trained"
+
+
+def test_evaluate_never_replaces_a_report_without_overwrite(tmp_path, capsys):
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "report.md").write_text("the report the user kept")
+    data = tmp_path / "no_such_dataset"  # checked before any work: the data is never read
+    rc, _, err = run(capsys, "evaluate", "--data", data, "--out", out, "--no-noise-bag", "-q")
+    line = one_error_line(err)
+    assert rc == 2 and "report.md" in line and "--overwrite" in line
+    assert (out / "report.md").read_text() == "the report the user kept"
+    # with --overwrite the check passes and the run goes on (to the missing dataset)
+    rc, _, err = run(capsys, "evaluate", "--data", data, "--out", out, "--no-noise-bag", "-q", "--overwrite")
+    assert rc == 2 and "exists already" not in err and str(data) in one_error_line(err)

@@ -3,8 +3,8 @@
 archives (``eventfx generate``'s test split) and on a real noise-only recording.
 
 Writes report.md (also printed; with the flare removed per kind of light), report.json and
-roc.png. A method that cannot be built (no checkpoint, dv_processing missing) is reported as
-not run, and the exit status is 1.
+roc.png (an existing report is replaced only with ``--overwrite``). A method that cannot be
+built (no checkpoint, dv_processing missing) is reported as not run, and the exit status is 1.
 """
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ DEFAULT_NOISE_BAG = SHARED_DATA / "ros2_bags" / "test_data_libcaer_rollover"  # 
 
 
 def add_parser(sub) -> None:
+    from .common import add_overwrite
+
     p = sub.add_parser("evaluate", help="score denoisers/deflarers on labelled archives",
                        description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help="dataset folder (uses DIR/test/*.h5) or one archive")
@@ -32,7 +34,21 @@ def add_parser(sub) -> None:
     p.add_argument("--no-noise-bag", action="store_true", help="skip the real noise recording")
     p.add_argument("--max-archives", type=int, help="evaluate at most this many archives")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_overwrite(p)
     p.set_defaults(func=run)
+
+
+REPORT_FILES = ("report.md", "report.json", "roc.png")
+
+
+def check_paths(args) -> None:
+    """The report's files checked before any work starts (``io.output_paths``): an existing
+    report is replaced only with --overwrite, never an input."""
+    from ..io.output_paths import check_outputs
+
+    check_outputs({f"--out {name}": Path(args.out) / name for name in REPORT_FILES},
+                  inputs=[args.data, args.config, None if args.no_noise_bag else args.noise_bag],
+                  overwrite=args.overwrite)
 
 
 def run(args) -> int:
@@ -43,6 +59,7 @@ def run(args) -> int:
     from ..labels import label_counts
     import numpy as np
 
+    check_paths(args)
     files = find_archives(Path(args.data))[: args.max_archives]
     archives, kinds = [], {}
     for f in files:
