@@ -84,7 +84,8 @@ def test_the_node_publishes_large_best_effort_packets(tmp_path):
     cfg.write_text("/**:\n  ros__parameters:\n    stages: [hot_pixel]\n")
     env = _env(False)  # the node finds the profile on its own
     params = {"input_topic": "/eventfx_big_in", "output_topic": "/eventfx_big_out",
-              "input_type": "event_camera_msgs/msg/EventPacket", "reliable": False}
+              "input_type": "event_camera_msgs/msg/EventPacket", "reliable": False,
+              "latency_budget_ms": 0}  # every message through hot_pixel (no fallback filter)
     node = start_node(cfg, params, env, tmp_path / "node.log")
     try:
         got = _peers("/eventfx_big_out", 10, 1 * MB, _env(True), _env(False), extra="/eventfx_big_in",
