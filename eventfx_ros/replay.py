@@ -26,8 +26,8 @@ import yaml
 
 from eventfx_core.errors import EventfxError
 from eventfx_core.events import Events, concat
-from eventfx_core.codecs.typestore import ros2_typestore
-from eventfx_core.codecs.messages import canonical_type, is_event_type, message_seq
+from eventfx_core.codecs.typestore import ros1_typestore, ros2_typestore
+from eventfx_core.codecs.messages import canonical_type, message_seq
 from eventfx_core.pipeline_config import PipelineConfig, default_config_path, load_denoise_config
 from eventfx_core.stream_engine import StreamEngine
 from eventfx_core.stages import stage_class
@@ -43,7 +43,7 @@ LAG_BUDGET_S = 0.25  # rate > 0: kept up = lossless and p99 latency under this (
 @dataclass
 class ReplayOptions:
     bag: Path  # input bag (any rosbags-readable ROS 2 bag)
-    out: Path  # output bag to create (must not exist)
+    out: Path  # output bag to create (an existing one is replaced only with overwrite)
     rate: float = 1.0  # x recorded speed; 0 = flow-controlled, as fast as the node keeps up
     config: Path | None = None  # denoise params file (default: the packaged config/denoise.yaml)
     topic: str | None = None  # event topic of the bag (default: the only event topic)
@@ -52,6 +52,7 @@ class ReplayOptions:
     params: dict = field(default_factory=dict)  # extra node parameters (name -> value)
     startup_timeout_s: float = 120.0  # node start + discovery (imports torch on a busy machine)
     node_log: Path | None = None  # where the node's stdout/stderr go (default: OUT.node.log)
+    overwrite: bool = False  # replace existing outputs (io.output_paths policy)
 
 
 @dataclass
@@ -109,44 +110,34 @@ class ReplaySummary:
         return "\n".join(lines)
 
     def write(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "summary.json").write_text(json.dumps(asdict(self), indent=2) + "\n")
-        (folder / "summary.txt").write_text(self.to_text() + "\n")
+        """summary.json and summary.txt in ``folder`` (each written whole, then renamed)."""
+        from eventfx_core.io.output_paths import atomic_output, make_parent
+
+        for name, text in (("summary.json", json.dumps(asdict(self), indent=2) + "\n"),
+                           ("summary.txt", self.to_text() + "\n")):
+            path = Path(folder) / name
+            make_parent(path, "--summary-dir")
+            with atomic_output(path, keep_suffix=True) as tmp:
+                tmp.write_text(text)
 
 
 # ---------------------------------------------------------------------------- bag input
 def read_bag(path: Path, topic: str | None) -> tuple[str, str, list[tuple[int, bytes]]]:
-    """(topic, msgtype, [(timestamp_ns, raw CDR)]) of the bag's event topic."""
-    from rosbags.highlevel import AnyReader
+    """(topic, msgtype, [(timestamp_ns, raw CDR)]) of the bag's event topic, read with the io
+    layer's ``BagSource`` (the same topic choice, repairs and errors as every other command);
+    ROS 1 messages are converted to CDR, the bytes the node receives over DDS."""
+    from eventfx_core.io.bags import BAG_ERRORS, BagSource, _bag_error
 
-    if not path.exists():
+    if not Path(path).exists():
         raise EventfxError(f"{path}: no such bag")
-    try:
-        reader = AnyReader([path], default_typestore=ros2_typestore())
-        reader.open()
-    except Exception as exc:  # rosbags raises its own error types per format
-        raise EventfxError(f"{path}: cannot open bag ({type(exc).__name__}: {exc})") from None
-    try:
-        conns = [c for c in reader.connections if is_event_type(c.msgtype)]
-        if topic is not None:
-            conns = [c for c in reader.connections if c.topic == topic]
-            if not conns:
-                raise EventfxError(f"{path}: no topic {topic}; topics: "
-                                   + ", ".join(sorted({c.topic for c in reader.connections})))
-            if not is_event_type(conns[0].msgtype):
-                raise EventfxError(f"{path}: {topic} is {conns[0].msgtype}, not an event message type")
-        topics = sorted({c.topic for c in conns})
-        if not topics:
-            raise EventfxError(f"{path}: no event topic (types: "
-                               + ", ".join(sorted({c.msgtype for c in reader.connections})) + ")")
-        if len(topics) > 1:
-            raise EventfxError(f"{path}: several event topics ({', '.join(topics)}); pass --topic")
-        if any(c.msgtype != conns[0].msgtype for c in conns):
-            raise EventfxError(f"{path}: {topics[0]} has several types; cannot replay")
-        msgs = [(ts, bytes(raw)) for _, ts, raw in reader.messages(connections=conns)]
-        return topics[0], conns[0].msgtype, msgs
-    finally:
-        reader.close()
+    with BagSource(path, topic) as src:
+        store = None if src.is2 else ros1_typestore()
+        try:
+            msgs = [(ts, bytes(raw) if store is None else bytes(store.ros1_to_cdr(raw, src.wire_msgtype)))
+                    for _, ts, raw in src.reader.messages(connections=src.event_connections)]
+        except BAG_ERRORS as exc:
+            raise _bag_error(path, "", exc) from None
+        return src.topic, src.wire_msgtype, msgs
 
 
 def decode_all(msgtype: str, raws: list[bytes]) -> tuple[Events | None, list[int | None]]:
@@ -167,6 +158,17 @@ def decode_all(msgtype: str, raws: list[bytes]) -> tuple[Events | None, list[int
 
 
 # ---------------------------------------------------------------------------- node process
+def node_log_path(out: Path) -> Path:
+    """Where the node's log goes by default: beside the output bag, ``OUT.node.log``."""
+    out = Path(out)
+    return out.parent / (out.name + ".node.log")
+
+
+def params_path(log_path: Path) -> Path:
+    """The node's parameter overlay, written beside its log."""
+    return log_path.with_name(log_path.name + ".params.yaml")
+
+
 def ros_env() -> dict[str, str]:
     """Environment for the node: loopback-only discovery, a fresh domain unless one is set."""
     env = dict(os.environ)
@@ -182,7 +184,7 @@ def start_node(config: Path, params: dict, env: dict, log_path: Path) -> subproc
     in a second params file (typed by YAML; an empty list is written ``[""]``, see
     ``params.from_ros_value``)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    overlay = log_path.with_name(log_path.name + ".params.yaml")
+    overlay = params_path(log_path)
     overlay.write_text(yaml.safe_dump({"/**": {"ros__parameters": to_params(
         {k: to_overlay_value(v) for k, v in params.items()})}}))
     cmd = [sys.executable, "-m", "eventfx_ros.denoise_node", "--ros-args",
@@ -262,9 +264,13 @@ def replay(opt: ReplayOptions, log=print) -> ReplaySummary:
     from .denoise_node import message_class
     from .qos import diagnostics_qos, event_qos
 
+    from eventfx_core.io.output_paths import atomic_output, check_outputs
+    from eventfx_core.io.stream import _rename_bag_files
+
     bag, out = Path(opt.bag), Path(opt.out)
-    if out.exists():
-        raise EventfxError(f"{out}: already exists; remove it or choose another --out")
+    node_log = Path(opt.node_log) if opt.node_log else node_log_path(out)
+    check_outputs({"--out": out, "node log": node_log, "node params": params_path(node_log)},
+                  inputs=[bag, opt.config], overwrite=opt.overwrite)
     if opt.rate < 0:
         raise EventfxError(f"--rate must be >= 0, got {opt.rate}")
     config = Path(opt.config) if opt.config else default_config_path()
@@ -285,7 +291,6 @@ def replay(opt: ReplayOptions, log=print) -> ReplaySummary:
         params["sensor_size"] = [first.width, first.height]
     params.update(opt.params)
     env = ros_env()
-    node_log = Path(opt.node_log) if opt.node_log else out.parent / (out.name + ".node.log")
     proc = start_node(config, params, env, node_log)
     ctx = Context()
     rclpy.init(args=[], context=ctx, domain_id=int(env["ROS_DOMAIN_ID"]))
@@ -340,7 +345,9 @@ def replay(opt: ReplayOptions, log=print) -> ReplaySummary:
             stop_node(proc)
         rclpy.try_shutdown(context=ctx)
 
-    _write_bag(out, out_topic, pub_type, rec)
+    with atomic_output(out) as tmp:
+        _write_bag(tmp, out_topic, pub_type, rec)
+        _rename_bag_files(tmp, out.name)  # storage files named after OUT, not OUT.partial
     return _summarise(opt, cfg, bag, out, topic, msgtype, pub_type, msgs, pub_ns, rec, n_before_stop)
 
 

@@ -2,7 +2,12 @@
 
     eventfx replay in_bag --out out/cleaned [--rate 1] [--config config/denoise.yaml]
                    [--topic /event_camera/events] [--reliable] [-p mamba.threshold=0.7]
-                   [--summary-dir out/] [--preview out/before_after.png]
+                   [--summary-dir out/] [--preview out/before_after.png] [--overwrite]
+
+Every output (the bag, its node log, summary.json/summary.txt, the preview) is checked before
+the node starts, by the one output-path policy (``eventfx_core.io.output_paths``): never an
+input, an existing one replaced only with --overwrite; each is written under a temporary name
+and renamed when complete.
 """
 from __future__ import annotations
 
@@ -12,7 +17,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from eventfx_core.cli.common import add_overwrite
 from eventfx_core.errors import EventfxError
+
+SUMMARY_FILES = ("summary.json", "summary.txt")
 
 
 def _param(text: str) -> tuple[str, object]:
@@ -38,15 +46,32 @@ def add_parser(subparsers) -> None:
     p.add_argument("--summary-dir", type=Path, help="write summary.json and summary.txt here")
     p.add_argument("--preview", type=Path, help="write a before/after event-frame PNG here")
     p.add_argument("--preview-ms", type=float, default=50.0, help="time span of the preview frames")
+    add_overwrite(p)
     p.set_defaults(func=run)
+
+
+def check_paths(args) -> None:
+    """Every output of this run checked before the node starts (``io.output_paths``)."""
+    from eventfx_core.io.output_paths import check_outputs
+
+    from .replay import node_log_path, params_path
+
+    log = node_log_path(args.out)
+    outs = {"--out": args.out, "node log": log, "node params": params_path(log)}
+    if args.summary_dir:
+        outs.update({f"--summary-dir {n}": Path(args.summary_dir) / n for n in SUMMARY_FILES})
+    outs["--preview"] = args.preview
+    check_outputs(outs, inputs=[args.bag, args.config], overwrite=args.overwrite,
+                  suffixes={"--preview": (".png",)})
 
 
 def run(args) -> int:
     from .replay import ReplayOptions, replay
 
+    check_paths(args)
     opt = ReplayOptions(bag=args.bag, out=args.out, rate=args.rate, config=args.config,
                         topic=args.topic, output_topic=args.output_topic, reliable=args.reliable,
-                        params=dict(args.param))
+                        params=dict(args.param), overwrite=args.overwrite)
     summary = replay(opt)
     print(summary.to_text())
     if args.summary_dir:
@@ -59,6 +84,7 @@ def run(args) -> int:
 
 def write_preview(path: Path, bag: Path, out: Path, summary, span_ms: float) -> Path:
     """Event frames of the same time span before (input bag) and after (output bag)."""
+    from eventfx_core.io.output_paths import atomic_output
     from eventfx_core.viz import before_after_png
 
     from .replay import decode_all, read_bag
@@ -78,5 +104,7 @@ def write_preview(path: Path, bag: Path, out: Path, summary, span_ms: float) -> 
     a = int(edges[int(np.argmax(counts))])
     sel = lambda ev: ev[(ev.t >= a) & (ev.t < a + span)]  # noqa: E731
     title = f"{Path(bag).name}: {span_ms:g} ms, stages {', '.join(summary.stages) or 'none'}"
-    return before_after_png(path, sel(before), sel(after), title=title)
+    with atomic_output(path, keep_suffix=True) as tmp:
+        before_after_png(tmp, sel(before), sel(after), title=title)
+    return Path(path)
 

@@ -2,7 +2,8 @@
 
 Each shared bag is replayed flow-controlled with reliable QoS (deterministic), then denoised
 offline with the same config; both give the same messages (count, order, seq) carrying the
-same events.
+same events. The replay's outputs follow the one output-path policy (checked before the node
+starts; replaced only with --overwrite).
 """
 import json
 import os
@@ -40,8 +41,11 @@ def test_replay_equals_offline_denoise(shared_data, tmp_path, name):
     cfg.write_text(CONFIG)
     assert os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE") == "LOCALHOST"
     assert eventfx(["denoise", str(bag), str(tmp_path / "offline"), "--config", str(cfg), "--quiet"]) == 0
+    (tmp_path / "online").mkdir()  # an earlier run's outputs: replaced, as asked
+    (tmp_path / "summary.json").write_text("stale")
     assert eventfx(["replay", str(bag), "--out", str(tmp_path / "online"), "--config", str(cfg),
-                    "--reliable", "--rate", "0", "--summary-dir", str(tmp_path)]) == 0
+                    "--reliable", "--rate", "0", "--summary-dir", str(tmp_path), "--overwrite"]) == 0
+    assert not list(tmp_path.glob("*.partial*")) and not list((tmp_path / "online").glob("*partial*"))
 
     offline, online = _per_message(tmp_path / "offline"), _per_message(tmp_path / "online")
     n_in = len(read_bag(bag, None)[2])
@@ -67,8 +71,25 @@ def test_replay_equals_offline_denoise(shared_data, tmp_path, name):
     assert (tmp_path / "online.node.log").is_file()
 
 
-def test_replay_refuses_an_existing_output(shared_data, tmp_path, capsys):
-    (tmp_path / "out").mkdir()
+def _refused(capsys, *argv) -> str:
+    capsys.readouterr()
+    assert eventfx(["replay", *map(str, argv)]) == 2
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("eventfx: error:")]
+    assert len(lines) == 1 and "Traceback" not in err and "node ready" not in err, err
+    return lines[0]
+
+
+def test_replay_checks_every_output_before_the_node_starts(shared_data, tmp_path, capsys):
     bag = shared_data / "ros2_bags" / "test_data_mono_cd"
-    assert eventfx(["replay", str(bag), "--out", str(tmp_path / "out")]) == 2
-    assert "already exists" in capsys.readouterr().err
+    (tmp_path / "out").mkdir()
+    assert "exists already" in _refused(capsys, bag, "--out", tmp_path / "out")
+    assert not (tmp_path / "out.node.log").exists()  # refused before the node started
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "summary.txt").write_text("kept")
+    line = _refused(capsys, bag, "--out", tmp_path / "new", "--summary-dir", tmp_path / "s")
+    assert "summary.txt" in line and "--overwrite" in line
+    assert (tmp_path / "s" / "summary.txt").read_text() == "kept"
+    assert ".png" in _refused(capsys, bag, "--out", tmp_path / "new", "--preview", tmp_path / "p.bag")
+    assert "input" in _refused(capsys, bag, "--out", bag / "inside")
+    assert not (tmp_path / "new").exists() and not (tmp_path / "new.node.log").exists()
