@@ -72,7 +72,7 @@ class OptimConfig:
     max_minutes: float = 12.0  # stop (and save) after this wall time
     seed: int = 0  # crops, sampling and initialisation
     threads: int = 2  # torch intra-op threads
-    val_threshold: float = 0.5  # keep threshold used for the validation metrics
+    val_threshold: float = 0.5  # validation keeps an event when 1 - flare share >= this (whole sensor)
     val_every: int = 1  # validate every n epochs; 0 = only after the last
 
     def check(self, where: str) -> None:
@@ -209,7 +209,7 @@ def load_samples(files: list[Path], spec: VoxelSpec, min_events: int):
 def validate(ckpt: Path, val_files: list[Path], cfg: DeflarerTrainConfig, sensor) -> dict:
     """Metrics of the checkpoint on the validation archives (voxel grids take each
     archive's own size, so archives of another sensor size are fine)."""
-    stage_cfg = DeflareConfig(checkpoint=str(ckpt), threshold=cfg.train.val_threshold,
+    stage_cfg = DeflareConfig(checkpoint=str(ckpt), keep_threshold=cfg.train.val_threshold, gate=False,
                               window_us=cfg.voxel.window_us, bins=cfg.voxel.bins,
                               cell_px=cfg.voxel.cell_px, allow_other_sensor=True)
     return evaluate_deflarer(val_files, DeflareStage(stage_cfg, sensor=sensor))
