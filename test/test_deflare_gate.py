@@ -147,3 +147,43 @@ def test_gate_config_errors():
         from_dict(DeflareStage.Config, {"gate_rate": 0}, "deflare").check("deflare")
     with pytest.raises(ConfigError, match="tile_px"):
         from_dict(DeflareStage.Config, {"tile_px": 30}, "deflare").check("deflare")
+
+
+def plain_alternations(ev, window_us=20_000):
+    """Per event: its pixel's polarity alternations over its window and the window before
+    (none across a window without events), counted event by event."""
+    out = np.zeros(len(ev), np.int64)
+    idx = (ev.t // window_us).tolist()
+    last_p, alt_prev, alt, prev_w = {}, {}, {}, None
+    members: list = []
+    for i, (w, x, y, p) in enumerate(zip(idx, ev.x.tolist(), ev.y.tolist(), ev.p.tolist())):
+        if w != prev_w:
+            for j in members:
+                key = (int(ev.x[j]), int(ev.y[j]))
+                out[j] = alt.get(key, 0) + alt_prev.get(key, 0)
+            alt_prev = alt if prev_w is not None and w == prev_w + 1 else {}
+            if prev_w is not None and w != prev_w + 1:
+                last_p = {}
+            alt, members, prev_w = {}, [], w
+        if (x, y) in last_p and last_p[(x, y)] != p:
+            alt[(x, y)] = alt.get((x, y), 0) + 1
+        last_p[(x, y)] = p
+        members.append(i)
+    for j in members:
+        key = (int(ev.x[j]), int(ev.y[j]))
+        out[j] = alt.get(key, 0) + alt_prev.get(key, 0)
+    return out
+
+
+@settings(max_examples=4, deadline=None)
+@given(seed=st.integers(0, 1000), cuts=st.lists(st.integers(0, 6000), max_size=6), lock=st.integers(1, 4))
+def test_flicker_lock_drops_only_flickering_pixels_whatever_the_cut(mask_ckpt, seed, cuts, lock):
+    ev = merge(lamp(20, 60, 100_000, seed=seed, per_flip=2), scene(seed, 4000, 100_000))
+    ev = ev[(ev.t < 40_000) | (ev.t >= 60_000)]  # with a window gap
+    plain = run(make_stage(mask_ckpt), [ev])
+    whole = run(make_stage(mask_ckpt, flicker_lock=lock), [ev])
+    np.testing.assert_array_equal(whole, plain | (plain_alternations(ev) < lock))
+    bounds = [0] + sorted(c % len(ev) for c in cuts) + [len(ev)]
+    parts = [ev[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    np.testing.assert_array_equal(run(make_stage(mask_ckpt, flicker_lock=lock), parts), whole)
+    assert not whole.all()

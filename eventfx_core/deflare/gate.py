@@ -121,7 +121,9 @@ class FlareGate:
 
     def update(self, index: int, x: np.ndarray, y: np.ndarray, p: np.ndarray) -> np.ndarray:
         """Feed window ``index``'s events (time order); the gated blocks of this window. The
-        work is proportional to the window's events, not to the sensor."""
+        work is proportional to the window's events, not to the sensor. Afterwards
+        ``alternations`` holds each event's pixel's polarity alternations over this window and
+        the last (the flicker lock of the stage)."""
         s = self.spec
         if self._last_index is None or index != self._last_index + 1:
             self._last_p[:] = -1  # a gap of a window or more: no alternation spans it
@@ -142,7 +144,10 @@ class FlareGate:
             flips = ((prev != pp) & (prev >= 0)).astype(np.int32)
             alt = np.add.reduceat(flips, starts)
             count = np.diff(np.append(starts, len(ps)))
-            lamp_pix.append(upix[(count >= s.rate) | (alt + self._alt[upix] >= s.flicker)])
+            both = alt + self._alt[upix]
+            lamp_pix.append(upix[(count >= s.rate) | (both >= s.flicker)])
+            self.alternations = np.empty(len(ps), np.int32)  # per event, in the order given
+            self.alternations[order] = np.repeat(both, count)
             self._last_p[ps[np.append(starts[1:] - 1, len(ps) - 1)]] = pp[np.append(starts[1:] - 1, len(ps) - 1)]
             self._alt[self._alt_pix] = 0
             self._alt[upix] = alt
@@ -150,6 +155,7 @@ class FlareGate:
         else:
             self._alt[self._alt_pix] = 0
             self._alt_pix = np.zeros(0, np.int64)
+            self.alternations = np.zeros(0, np.int32)
         self._last_index = index
         ly, lx = np.divmod(np.unique(np.concatenate(lamp_pix)), self.width)
         per_block = np.zeros(self.shape, np.int64)

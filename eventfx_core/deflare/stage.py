@@ -80,6 +80,9 @@ class DeflareConfig:
     gate_ghost_reach: float = 1.25  # the ghost line: centre + k (source - centre), k in [-reach, 1]
     tile_px: int = 64  # the U-Net runs on the gated tiles of this side ...
     tile_margin_px: int = 16  # ... each seen with this much context around it
+    flicker_lock: int = 0  # > 0 (with the gate): drop only events whose pixel alternated polarity at
+    #                        least this often over this window and the last (glare flickers with
+    #                        its lamp; a scene edge under the glare does not); 0 = off
 
     RENAMED = {"threshold": "was replaced by keep_threshold, which points the other way (as "
                             "mamba.threshold does): an event is kept when 1 - flare score >= "
@@ -95,6 +98,8 @@ class DeflareConfig:
             raise ConfigError(f"{where}.threads: must be >= 0, got {self.threads}")
         if self.min_events < 0:
             raise ConfigError(f"{where}.min_events: must be >= 0, got {self.min_events}")
+        if self.flicker_lock < 0:
+            raise ConfigError(f"{where}.flicker_lock: must be >= 0, got {self.flicker_lock}")
         self.gate_spec().check(where)
         for name in ("tile_px", "tile_margin_px"):
             v = getattr(self, name)
@@ -124,7 +129,7 @@ class DeflareStage:
     """Windowed stage: ``push(events) -> keep`` for the oldest buffered events, ``flush()``."""
 
     name = "deflare"
-    RUNTIME_PARAMS = ("keep_threshold", "blend", "min_events")  # the pipeline may change these while running
+    RUNTIME_PARAMS = ("keep_threshold", "blend", "min_events", "flicker_lock")  # the pipeline may change these while running
     Config = DeflareConfig
 
     def __init__(self, config: DeflareConfig, sensor: tuple[int, int] = (346, 260),
@@ -221,7 +226,10 @@ class DeflareStage:
                 given &= self._gated
             b = np.float32(self.config.blend)
             score[given] = (np.float32(1) - b) * score[given] + b * flare[given]
-        return np.float32(1) - score >= np.float32(self.config.keep_threshold)
+        keep = np.float32(1) - score >= np.float32(self.config.keep_threshold)
+        if self.gate is not None and self.config.flicker_lock > 0:
+            keep |= self.gate.alternations < self.config.flicker_lock
+        return keep
 
     def event_share(self, window: Window) -> np.ndarray:
         """float32[n]: the predicted flare share at each event of a closed window (0 for every
