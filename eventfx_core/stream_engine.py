@@ -18,9 +18,11 @@ stages cannot reach in time; see ``eventfx_core.latency_budget``) or ``DROP``s i
 published). Order is kept: before a fallback message the learned pipeline is flushed, so the
 messages it holds come out first; when the learned route resumes its state is reset (the events
 it skipped never reached it), exactly as after a time jump. The fallback filter is kept warm: it
-also sees every message the learned route decides (its decisions there are discarded; it is
-cheap), so when it takes over its state is current and its decisions equal the fallback filter
-run on the whole stream (dropped and rejected messages aside). A caller that never routes
+also sees every message the learned route decides (its decisions there are discarded), in
+batches of up to ``SHADOW_BATCH_EVENTS`` events (one call per batch: every fallback stage is
+split-invariant, so this decides as one call per message would) and always before it decides a
+message itself, so when it takes over its state is current and its decisions equal the
+fallback filter run on the whole stream (dropped and rejected messages aside). A caller that never routes
 (offline: no ``fallback``) gets exactly the pipeline's decisions and runs no fallback filter.
 
 Bad input never raises out of ``push_message``: it is counted, described in ``take_notes()``
@@ -45,6 +47,8 @@ from .stages import stage_class
 
 LEARNED, FALLBACK, DROP = "learned", "fallback", "drop"
 MAX_SENSOR = 65535
+SHADOW_BATCH_EVENTS = 65_536  # learned-route events the warm fallback takes in one call (at most
+#                               about 10 ms of catching up when it takes over)
 
 
 @dataclass
@@ -106,6 +110,8 @@ class StreamEngine:
         self.pipe: Pipeline | None = None
         self.sensor: tuple[int, int] | None = None  # of the stream so far
         self._fb: Pipeline | None = None
+        self._fb_pending: list[Events] = []  # learned-route events the warm fallback has not seen
+        self._fb_pending_n = 0
         self._route = LEARNED
         self._learned_stale = False  # the learned pipeline missed events: reset before its next use
         self._resets_seen = 0  # resets of self.pipe already counted
@@ -128,6 +134,7 @@ class StreamEngine:
             self.counters.sensor_changes += 1
             out += self.flush()
             self.pipe = self._fb = None
+            self._fb_pending, self._fb_pending_n = [], 0
         self.sensor = events.sensor_size
         fallback = route == FALLBACK and self.fallback_config is not None
         if self.pipe is None and not fallback:
@@ -144,6 +151,7 @@ class StreamEngine:
                     out += self.pipe.flush()
                 self._learned_stale = True
             self._route = FALLBACK
+            self._warm_fallback()
             self.counters.messages_fallback += 1
             self.counters.events_fallback += n
             resets, oor = self._fb.stats.resets, self._fb.stats.out_of_range
@@ -158,8 +166,17 @@ class StreamEngine:
             out += self.pipe.push(events, tag)
             self._count_pipe()
             if self._fb is not None:  # keep the fallback warm (its decisions here are not used)
-                self._fb.push(events)
+                self._fb_pending.append(events)
+                self._fb_pending_n += n
+                if self._fb_pending_n >= SHADOW_BATCH_EVENTS:
+                    self._warm_fallback()
         return self._counted(out)
+
+    def _warm_fallback(self) -> None:
+        """Bring the fallback's state up to date with the learned route's events."""
+        if self._fb_pending:
+            self._fb.push(concat(self._fb_pending) if len(self._fb_pending) > 1 else self._fb_pending[0])
+            self._fb_pending, self._fb_pending_n = [], 0
 
     def build(self, sensor: tuple[int, int]) -> Pipeline:
         """A new learned pipeline for ``sensor`` (loads checkpoints: slow). Touches no engine
@@ -198,6 +215,7 @@ class StreamEngine:
     def discard_state(self) -> None:
         """Forget the pipelines (after an unexpected error left them half-updated)."""
         self.pipe = self._fb = None
+        self._fb_pending, self._fb_pending_n = [], 0
         self.sensor = None
         self._route = LEARNED
 

@@ -15,6 +15,7 @@ from eventfx_core.events import Events
 from eventfx_core.latency_budget import LatencyBudget
 from eventfx_core.pipeline import Pipeline
 from eventfx_core.pipeline_config import parse_params
+from eventfx_core import stream_engine
 from eventfx_core.stream_engine import DROP, FALLBACK, LEARNED, StreamEngine
 
 W, H = 64, 48
@@ -81,7 +82,9 @@ def _runs(routes):
     return out
 
 
-def test_overload_goes_to_the_fallback_in_order_within_budget_and_resumes_cleanly():
+@pytest.mark.parametrize("shadow_batch", [1000, 65_536])  # warm fallback fed every 3 messages / at takeover
+def test_overload_goes_to_the_fallback_in_order_within_budget_and_resumes_cleanly(shadow_batch, monkeypatch):
+    monkeypatch.setattr(stream_engine, "SHADOW_BATCH_EVENTS", shadow_batch)
     raws, evs = _messages()
     period, budget = 0.010, 0.100
     # learned: 20 ms per message at one every 10 ms (2x overload); fallback 1 ms
