@@ -32,8 +32,10 @@ last TIME_HIGH it wrote and crosses every wrap as TIME_HIGH 0xFFF then 0x000 (a 
 sequence; decoders such as faery only recognise a wrap in that form), so a decoder that reads
 every packet of the stream from the start recovers the exact microseconds across any number
 of wraps and any gap: ``decode(encode(x)) == x``.
-Time may go back by at most 10 high ticks within one wrap period (what the decoder accepts
-as a backward jump); more raises ``EncodeError``.
+Within a packet, time may go back by at most 10 high ticks (what the decoder accepts as a
+backward jump); more raises ``EncodeError``. A packet that starts further back than that starts
+a new stream: the encoder forgets its state, as a fresh one (a looped or restarted input, whose
+messages' seq or stamp go back, so the reading decoder restarts too: ``codecs.timeline``).
 """
 from __future__ import annotations
 
@@ -277,11 +279,13 @@ class Evt3Encoder(Codec):
         if times.min() < 0 or times.max() >= 1 << 60:
             raise EncodeError(f"evt3: time stamps must be in [0, 2**60) us, got "
                               f"[{times.min()}, {times.max()}]")
-        hcur = int(self._state[0])
+        state = self._state.copy()
+        if int(times.min() >> 12) < int(state[0]) - BACKJUMP_TICKS:
+            state[:] = 0  # the packet starts further back than a jump: a new stream (a restart)
+        hcur = int(state[0])
         wraps = int(times.max() >> 24) - (min(hcur, int(times.min() >> 12)) >> 12)
         cap = 5 * n_items + 2 * wraps + 4
         out = np.empty(cap, np.uint16)
-        state = self._state.copy()
         n, bad = _encode(events.t, events.x, events.y, events.p, trig.t, trig.id, trig.value,
                          state, out)
         if bad >= 0:
