@@ -22,7 +22,8 @@ than 10 ticks (41 ms) counts as a wrap, a smaller step is a small backward jump 
 (upstream rule); a restarted stream (seq or stamp back: ``codecs.timeline``) gets a fresh
 decoder instead, so a looped bag is not read as a wrap. The clock starts at the decoder's first
 TIME_HIGH (fresh decoder: 0 wraps), and words before the first TIME_HIGH + TIME_LOW pair of a
-stream are skipped (events counted in ``n_before_time``). The decoder carries time, row and vector base across packets.
+stream are skipped (events counted in ``n_before_time``). The decoder carries time, row and
+vector base across packets.
 
 Encoder: each non-empty packet starts with TIME_HIGH, TIME_LOW and ADDR_Y, so it decodes on
 its own (absolute time then modulo 2**24); runs of same-time, same-row, same-polarity events
