@@ -26,12 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
-from ..events import Events, first_time_decrease
+from ..events import Events
 from ..features import FeatureExtractor
 from ..stages import StageResult
 from .checkpoint import load_checkpoint, resolve_checkpoint_path
 from .device import check_device_name, resolve_device
-from .fast import FastDenoiser, decide
+from .fast import FastDenoiser, decide, time_gaps
 
 
 @dataclass
@@ -105,29 +105,29 @@ class MambaDenoiserStage:
         keep = np.zeros(n, bool)
         score = np.zeros(n, np.float32)
         flare = np.zeros(n, np.float32) if self.flare_class is not None else None
+        dt_us = np.empty(n, np.float32)  # real gaps to the event before (0 for the first ever)
         start = 0
         while start < n:
-            seg = events[start:] if start else events
-            back = first_time_decrease(seg, self._last_t)
+            t = events.t[start:]
+            back = time_gaps(t, t[0] if self._last_t is None else self._last_t, dt_us[start:])
             if back == 0:
-                warnings.warn(f"mamba: time went backwards ({self._last_t} -> {int(seg.t[0])} us); "
+                warnings.warn(f"mamba: time went backwards ({self._last_t} -> {int(t[0])} us); "
                               "denoiser state reset", RuntimeWarning, stacklevel=2)
                 self.reset()
                 continue
-            stop = start + (back if back > 0 else len(seg))
-            probs = self._probabilities(events[start:stop] if back > 0 or start else events)
+            stop = start + back if back > 0 else n
+            probs = self._probabilities(events[start:stop] if back > 0 or start else events,
+                                        dt_us[start:stop])
             decide(probs, self._keep_idx, -1 if self.noise_class is None else self.noise_class,
                    -1 if flare is None else self.flare_class, np.float32(self.config.threshold),
                    keep[start:stop], score[start:stop], score[start:stop] if flare is None else flare[start:stop])
             start = stop
         return StageResult(keep, score, flare)
 
-    def _probabilities(self, events: Events) -> np.ndarray:
-        """float32[n, classes]: the model's class probabilities for time-ordered ``events``."""
-        t = events.t
-        prev = t[0] if self._last_t is None else self._last_t  # first event ever: gap 0
-        dt_us = np.diff(t, prepend=prev).astype(np.float32)
-        self._last_t = int(t[-1])
+    def _probabilities(self, events: Events, dt_us: np.ndarray) -> np.ndarray:
+        """float32[n, classes]: the model's class probabilities for time-ordered ``events``
+        whose gaps to the event before are ``dt_us``."""
+        self._last_t = int(events.t[-1])
         n, step = len(events), self.config.chunk
         if self._pool is None or n < 2 * step:
             return self.runner.probabilities(self.features.extract(events), dt_us)
