@@ -83,8 +83,7 @@ class MambaDenoiserStage:
             from .gpu import TorchDenoiser  # only off the CPU path
 
             self.runner = TorchDenoiser(model, self.device)
-        self._pool = (ThreadPoolExecutor(1, thread_name_prefix="eventfx-features")
-                      if config.threads == 2 else None)
+        self._pool: ThreadPoolExecutor | None = None  # threads: 2, started on the first long message
         names = self.checkpoint.model_config.class_names
         unknown = [c for c in config.remove if c not in names]
         if unknown:
@@ -129,8 +128,10 @@ class MambaDenoiserStage:
         whose gaps to the event before are ``dt_us``."""
         self._last_t = int(events.t[-1])
         n, step = len(events), self.config.chunk
-        if self._pool is None or n < 2 * step:
+        if self.config.threads == 1 or n < 2 * step:
             return self.runner.probabilities(self.features.extract(events), dt_us)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="eventfx-features")
         # two threads: the features of chunk k + 1 are computed while the model runs on chunk k
         bounds = [*range(0, n, step), n]
         out = np.empty((n, self.checkpoint.model_config.n_classes), np.float32)
