@@ -3,8 +3,9 @@
 Each stage runs on the same events cut into the same messages; events/s is events divided
 by the total time spent in the stage's calls, latency is the wall time of one call (one
 message); events per CPU second divides by the process's CPU time (all threads) in those calls,
-which other jobs on the cores change far less than the wall time. Every stage sees all events (in the pipeline a later stage sees only what the
-earlier ones kept, which is why ``pipeline`` can be faster than its slowest stage).
+which other jobs on the cores change far less than the wall time. Every stage sees all events
+(in the pipeline a later stage sees only what the earlier ones kept, which is why ``pipeline``
+can be faster than its slowest stage).
 dv-processing's BackgroundActivityNoiseFilter runs on the same messages when it is installed;
 its figure excludes the conversion into its ``EventStore`` (done before the clock starts).
 """

@@ -119,7 +119,8 @@ class MambaDenoiserStage:
                                         dt_us[start:stop])
             decide(probs, self._keep_idx, -1 if self.noise_class is None else self.noise_class,
                    -1 if flare is None else self.flare_class, np.float32(self.config.threshold),
-                   keep[start:stop], score[start:stop], score[start:stop] if flare is None else flare[start:stop])
+                   keep[start:stop], score[start:stop],
+                   score[start:stop] if flare is None else flare[start:stop])  # (a dummy without flare)
             start = stop
         return StageResult(keep, score, flare)
 
