@@ -1,0 +1,39 @@
+"""Glare overlays for the real-scene flare benchmark (eventfx_core/evaluate/glare_overlay.py)."""
+import numpy as np
+
+from eventfx_core.evaluate.glare_overlay import CORE, GLARE, Lamp, overlay, render_overlay, standard_lamps
+from eventfx_core.events import Events
+
+
+def test_a_flickering_lamp_fires_at_its_rate_and_a_steady_static_one_not_at_all():
+    lamp = Lamp(40.0, 30.0, "mains", 100.0, halo_px=4.0, ray_px=8.0, streak_px=10.0, ghosts=())
+    ev, lab = render_overlay(lamp, 80, 60, 0, 100_000)
+    assert len(ev) and np.all(np.diff(ev.t) >= 0) and ev.t.min() >= 0 and ev.t.max() < 100_000
+    assert set(np.unique(lab).tolist()) == {CORE, GLARE}
+    core = ev[(ev.x == 40) & (ev.y == 30)]
+    runs = 1 + np.count_nonzero(np.diff(core.p.astype(int)))  # ON and OFF alternate at 2x 100 Hz
+    assert 15 <= runs <= 21
+    again, lab2 = render_overlay(lamp, 80, 60, 0, 100_000)
+    assert again.equals(ev) and np.array_equal(lab, lab2)  # deterministic
+    steady = Lamp(40.0, 30.0, "steady", halo_px=4.0, ray_px=8.0, streak_px=10.0, ghosts=())
+    assert len(render_overlay(steady, 80, 60, 0, 100_000)[0]) == 0
+
+
+def test_ghosts_sit_on_the_line_through_the_centre_and_moving_lamps_travel():
+    lamp = Lamp(60.0, 15.0, "pwm", 150.0, halo_px=2.0, ray_px=2.0, rays=0, streak_px=0.0, gain=30.0,
+                ghosts=((-1.0, 3.0, 0.2),))
+    ev, lab = render_overlay(lamp, 80, 60, 0, 50_000)
+    far = ev[(np.hypot(ev.x - 60.0, ev.y - 15.0) > 15)]
+    assert len(far) and np.hypot(far.x.mean() - 20.0, far.y.mean() - 45.0) < 3  # mirror of (60, 15)
+    moving = Lamp(10.0, 30.0, "mains", 100.0, vx=400.0, halo_px=2.0, ray_px=2.0, rays=0, streak_px=0.0, ghosts=())
+    ev, lab = render_overlay(moving, 80, 60, 0, 100_000)
+    c = ev[lab == CORE]
+    assert c.x[c.t < 20_000].mean() < 20 < 40 < c.x[c.t >= 80_000].mean()
+
+
+def test_overlay_merges_in_time_order_and_labels_the_scene_zero():
+    scene = Events.from_arrays([0, 10, 20, 30], [1, 2, 3, 4], [1, 1, 1, 1], [1, 0, 1, 0], 80, 60)
+    glare = Events.from_arrays([10, 25], [9, 9], [9, 9], [1, 1], 80, 60)
+    both, src = overlay(scene, glare, np.array([GLARE, CORE]))
+    assert both.t.tolist() == [0, 10, 10, 20, 25, 30] and src.tolist() == [0, 0, GLARE, 0, CORE, 0]
+    assert set(standard_lamps(346, 260)) >= {"mains_50hz", "mains_100hz", "pwm_150hz", "steady_moving"}
