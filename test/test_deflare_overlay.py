@@ -37,3 +37,10 @@ def test_overlay_merges_in_time_order_and_labels_the_scene_zero():
     both, src = overlay(scene, glare, np.array([GLARE, CORE]))
     assert both.t.tolist() == [0, 10, 10, 20, 25, 30] and src.tolist() == [0, 0, GLARE, 0, CORE, 0]
     assert set(standard_lamps(346, 260)) >= {"mains_50hz", "mains_100hz", "pwm_150hz", "steady_moving"}
+
+
+def test_flare_real_reports_bad_input_in_one_line(tmp_path, capsys):
+    from eventfx_core.evaluate.flare_real import cli
+    assert cli(["--config", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("eventfx: error:") and "missing.yaml" in err and "Traceback" not in err

@@ -165,5 +165,16 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def cli(argv=None) -> int:
+    """``main`` with bad input reported in one line (exit 2), never a traceback."""
+    import sys
+    from ..errors import EventfxError
+    try:
+        return main(argv)
+    except (EventfxError, OSError) as exc:
+        print(f"eventfx: error: {exc}", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(cli())
