@@ -204,5 +204,9 @@ def test_kernel_matches_reference_for_any_parameters(seed, k3, k4, k5, refractor
     assert len(ev) == len(ref)
     if ref:
         r = np.array(ref)
-        assert np.array_equal(ev.t, r[:, 0]) and np.array_equal(ev.y.astype(int) * W + ev.x, r[:, 1])
+        # crossing times are continuous and rounded to 1 us: the kernel's and the reference's
+        # float arithmetic may land on either side of a half microsecond (found by hypothesis:
+        # 12039.5 us rounded to 12040 against 12039), so time agrees to 1 us, the rest exactly
+        assert np.abs(ev.t - r[:, 0]).max() <= 1
+        assert np.array_equal(ev.y.astype(int) * W + ev.x, r[:, 1])
         assert np.array_equal(ev.p, r[:, 2]) and np.array_equal(labels, r[:, 3])
