@@ -30,7 +30,10 @@ CONFIGS = [FeatureConfig(),
            FeatureConfig(window_us=3000, taus_us=(1000.0,), max_changes=2),
            FeatureConfig(window_us=50_000, taus_us=(2000.0, 20_000.0, 200_000.0), max_changes=7),
            FeatureConfig(cell_px=(4,)),
-           FeatureConfig(cell_px=(3, 5), cell_taus_us=(500.0, 4000.0, 30_000.0))]
+           FeatureConfig(cell_px=(3, 5), cell_taus_us=(500.0, 4000.0, 30_000.0)),
+           FeatureConfig(context_px=4),  # local context: log_dt_block, block_burst
+           FeatureConfig(cell_px=(4,), context_px=3),
+           FeatureConfig(cell_px=(3, 5), cell_taus_us=(500.0, 4000.0, 30_000.0), context_px=2)]
 
 
 def test_names_and_shape():
@@ -41,6 +44,11 @@ def test_names_and_shape():
         assert F.dtype == np.float32 and F.flags.c_contiguous
     assert len(feature_names(FeatureConfig())) == 16
     assert len(feature_names(FeatureConfig(cell_px=(8, 16)))) == 16 + 2 * 2 * 2 + 1
+    # local context replaces the two sensor-wide columns in place: same count, same positions
+    old, new = feature_names(FeatureConfig(cell_px=(16,))), feature_names(FeatureConfig(cell_px=(16,), context_px=16))
+    assert len(old) == len(new)
+    assert [(a, b) for a, b in zip(old, new) if a != b] == [("log_dt_global", "log_dt_block"),
+                                                            ("global_burst", "block_burst")]
 
 
 @settings(max_examples=30, deadline=None)
@@ -145,7 +153,8 @@ def test_out_of_range_raises():
         FeatureExtractor(FeatureConfig(), 9, 7).extract(bad)
 
 
-@pytest.mark.parametrize("cfg", [FeatureConfig(), FeatureConfig(cell_px=(4, 2))])
+@pytest.mark.parametrize("cfg", [FeatureConfig(), FeatureConfig(cell_px=(4, 2)),
+                                 FeatureConfig(cell_px=(4,), context_px=3)])
 def test_state_dict_round_trip(cfg):
     ev = random_stream(9, 500)
     whole = FeatureExtractor(cfg, 9, 7).extract(ev)
@@ -209,6 +218,8 @@ def test_config_checked():
         FeatureExtractor(FeatureConfig(taus_us=()), 9, 7)
     with pytest.raises(EventfxError, match="cell_px"):
         FeatureExtractor(FeatureConfig(cell_px=(0,)), 9, 7)
+    with pytest.raises(EventfxError, match="context_px"):
+        FeatureExtractor(FeatureConfig(context_px=-1), 9, 7)
     with pytest.raises(EventfxError, match="cell_taus_us"):
         FeatureExtractor(FeatureConfig(cell_px=(4,), cell_taus_us=(0.0,)), 9, 7)
 
@@ -255,3 +266,65 @@ def test_fast_log_matches_math_log1p():
         got = log_ratio(dt, cap, log_cap)
         assert abs(got - exact) < 1e-10
         assert log_ratio_jit(dt, cap, log_cap) == got
+
+
+def test_block_features_by_hand():
+    """log_dt_block and block_burst with 4x4-px context cells on a 16x8 sensor: cells (0, 0),
+    (1, 0) and (3, 0); cell 3 is two cells from cell 1, outside its 3x3 block."""
+    cfg = FeatureConfig(cell_px=(4,), cell_taus_us=(1000.0, 10_000.0), context_px=4)
+    names = feature_names(cfg)
+    col = {n: names.index(n) for n in names}
+    # ON at (0,0) t=0; ON at (5,1) t=1000 (next cell); ON at (13,0) t=3000 (far cell);
+    # ON at (6,2) t=4000 (cell 1 again)
+    ev = Events.from_arrays([0, 1000, 3000, 4000], [0, 5, 13, 6], [0, 1, 0, 2], [1, 1, 1, 1], 16, 8)
+    F = FeatureExtractor(cfg, 16, 8).extract(ev)
+    cap = math.log1p(cfg.global_dt_cap_us)
+    assert F[0, col["log_dt_block"]] == 1.0 and F[0, col["block_burst"]] == 0
+    np.testing.assert_allclose(F[1, col["log_dt_block"]], math.log1p(1000) / cap, rtol=1e-6)
+    assert F[2, col["log_dt_block"]] == 1.0 and F[2, col["block_burst"]] == 0  # nothing near yet
+    # event 3 sees cells 0 and 1 (3 and 4 ms ago), not the far event 1 ms ago
+    np.testing.assert_allclose(F[3, col["log_dt_block"]], math.log1p(3000) / cap, rtol=1e-6)
+    s = (math.exp(-4) + math.exp(-3)) / 1000
+    l = (math.exp(-0.4) + math.exp(-0.3)) / 10_000
+    np.testing.assert_allclose(F[3, col["block_burst"]], s / (s + l), rtol=1e-6)
+
+
+def lamp_and_scene(seed: int, width: int = 64, height: int = 48):
+    """A scene in the left part of the sensor and a flickering lamp in the right part (every
+    pixel of an 8x8 patch fires on each 100 Hz edge), interleaved in time."""
+    rng = np.random.default_rng(seed)
+    n = 3000
+    scene = Events.from_arrays(np.sort(rng.integers(0, 200_000, n)), rng.integers(0, 24, n),
+                               rng.integers(0, height, n), rng.integers(0, 2, n), width, height)
+    t, x, y, p = [], [], [], []
+    for edge in range(40):
+        for j in range(64):
+            t.append(edge * 5000 + j * 7); x.append(54 + j % 8); y.append(20 + j // 8); p.append(edge % 2)
+    lamp = Events.from_arrays(t, x, y, p, width, height)
+    both = concat([scene, lamp])
+    order = np.argsort(both.t, kind="stable")
+    return scene, both[order], order < len(scene)
+
+
+@pytest.mark.parametrize("context_px", [4, 8])
+def test_local_context_lamp_far_away_changes_no_feature(context_px):
+    """With local context, a lamp more than two context cells away leaves every feature of every
+    scene event bit-identical (the reason for context_px: no statistic of the whole sensor)."""
+    cfg = FeatureConfig(cell_px=(4, 8), context_px=context_px)
+    scene, both, is_scene = lamp_and_scene(0)
+    alone = FeatureExtractor(cfg, 64, 48).extract(scene)
+    mixed = FeatureExtractor(cfg, 64, 48).extract(both)[is_scene]
+    np.testing.assert_array_equal(mixed, alone)
+    ref = ReferenceFeatureExtractor(cfg, 64, 48).extract(both[:1500])
+    np.testing.assert_array_equal(FeatureExtractor(cfg, 64, 48).extract(both[:1500]), ref)
+
+
+def test_sensor_wide_features_feel_a_far_lamp():
+    """The old sensor-wide columns (context_px = 0) do change with a lamp far away; only they."""
+    cfg = FeatureConfig(cell_px=(4, 8))
+    names = feature_names(cfg)
+    scene, both, is_scene = lamp_and_scene(0)
+    alone = FeatureExtractor(cfg, 64, 48).extract(scene)
+    mixed = FeatureExtractor(cfg, 64, 48).extract(both)[is_scene]
+    changed = [names[j] for j in range(len(names)) if (alone[:, j] != mixed[:, j]).any()]
+    assert changed == ["log_dt_global", "global_burst"]

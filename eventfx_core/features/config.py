@@ -44,6 +44,16 @@ last of ``cell_taus_us`` (short and long):
     global_burst        (s / tau_s) / (s / tau_s + l / tau_l): 1/2 for a steady rate,
                         towards 1 in a burst (a flicker edge); 0 before any such event  [0, 1]
 
+With ``context_px`` = b > 0 (local context), the two sensor-wide columns above are replaced, at
+the same positions, by the same quantities over the 3x3 block of b x b-px cells around the
+event's cell (cells outside the sensor never fire), so that a lamp in one place cannot change
+the features of events elsewhere (any event's features depend only on events within 2b px):
+
+    log_dt_block        min(1, log1p(t - latest event in the block) / log1p(global_dt_cap_us));
+                        1 if none yet
+    block_burst         as global_burst, with s and l the sums over the 9 cells (in row order)
+                        of each cell's decayed same-polarity counts brought to the event's time
+
 Definitions (exact, so that any split of a stream gives the same features):
   * a pixel is *active* for an event at time t if its last event time l satisfies
     t - l <= window_us; Ne counts active pixels in the 3x3 block including the centre;
@@ -74,6 +84,8 @@ class FeatureConfig:
     #                                scales); () = no cell/global flicker features
     cell_taus_us: tuple[float, ...] = (1_000.0, 10_000.0)  # decay constants of the cell counts
     #                                                         (short first, long last)
+    context_px: int = 0  # 0: sensor-wide log_dt_global / global_burst (weights made before
+    #                      local context); > 0: log_dt_block / block_burst over 3x3 such cells
 
     def check(self, where: str = "features") -> None:
         if self.window_us <= 0:
@@ -86,6 +98,8 @@ class FeatureConfig:
             raise ConfigError(f"{where}: dt_cap_us and global_dt_cap_us must be > 0")
         if any(not 1 <= c <= 256 for c in self.cell_px):
             raise ConfigError(f"{where}.cell_px: sizes must be in 1..256, got {list(self.cell_px)}")
+        if not 0 <= self.context_px <= 4096:
+            raise ConfigError(f"{where}.context_px must be in 0..4096, got {self.context_px}")
         if self.cell_px and (not self.cell_taus_us or any(t <= 0 for t in self.cell_taus_us)):
             raise ConfigError(f"{where}.cell_taus_us must be a non-empty list of values > 0")
 
@@ -99,11 +113,12 @@ def feature_names(cfg: FeatureConfig) -> list[str]:
     names = ["polarity", "pixel_same_polarity"]
     names += [f"ts_pixel_{_tau_label(t)}" for t in cfg.taus_us]
     names += [f"ts_neigh_{_tau_label(t)}" for t in cfg.taus_us]
-    names += ["log_dt_pixel", "log_dt_global", "pfd_mf", "pfd_ma", "pfd_ne", "pfd_density",
+    local = cfg.context_px > 0
+    names += ["log_dt_pixel", "log_dt_block" if local else "log_dt_global", "pfd_mf", "pfd_ma", "pfd_ne", "pfd_density",
               "support_same", "support_opposite", "x_norm", "y_norm"]
     for c in cfg.cell_px:
         for tau in cfg.cell_taus_us:
             names += [f"cell{c}_same_{_tau_label(tau)}", f"cell{c}_opposite_{_tau_label(tau)}"]
     if cfg.cell_px:
-        names.append("global_burst")
+        names.append("block_burst" if local else "global_burst")
     return names

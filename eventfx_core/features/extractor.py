@@ -12,6 +12,9 @@ of any sensor pixel is read without bounds checks; padding pixels never fire):
                                              cells of every scale, one after the other
     cell_v      float64[cells, 2, n_cell_taus] decayed event counts per cell, polarity, tau
     global_v    float64[2, n_cell_taus]      decayed event counts of the whole sensor
+    block_last  int64[(ch+2)*(cw+2)]         (context_px > 0) time of the last event of each
+                                             context cell, on a grid of cells padded by one
+    block_v     float64[(ch+2)*(cw+2), 2, 2] its decayed counts per polarity, short and long tau
 
 Cutting a stream anywhere gives bit-identical features: the kernel does the same float64
 operations per event in the same order whatever the split, and only the state above carries
@@ -46,7 +49,8 @@ def _recent_changes(changes, q, t, window):
 def _extract_kernel(t, x, y, p, width, height, window, taus, dt_cap, global_dt_cap,
                     exp_table, mf_table, ma_table, global_table,
                     last_tp, changes, ring_pos, last_global,
-                    cell_px, cell_taus, cell_last, cell_v, global_v, out):
+                    cell_px, cell_taus, cell_last, cell_v, global_v,
+                    ctx_px, block_last, block_v, out):
     """Fill ``out[i]`` for every event, updating the state; returns the number of resets
     caused by time going backwards."""
     row = width + 2
@@ -63,6 +67,7 @@ def _extract_kernel(t, x, y, p, width, height, window, taus, dt_cap, global_dt_c
         cells_w[s] = (width + cell_px[s] - 1) // cell_px[s]
         cell_first[s] = first
         first += cells_w[s] * ((height + cell_px[s] - 1) // cell_px[s])
+    ctx_row = (width + ctx_px - 1) // ctx_px + 2 if ctx_px > 0 else 0
     resets = 0
     for i in range(t.shape[0]):
         ti = t[i]
@@ -74,6 +79,8 @@ def _extract_kernel(t, x, y, p, width, height, window, taus, dt_cap, global_dt_c
             cell_last[:] = NEVER
             cell_v[:, :, :] = 0.0
             global_v[:, :] = 0.0
+            block_last[:] = NEVER
+            block_v[:, :, :] = 0.0
             resets += 1
         c = (np.int64(y[i]) + 1) * row + np.int64(x[i]) + 1
         pi = np.int8(p[i])
@@ -119,8 +126,18 @@ def _extract_kernel(t, x, y, p, width, height, window, taus, dt_cap, global_dt_c
             col += 1
         out[i, col] = log_ratio_jit(dt_pixel, dt_cap, log_dt_cap) if lt != NEVER else 1.0
         col += 1
-        if last_global[0] != NEVER:
-            gap = ti - last_global[0]
+        last_ctx = last_global[0]
+        bc = 0
+        if ctx_px > 0:  # local context: the latest event of the 3x3 block of context cells
+            bc = (np.int64(y[i]) // ctx_px + 1) * ctx_row + np.int64(x[i]) // ctx_px + 1
+            last_ctx = NEVER
+            for dy in range(-1, 2):
+                for dx in range(-1, 2):
+                    lq = block_last[bc + dy * ctx_row + dx]
+                    if lq > last_ctx:
+                        last_ctx = lq
+        if last_ctx != NEVER:
+            gap = ti - last_ctx
             if gap < global_table.shape[0]:
                 out[i, col] = global_table[gap]
             else:
@@ -160,17 +177,40 @@ def _extract_kernel(t, x, y, p, width, height, window, taus, dt_cap, global_dt_c
                     cell_v[cc, pi, k] = vs + 1.0
                     cell_v[cc, 1 - pi, k] = vo
                 cell_last[cc] = ti
-            dtg = float(ti - last_global[0])
-            for k in range(n_ct):
-                d = decay_jit(dtg, cell_taus[k], exp_table)
-                global_v[0, k] = global_v[0, k] * d
-                global_v[1, k] = global_v[1, k] * d
-            short = global_v[pi, 0] / cell_taus[0]
-            long = global_v[pi, n_ct - 1] / cell_taus[n_ct - 1]
+            tau_s = cell_taus[0]
+            tau_l = cell_taus[n_ct - 1]
+            if ctx_px > 0:  # burst ratio of the 3x3 block of context cells
+                vs = 0.0
+                vl = 0.0
+                for dy in range(-1, 2):
+                    for dx in range(-1, 2):
+                        q = bc + dy * ctx_row + dx
+                        if block_last[q] != NEVER:
+                            dtq = float(ti - block_last[q])
+                            vs = vs + block_v[q, pi, 0] * decay_jit(dtq, tau_s, exp_table)
+                            vl = vl + block_v[q, pi, 1] * decay_jit(dtq, tau_l, exp_table)
+                short = vs / tau_s
+                long = vl / tau_l
+            else:  # burst ratio of the whole sensor
+                dtg = float(ti - last_global[0])
+                for k in range(n_ct):
+                    d = decay_jit(dtg, cell_taus[k], exp_table)
+                    global_v[0, k] = global_v[0, k] * d
+                    global_v[1, k] = global_v[1, k] * d
+                short = global_v[pi, 0] / tau_s
+                long = global_v[pi, n_ct - 1] / tau_l
+                for k in range(n_ct):
+                    global_v[pi, k] = global_v[pi, k] + 1.0
             col += 1
             out[i, col] = short / (short + long) if short + long > 0.0 else 0.0
-            for k in range(n_ct):
-                global_v[pi, k] = global_v[pi, k] + 1.0
+            if ctx_px > 0:  # count the event in its context cell
+                dtc = float(ti - block_last[bc])
+                for k in range(2):
+                    d = decay_jit(dtc, tau_s if k == 0 else tau_l, exp_table) if block_last[bc] != NEVER else 0.0
+                    block_v[bc, pi, k] = block_v[bc, pi, k] * d + 1.0
+                    block_v[bc, 1 - pi, k] = block_v[bc, 1 - pi, k] * d
+        if ctx_px > 0:
+            block_last[bc] = ti
         # add the event to the state
         if lp >= 0 and lp != pi:
             changes[c, ring_pos[c]] = ti
@@ -220,6 +260,10 @@ class FeatureExtractor:
         self.cell_last = np.full(n_cells, NEVER, np.int64)
         self.cell_v = np.zeros((n_cells, 2, len(self.cfg.cell_taus_us) if self.cfg.cell_px else 0), np.float64)
         self.global_v = np.zeros((2, self.cell_v.shape[2]), np.float64)
+        b = self.cfg.context_px
+        n_blocks = (-(-width // b) + 2) * (-(-height // b) + 2) if b > 0 else 1
+        self.block_last = np.full(n_blocks, NEVER, np.int64)
+        self.block_v = np.zeros((n_blocks, 2, 2), np.float64)
 
     def reset(self) -> None:
         """Forget all state (as if no event had been seen)."""
@@ -239,7 +283,8 @@ class FeatureExtractor:
         resets = _extract_kernel(events.t, events.x, events.y, events.p, self.width, self.height,
                                  np.int64(cfg.window_us), self._taus, float(cfg.dt_cap_us),
                                  float(cfg.global_dt_cap_us), EXP_TABLE, *self._tables, self.last_tp, self.changes, self.ring_pos, self.last_global,
-                                 self._cell_px, self._cell_taus, self.cell_last, self.cell_v, self.global_v, out)
+                                 self._cell_px, self._cell_taus, self.cell_last, self.cell_v, self.global_v,
+                                 np.int64(cfg.context_px), self.block_last, self.block_v, out)
         if resets:
             warnings.warn(f"features: time went backwards {resets} time(s); state reset",
                           RuntimeWarning, stacklevel=2)
@@ -251,12 +296,14 @@ class FeatureExtractor:
                 "last_tp": self.last_tp.copy(),
                 "changes": self.changes.copy(), "ring_pos": self.ring_pos.copy(),
                 "last_global": self.last_global.copy(), "cell_last": self.cell_last.copy(),
-                "cell_v": self.cell_v.copy(), "global_v": self.global_v.copy()}
+                "cell_v": self.cell_v.copy(), "global_v": self.global_v.copy(),
+                "block_last": self.block_last.copy(), "block_v": self.block_v.copy()}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         width, height = (int(v) for v in state["sensor"])
         self._allocate(width, height)
-        for name in ("last_tp", "changes", "ring_pos", "last_global", "cell_last", "cell_v", "global_v"):
+        for name in ("last_tp", "changes", "ring_pos", "last_global", "cell_last", "cell_v", "global_v",
+                     "block_last", "block_v"):
             if name not in state:
                 raise EventfxError(f"features: state has no {name}")
             src = np.asarray(state[name])

@@ -32,6 +32,8 @@ class ReferenceFeatureExtractor:
         self.cell_last: dict[tuple[int, int, int], int] = {}  # (size, column, row) -> time
         self.cell_counts: dict[tuple[int, int, int], list[list[float]]] = {}  # [polarity][tau]
         self.global_counts = [[0.0] * n, [0.0] * n]
+        self.block_last: dict[tuple[int, int], int] = {}  # context cell -> time of its last event
+        self.block_counts: dict[tuple[int, int], list[list[float]]] = {}  # [polarity][short, long]
 
     def _mf(self, pixel, t: int) -> int:
         return sum(1 for c in self.changes.get(pixel, []) if t - c <= self.cfg.window_us)
@@ -67,9 +69,10 @@ class ReferenceFeatureExtractor:
                 row.append(decay(dt_neigh, tau, EXP_TABLE) if dt_neigh is not None else 0.0)
             row.append(log_ratio(dt_pixel, cfg.dt_cap_us, math.log1p(cfg.dt_cap_us))
                        if dt_pixel is not None else 1.0)
-            row.append(log_ratio(float(t - self.last_global), cfg.global_dt_cap_us,
+            last = self._block_latest(x, y) if cfg.context_px > 0 else self.last_global
+            row.append(log_ratio(float(t - last), cfg.global_dt_cap_us,
                                  math.log1p(cfg.global_dt_cap_us))
-                       if self.last_global is not None else 1.0)
+                       if last is not None else 1.0)
             k = cfg.max_changes
             row.append(math.log1p(float(mf)) / math.log1p(float(k)))
             row.append(math.log1p(float(ma)) / math.log1p(9.0 * k))
@@ -81,6 +84,8 @@ class ReferenceFeatureExtractor:
             row.append((y + 0.5) / self.height)
             if cfg.cell_px:
                 row += self._flicker_features(x, y, p, t)
+            if cfg.context_px > 0:
+                self._count_in_block(x, y, p, t)
             out[i] = np.array(row, np.float64).astype(np.float32)
             # add the event
             if here in self.last_p and self.last_p[here] != p:
@@ -103,6 +108,9 @@ class ReferenceFeatureExtractor:
                 row += [same / (same + k_norm), opposite / (opposite + k_norm)]
                 counts[p][k], counts[1 - p][k] = same + 1.0, opposite
             self.cell_last[cell] = t
+        if cfg.context_px > 0:
+            row.append(self._block_burst(x, y, p, t))
+            return row
         g = self.global_counts
         for k, tau in enumerate(cfg.cell_taus_us):
             d = decay(float(t - self.last_global), tau, EXP_TABLE) if self.last_global is not None else 0.0
@@ -113,3 +121,36 @@ class ReferenceFeatureExtractor:
         for k in range(len(cfg.cell_taus_us)):
             g[p][k] += 1.0
         return row
+
+    # ------------------------------------------------------------ local context (context_px > 0)
+    def _block(self, x: int, y: int) -> list[tuple[int, int]]:
+        """The 3x3 context cells around the event's cell, in row order (some may lie outside)."""
+        b = self.cfg.context_px
+        return [(x // b + dx, y // b + dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+
+    def _block_latest(self, x: int, y: int) -> int | None:
+        seen = [self.block_last[q] for q in self._block(x, y) if q in self.block_last]
+        return max(seen) if seen else None
+
+    def _block_burst(self, x: int, y: int, p: int, t: int) -> float:
+        taus = (self.cfg.cell_taus_us[0], self.cfg.cell_taus_us[-1])
+        s = l = 0.0
+        for q in self._block(x, y):
+            if q in self.block_last:
+                dt = float(t - self.block_last[q])
+                s = s + self.block_counts[q][p][0] * decay(dt, taus[0], EXP_TABLE)
+                l = l + self.block_counts[q][p][1] * decay(dt, taus[1], EXP_TABLE)
+        short, long = s / taus[0], l / taus[1]
+        return short / (short + long) if short + long > 0.0 else 0.0
+
+    def _count_in_block(self, x: int, y: int, p: int, t: int) -> None:
+        """Add the event to its context cell's decayed counts (both polarities brought to t)."""
+        b = self.cfg.context_px
+        cell = (x // b, y // b)
+        counts = self.block_counts.setdefault(cell, [[0.0, 0.0], [0.0, 0.0]])
+        if self.cfg.cell_px:
+            taus = (self.cfg.cell_taus_us[0], self.cfg.cell_taus_us[-1])
+            for k in range(2):
+                d = decay(float(t - self.block_last[cell]), taus[k], EXP_TABLE) if cell in self.block_last else 0.0
+                counts[p][k], counts[1 - p][k] = counts[p][k] * d + 1.0, counts[1 - p][k] * d
+        self.block_last[cell] = t
