@@ -32,6 +32,17 @@ def lamp(x0, y0, t_end, hz=100.0, per_flip=3, size=3, seed=0):
     return Events.from_arrays(t, x, y, p, W, H)
 
 
+def steady_lamp(x0, y0, t_end, size=6, per_window=3, seed=0):
+    """A steady (not flickering) bright core: a size x size patch whose pixels fire
+    ``per_window`` events of one polarity in every 20 ms window (a bright blob that drifts)."""
+    rng = np.random.default_rng(seed)
+    n = size * size * per_window * (t_end // 20_000)
+    t = np.sort(np.repeat(np.arange(0, t_end, 20_000), size * size * per_window)
+                + rng.integers(0, 20_000, n))
+    pix = np.tile(np.repeat(np.arange(size * size), per_window), t_end // 20_000)
+    return Events.from_arrays(t, x0 + pix % size, y0 + pix // size, np.ones(n, np.int64), W, H)
+
+
 def scene(seed, n, t_end):
     rng = np.random.default_rng(seed)
     return Events.from_arrays(np.sort(rng.integers(0, t_end, n)), rng.integers(0, W, n), rng.integers(0, H, n),
@@ -68,15 +79,19 @@ def run(stage, parts):
 @settings(max_examples=6, deadline=None)
 @given(seed=st.integers(0, 10_000), hz=st.sampled_from([50.0, 100.0, 120.0, 150.0]),
        rate=st.integers(2, 20), flicker=st.integers(2, 8), cluster=st.integers(1, 5),
-       gap=st.booleans())
-def test_gate_equals_the_plain_reference(seed, hz, rate, flicker, cluster, gap):
+       gap=st.booleans(), steady=st.integers(0, 3), steady_cluster=st.integers(1, 12),
+       contrast=st.sampled_from([0.0, 2.0, 10.0]))
+def test_gate_equals_the_plain_reference(seed, hz, rate, flicker, cluster, gap, steady, steady_cluster,
+                                         contrast):
     rng = np.random.default_rng(seed)
     ev = merge(lamp(int(rng.integers(0, W - 3)), int(rng.integers(0, H - 3)), 120_000, hz, seed=seed),
+               steady_lamp(int(rng.integers(0, W - 6)), int(rng.integers(0, H - 6)), 120_000, seed=seed),
                scene(seed, 3000, 120_000))
     if gap:  # a window without events: no alternation spans it
         ev = ev[(ev.t < 40_000) | (ev.t >= 60_000)]
     spec = GateSpec(rate=rate, flicker=flicker, cluster=cluster, block_px=8, hold=2, radius_px=20,
-                    ghost_radius_px=6, ghost_reach=1.25)
+                    ghost_radius_px=6, ghost_reach=1.25, steady=steady, steady_cluster=steady_cluster,
+                    steady_contrast=contrast)
     gate = FlareGate(spec, (W, H))
     idx = ev.t // 20_000
     fast, windows = [], []
@@ -103,6 +118,26 @@ def test_a_lamp_is_found_and_a_scene_without_one_is_not():
     assert blocks[-1][20 // 16, 90 // 16]  # the lamp's block ...
     ghost = (H - 20) // 16, (W - 90) // 16  # ... and its mirror through the centre are gated
     assert blocks[-1][ghost]
+
+
+def blocks_of(spec, ev):
+    gate = FlareGate(spec, (W, H))
+    idx = ev.t // 20_000
+    return [gate.update(int(w), ev.x[idx == w], ev.y[idx == w], ev.p[idx == w]) for w in np.unique(idx)]
+
+
+def test_a_steady_core_is_found_and_a_uniformly_busy_scene_is_not():
+    spec = GateSpec(steady=2, steady_cluster=8, steady_contrast=10.0)
+    blocks = blocks_of(spec, steady_lamp(90, 20, 100_000))  # no flicker, under gate_rate
+    assert not blocks[0].any()  # one window: not yet persistent
+    assert blocks[-1][20 // 16, 90 // 16] and blocks[-1][(H - 20) // 16, (W - 90) // 16]
+    assert not any(b.any() for b in blocks_of(GateSpec(), steady_lamp(90, 20, 100_000)))  # steady: 0, off
+    busy = scene(2, 200_000, 100_000)  # every pixel fires about 3 times a window, all over the sensor,
+    busy = Events.from_arrays(busy.t, busy.x, busy.y, np.ones(len(busy), np.int64), W, H)  # one sign
+    assert not any(b.any() for b in blocks_of(spec, busy))
+    both = merge(busy, steady_lamp(90, 20, 100_000))  # the core stands out of a quiet ring only
+    assert not any(b.any() for b in blocks_of(spec, both))
+    assert blocks_of(spec, merge(scene(2, 2000, 100_000), steady_lamp(90, 20, 100_000)))[-1].any()
 
 
 @settings(max_examples=4, deadline=None)
@@ -145,6 +180,10 @@ def test_gate_config_errors():
     from eventfx_core.errors import ConfigError
     with pytest.raises(ConfigError, match="gate_rate"):
         from_dict(DeflareStage.Config, {"gate_rate": 0}, "deflare").check("deflare")
+    with pytest.raises(ConfigError, match="gate_steady_cluster"):
+        from_dict(DeflareStage.Config, {"gate_steady_cluster": 0}, "deflare").check("deflare")
+    with pytest.raises(ConfigError, match="gate_steady_contrast"):
+        from_dict(DeflareStage.Config, {"gate_steady_contrast": -1.0}, "deflare").check("deflare")
     with pytest.raises(ConfigError, match="tile_px"):
         from_dict(DeflareStage.Config, {"tile_px": 30}, "deflare").check("deflare")
 

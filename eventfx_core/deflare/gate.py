@@ -10,7 +10,12 @@ E-Deflare, Han et al., arXiv 2512.09016, render them there). Per closed window t
    least ``flicker`` times over this window and the one before (a light locked to a mains or
    PWM period: ON, OFF, ON, ... where a passing edge gives one sign run);
 2. marks a block (``block_px`` square) as a source when at least ``cluster`` such pixels lie in
-   it (an isolated hot or flickering pixel is no lamp), and keeps it a source for ``hold``
+   it (an isolated hot or flickering pixel is no lamp), or (``steady`` > 0) when at least
+   ``steady_cluster`` of its pixels fired at least ``steady`` events in each of this window and
+   the last, ``steady_contrast`` times as many as the blocks of the ring two blocks away hold on
+   average (plus one): the compact core of a steady or shallowly flickering lamp keeps firing
+   far above the scene around it, where a passing edge fires once and a busy textured scene
+   fires alike in the ring. Then it keeps the block a source for ``hold``
    windows after it was last seen (a halo outlives a flicker pause; a moving lamp leaves);
 3. gates every block within ``radius_px`` of a source block, and every block within
    ``ghost_radius_px`` of the segment ``c + k (s - c)``, ``k`` in ``[-ghost_reach, 1]``,
@@ -18,8 +23,8 @@ E-Deflare, Han et al., arXiv 2512.09016, render them there). Per closed window t
 
 Everything is local to the window and to the blocks near a source: no statistic of the whole
 sensor, so a lamp in one place changes no decision far from it (except along its ghost line).
-The state (polarity of each pixel's last event, alternations of the last window, the last
-window each block was a source) is updated only when a window closes, in window order, so the
+The state (polarity of each pixel's last event, its alternations and events in the last
+window, the last window each block was a source) is updated only when a window closes, in window order, so the
 gate is as split-invariant and deterministic as the windows. :func:`gate_reference` is the
 plain per-event version (the test oracle of :class:`FlareGate`).
 """
@@ -32,6 +37,7 @@ import numpy as np
 from ..errors import ConfigError
 
 NEVER = np.iinfo(np.int64).min // 4  # "no source seen yet" (far below any window index)
+RING = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if max(abs(dy), abs(dx)) == 2]
 
 
 @dataclass(frozen=True)
@@ -44,16 +50,22 @@ class GateSpec:
     radius_px: int = 96  # halo reach: blocks this close to a source block are gated
     ghost_radius_px: int = 24  # ghost tube half-width around the line through the centre
     ghost_reach: float = 1.25  # the ghost line runs from c - reach (s - c) to s (0: no ghosts)
+    steady: int = 0  # events of one pixel in each of this and the last window (0: off) ...
+    steady_cluster: int = 12  # ... in at least this many pixels of a block: a steady source, when
+    steady_contrast: float = 10.0  # ... they are this many times (their mean over the ring of
+    #                                blocks two blocks away, plus one): a compact bright core
 
     def check(self, where: str) -> None:
-        for name in ("rate", "flicker", "cluster", "block_px", "hold"):
+        for name in ("rate", "flicker", "cluster", "block_px", "hold", "steady_cluster"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{where}.gate_{name}: must be >= 1, got {getattr(self, name)}")
-        for name in ("radius_px", "ghost_radius_px"):
+        for name in ("radius_px", "ghost_radius_px", "steady"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{where}.gate_{name}: must be >= 0, got {getattr(self, name)}")
         if self.ghost_reach < 0:
             raise ConfigError(f"{where}.gate_ghost_reach: must be >= 0, got {self.ghost_reach}")
+        if self.steady_contrast < 0:
+            raise ConfigError(f"{where}.gate_steady_contrast: must be >= 0, got {self.steady_contrast}")
 
 
 def _disc(radius_blocks: float) -> np.ndarray:
@@ -116,6 +128,8 @@ class FlareGate:
         self._last_p = np.full(n, -1, np.int8)  # polarity of each pixel's latest event (-1: none)
         self._alt = np.zeros(n, np.int32)  # alternations of each pixel in the last window ...
         self._alt_pix = np.zeros(0, np.int64)  # ... nonzero only at these pixels
+        self._cnt = np.zeros(n, np.int32)  # events of each pixel in the last window ...
+        self._cnt_pix = np.zeros(0, np.int64)  # ... nonzero only at these pixels
         self._last_index: int | None = None  # index of the last window seen
         self._seen = np.full(self.shape, NEVER, np.int64)  # last window each block was a source
 
@@ -129,10 +143,13 @@ class FlareGate:
             self._last_p[:] = -1  # a gap of a window or more: no alternation spans it
             self._alt[self._alt_pix] = 0
             self._alt_pix = np.zeros(0, np.int64)
+            self._cnt[self._cnt_pix] = 0
+            self._cnt_pix = np.zeros(0, np.int64)
         pix = y.astype(np.int64) * self.width + x.astype(np.int64)
         order = np.argsort(pix, kind="stable")
         ps, pp = pix[order], p[order].astype(np.int8)
         lamp_pix = [self._alt_pix[self._alt[self._alt_pix] >= s.flicker]]  # flickered enough last window
+        steady_pix = np.zeros(0, np.int64)
         if len(ps):
             first = np.ones(len(ps), bool)
             first[1:] = ps[1:] != ps[:-1]
@@ -146,21 +163,41 @@ class FlareGate:
             count = np.diff(np.append(starts, len(ps)))
             both = alt + self._alt[upix]
             lamp_pix.append(upix[(count >= s.rate) | (both >= s.flicker)])
+            if s.steady > 0:
+                steady_pix = upix[(count >= s.steady) & (self._cnt[upix] >= s.steady)]
             self.alternations = np.empty(len(ps), np.int32)  # per event, in the order given
             self.alternations[order] = np.repeat(both, count)
             self._last_p[ps[np.append(starts[1:] - 1, len(ps) - 1)]] = pp[np.append(starts[1:] - 1, len(ps) - 1)]
             self._alt[self._alt_pix] = 0
             self._alt[upix] = alt
             self._alt_pix = upix[alt > 0]
+            self._cnt[self._cnt_pix] = 0
+            self._cnt[upix] = count
+            self._cnt_pix = upix
         else:
             self._alt[self._alt_pix] = 0
             self._alt_pix = np.zeros(0, np.int64)
+            self._cnt[self._cnt_pix] = 0
+            self._cnt_pix = np.zeros(0, np.int64)
             self.alternations = np.zeros(0, np.int32)
         self._last_index = index
         ly, lx = np.divmod(np.unique(np.concatenate(lamp_pix)), self.width)
         per_block = np.zeros(self.shape, np.int64)
         np.add.at(per_block, (ly // s.block_px, lx // s.block_px), 1)
         self._seen[per_block >= s.cluster] = index
+        if len(steady_pix):
+            sy, sx = np.divmod(steady_pix, self.width)
+            per_block[:] = 0
+            np.add.at(per_block, (sy // s.block_px, sx // s.block_px), 1)
+            rows, cols = np.nonzero(per_block >= s.steady_cluster)
+            ring = np.zeros(len(rows), np.int64)
+            hb, wb = self.shape
+            for dy, dx in RING:
+                r, c = rows + dy, cols + dx
+                ok = (r >= 0) & (r < hb) & (c >= 0) & (c < wb)
+                ring[ok] += per_block[r[ok], c[ok]]
+            bright = per_block[rows, cols] * len(RING) >= s.steady_contrast * (ring + len(RING))
+            self._seen[rows[bright], cols[bright]] = index
         return gated_blocks(index - self._seen < s.hold, s)
 
     def event_gate(self, blocks: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -178,12 +215,13 @@ def gate_reference(windows: list[tuple[int, list[tuple[int, int, int]]]], spec: 
     hb, wb = -(-h // b), -(-w // b)
     last_p: dict = {}
     alt_prev: dict = {}
+    count_prev: dict = {}
     seen: dict = {}
     last_index = None
     out = []
     for index, events in windows:
         if last_index is None or index != last_index + 1:
-            last_p, alt_prev = {}, {}
+            last_p, alt_prev, count_prev = {}, {}, {}
         count: dict = {}
         alt: dict = {}
         for x, y, p in events:
@@ -198,7 +236,17 @@ def gate_reference(windows: list[tuple[int, list[tuple[int, int, int]]]], spec: 
         for blk, k in lamps.items():
             if k >= spec.cluster:
                 seen[blk] = index
-        alt_prev, last_index = alt, index
+        if spec.steady > 0:
+            steady: dict = {}
+            for (x, y), k in count.items():
+                if k >= spec.steady and count_prev.get((x, y), 0) >= spec.steady:
+                    steady[(y // b, x // b)] = steady.get((y // b, x // b), 0) + 1
+            for (r, c), k in steady.items():
+                ring = sum(steady.get((r + dy, c + dx), 0) for dy in range(-2, 3) for dx in range(-2, 3)
+                           if max(abs(dy), abs(dx)) == 2)
+                if k >= spec.steady_cluster and k * 16 >= spec.steady_contrast * (ring + 16):
+                    seen[(r, c)] = index
+        alt_prev, count_prev, last_index = alt, count, index
         source = np.zeros((hb, wb), bool)
         for (r, c), i in seen.items():
             if index - i < spec.hold:
