@@ -14,10 +14,8 @@ import threading
 import numpy as np
 
 from eventfx_core.pipeline import REMOVED_RANGE
+from eventfx_core.viz import GRAY, PALETTE
 
-PALETTE = np.array([(230, 25, 75), (0, 130, 200), (255, 225, 25), (60, 180, 75), (245, 130, 48),
-                    (145, 30, 180), (70, 240, 240), (240, 50, 230)], np.uint8)
-GRAY = np.array((128, 128, 128), np.uint8)
 MAX_PIXELS = 4096 * 4096  # larger sensors are not drawn
 
 

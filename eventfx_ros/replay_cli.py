@@ -19,6 +19,7 @@ import yaml
 
 from eventfx_core.cli.common import add_overwrite
 from eventfx_core.errors import EventfxError
+from eventfx_core.events import concat
 
 SUMMARY_FILES = ("summary.json", "summary.txt")
 
@@ -77,14 +78,22 @@ def run(args) -> int:
     if args.summary_dir:
         summary.write(args.summary_dir)
     if args.preview:
-        write_preview(args.preview, args.bag, args.out, summary, args.preview_ms)
+        write_preview(args.preview, args.bag, args.out, summary, args.preview_ms, args.config,
+                      dict(args.param))
         print(f"  preview: {args.preview}")
     return 0
 
 
-def write_preview(path: Path, bag: Path, out: Path, summary, span_ms: float) -> Path:
-    """Event frames of the same time span before (input bag) and after (output bag)."""
+def write_preview(path: Path, bag: Path, out: Path, summary, span_ms: float,
+                  config: Path | None = None, params: dict | None = None) -> Path:
+    """Event frames of the same time span: before (input bag) | after (the node's output bag) |
+    removed. The removed events are the node's (input minus output); each is coloured by the
+    stage that removes it when the same config runs offline (``eventfx denoise``, which equals
+    the node wherever no latency fallback was taken); events the node removed but the offline
+    run keeps were decided by the node's latency fallback and get the colour after the stages'."""
     from eventfx_core.io.output_paths import atomic_output
+    from eventfx_core.pipeline_config import default_config_path, load_denoise_config
+    from eventfx_core.stream_engine import StreamEngine
     from eventfx_core.viz import before_after_png
 
     from .replay import decode_all, read_bag
@@ -103,8 +112,26 @@ def write_preview(path: Path, bag: Path, out: Path, summary, span_ms: float) -> 
     counts = np.histogram(before.t, edges)[0]
     a = int(edges[int(np.argmax(counts))])
     sel = lambda ev: ev[(ev.t >= a) & (ev.t < a + span)]  # noqa: E731
+    shown_in, shown_out = sel(before), sel(after)
+    key = lambda ev: (((ev.t - a) * ev.height + ev.y) * ev.width + ev.x) * 2 + ev.p  # noqa: E731
+    removed = shown_in[~np.isin(key(shown_in), key(shown_out))]
+    # which stage removes each of them offline: the same config on the same messages
+    cfg = load_denoise_config(Path(config) if config else default_config_path(), params or {})
+    engine = StreamEngine(cfg.pipeline, cfg.base_dir, msgtype=t_in)
+    parts, stage_of = [], []
+    for d in [*(d for _, raw in m_in for d in engine.push_message(raw)), *engine.flush()]:
+        in_span = (d.events.t >= a) & (d.events.t < a + span) & ~d.keep
+        parts.append(d.events[in_span])
+        stage_of.append(d.removed_by[in_span])
+    names = list(summary.stages) + ["latency fallback"]
+    stage = np.full(len(removed), len(names) - 1, np.int64)
+    if parts:
+        offline = concat(parts)
+        by_key = dict(zip(key(offline).tolist(), np.concatenate(stage_of).tolist()))
+        stage = np.array([by_key.get(k, len(names) - 1) for k in key(removed).tolist()], np.int64)
     title = f"{Path(bag).name}: {span_ms:g} ms, stages {', '.join(summary.stages) or 'none'}"
     with atomic_output(path, keep_suffix=True) as tmp:
-        before_after_png(tmp, sel(before), sel(after), title=title)
+        before_after_png(tmp, shown_in, shown_out, title=title, removed=removed,
+                         removed_stage=stage, stage_names=names)
     return Path(path)
 

@@ -132,12 +132,14 @@ def check_paths(args) -> None:
                   suffixes={"--scores": (".h5", ".hdf5"), "--preview": (".png",)})
 
 
-def write_preview(path: str, before: Events, after: Events, title: str) -> None:
+def write_preview(path: str, before: Events, after: Events, title: str, removed: Events,
+                  removed_by: np.ndarray, stages: list[str]) -> None:
     from ..io.output_paths import atomic_output
     from ..viz import before_after_png
 
     with atomic_output(path, keep_suffix=True) as tmp:
-        before_after_png(tmp, before, after, title=title)
+        before_after_png(tmp, before, after, title=title, removed=removed, removed_stage=removed_by,
+                         stage_names=stages)
 
 
 def run(args) -> int:
@@ -150,6 +152,8 @@ def run(args) -> int:
     scores_done = False
     preview_in: list[Events] = []
     preview_out: list[Events] = []
+    preview_removed: list[Events] = []
+    preview_removed_by: list[np.ndarray] = []
     n_preview = 0
     engine = StreamEngine(cfg.pipeline, cfg.base_dir)  # the node's stream loop, no time pressure
     n_out = n_msgs = n_bad = 0
@@ -165,6 +169,10 @@ def run(args) -> int:
             if args.preview and n_preview < PREVIEW_EVENTS and len(d.events):
                 preview_in.append(d.events)
                 preview_out.append(d.events[d.keep])
+                preview_removed.append(d.events[~d.keep])
+                preview_removed_by.append(  # an engine that did not say which stage: "other"
+                    d.removed_by[~d.keep] if d.removed_by is not None
+                    else np.full(int(np.count_nonzero(~d.keep)), len(cfg.pipeline.stages), np.int8))
                 n_preview += len(d.events)
 
     try:
@@ -194,7 +202,9 @@ def run(args) -> int:
     dt = time.perf_counter() - t0
     if args.preview and preview_in:
         write_preview(args.preview, concat(preview_in), concat(preview_out),
-                      title=f"{Path(args.input).name}: {' -> '.join(cfg.pipeline.stages) or 'pass-through'}")
+                      f"{Path(args.input).name}: {' -> '.join(cfg.pipeline.stages) or 'pass-through'}",
+                      concat(preview_removed), np.concatenate(preview_removed_by),
+                      list(cfg.pipeline.stages))
     n_in, resets = engine.counters.events_in, engine.counters.resets
     outside = engine.counters.events_out_of_range
     if outside:
