@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import missing_shared_data
 from eventfx_core.codecs import make_decoder
 from eventfx_core.codecs.reference import make_reference_decoder
 
@@ -23,7 +24,7 @@ def read_packets(shared_data: Path, name: str) -> list:
 
     path = shared_data / "ros2_bags" / name
     if not path.is_dir():
-        pytest.skip(f"bag {path} not found")
+        missing_shared_data(f"bag {path}")
     with AnyReader([path], default_typestore=ros2_typestore()) as reader:
         return [reader.deserialize(raw, con.msgtype) for con, _, raw in reader.messages()]
 
