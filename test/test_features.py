@@ -328,3 +328,28 @@ def test_sensor_wide_features_feel_a_far_lamp():
     mixed = FeatureExtractor(cfg, 64, 48).extract(both)[is_scene]
     changed = [names[j] for j in range(len(names)) if (alone[:, j] != mixed[:, j]).any()]
     assert changed == ["log_dt_global", "global_burst"]
+
+
+def test_checkpoint_keeps_its_feature_set(tmp_path):
+    """The feature config travels in the checkpoint: one with local context loads with it, and
+    one written before ``context_px`` existed (no such key) loads with the sensor-wide set."""
+    import json
+    import torch
+    from eventfx_core.model.checkpoint import _digest, load_checkpoint, write_initial_checkpoint
+    from eventfx_core.model.mamba2 import ModelConfig
+    for context_px, extra in ((16, "log_dt_block"), (0, "log_dt_global")):
+        fcfg = FeatureConfig(cell_px=(16,), context_px=context_px)
+        mcfg = ModelConfig(n_features=len(feature_names(fcfg)))
+        path = write_initial_checkpoint(tmp_path / f"c{context_px}.pt", seed=1, model_config=mcfg,
+                                        feature_config=fcfg)
+        ck = load_checkpoint(path)
+        assert ck.feature_config.context_px == context_px and extra in feature_names(ck.feature_config)
+    blob = torch.load(tmp_path / "c0.pt", weights_only=True)  # as written before context_px
+    meta = json.loads(blob["meta"])
+    del meta["feature_config"]["context_px"]
+    blob["meta"] = json.dumps(meta, sort_keys=True)
+    blob["sha256"] = _digest(blob["meta"], blob["tensors"])
+    torch.save(blob, tmp_path / "old.pt")
+    old = load_checkpoint(tmp_path / "old.pt")
+    assert old.feature_config.context_px == 0
+    assert feature_names(old.feature_config)[-1] == "global_burst"
