@@ -33,6 +33,7 @@ CONFIGS = [FeatureConfig(),
            FeatureConfig(cell_px=(3, 5), cell_taus_us=(500.0, 4000.0, 30_000.0)),
            FeatureConfig(context_px=4),  # local context: log_dt_block, block_burst
            FeatureConfig(cell_px=(4,), context_px=3),
+           FeatureConfig(cell_px=(4,), context_px=3, local_dt=False),
            FeatureConfig(cell_px=(3, 5), cell_taus_us=(500.0, 4000.0, 30_000.0), context_px=2)]
 
 

@@ -50,7 +50,7 @@ event's cell (cells outside the sensor never fire), so that a lamp in one place 
 the features of events elsewhere (any event's features depend only on events within 2b px):
 
     log_dt_block        min(1, log1p(t - latest event in the block) / log1p(global_dt_cap_us));
-                        1 if none yet
+                        1 if none yet (``local_dt`` false: log_dt_global stays)
     block_burst         as global_burst, with s and l the sums over the 9 cells (in row order)
                         of each cell's decayed same-polarity counts brought to the event's time
 
@@ -86,6 +86,7 @@ class FeatureConfig:
     #                                                         (short first, long last)
     context_px: int = 0  # 0: sensor-wide log_dt_global / global_burst (weights made before
     #                      local context); > 0: log_dt_block / block_burst over 3x3 such cells
+    local_dt: bool = True  # with context_px > 0: False keeps log_dt_global (the stream's gap)
 
     def check(self, where: str = "features") -> None:
         if self.window_us <= 0:
@@ -114,7 +115,7 @@ def feature_names(cfg: FeatureConfig) -> list[str]:
     names += [f"ts_pixel_{_tau_label(t)}" for t in cfg.taus_us]
     names += [f"ts_neigh_{_tau_label(t)}" for t in cfg.taus_us]
     local = cfg.context_px > 0
-    names += ["log_dt_pixel", "log_dt_block" if local else "log_dt_global", "pfd_mf", "pfd_ma", "pfd_ne", "pfd_density",
+    names += ["log_dt_pixel", "log_dt_block" if local and cfg.local_dt else "log_dt_global", "pfd_mf", "pfd_ma", "pfd_ne", "pfd_density",
               "support_same", "support_opposite", "x_norm", "y_norm"]
     for c in cfg.cell_px:
         for tau in cfg.cell_taus_us:

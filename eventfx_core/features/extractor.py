@@ -50,7 +50,7 @@ def _extract_kernel(t, x, y, p, width, height, window, taus, dt_cap, global_dt_c
                     exp_table, mf_table, ma_table, global_table,
                     last_tp, changes, ring_pos, last_global,
                     cell_px, cell_taus, cell_last, cell_v, global_v,
-                    ctx_px, block_last, block_v, out):
+                    ctx_px, local_dt, block_last, block_v, out):
     """Fill ``out[i]`` for every event, updating the state; returns the number of resets
     caused by time going backwards."""
     row = width + 2
@@ -128,8 +128,9 @@ def _extract_kernel(t, x, y, p, width, height, window, taus, dt_cap, global_dt_c
         col += 1
         last_ctx = last_global[0]
         bc = 0
-        if ctx_px > 0:  # local context: the latest event of the 3x3 block of context cells
+        if ctx_px > 0:
             bc = (np.int64(y[i]) // ctx_px + 1) * ctx_row + np.int64(x[i]) // ctx_px + 1
+        if ctx_px > 0 and local_dt:  # local context: the latest event of the 3x3 block of cells
             last_ctx = NEVER
             for dy in range(-1, 2):
                 for dx in range(-1, 2):
@@ -284,7 +285,7 @@ class FeatureExtractor:
                                  np.int64(cfg.window_us), self._taus, float(cfg.dt_cap_us),
                                  float(cfg.global_dt_cap_us), EXP_TABLE, *self._tables, self.last_tp, self.changes, self.ring_pos, self.last_global,
                                  self._cell_px, self._cell_taus, self.cell_last, self.cell_v, self.global_v,
-                                 np.int64(cfg.context_px), self.block_last, self.block_v, out)
+                                 np.int64(cfg.context_px), bool(cfg.local_dt), self.block_last, self.block_v, out)
         if resets:
             warnings.warn(f"features: time went backwards {resets} time(s); state reset",
                           RuntimeWarning, stacklevel=2)

@@ -69,7 +69,7 @@ class ReferenceFeatureExtractor:
                 row.append(decay(dt_neigh, tau, EXP_TABLE) if dt_neigh is not None else 0.0)
             row.append(log_ratio(dt_pixel, cfg.dt_cap_us, math.log1p(cfg.dt_cap_us))
                        if dt_pixel is not None else 1.0)
-            last = self._block_latest(x, y) if cfg.context_px > 0 else self.last_global
+            last = self._block_latest(x, y) if cfg.context_px > 0 and cfg.local_dt else self.last_global
             row.append(log_ratio(float(t - last), cfg.global_dt_cap_us,
                                  math.log1p(cfg.global_dt_cap_us))
                        if last is not None else 1.0)
