@@ -1,4 +1,6 @@
 """The light-source gate of the deflarer: plain reference, split invariance, locality, no harm."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -80,9 +82,9 @@ def run(stage, parts):
 @given(seed=st.integers(0, 10_000), hz=st.sampled_from([50.0, 100.0, 120.0, 150.0]),
        rate=st.integers(2, 20), flicker=st.integers(2, 8), cluster=st.integers(1, 5),
        gap=st.booleans(), steady=st.integers(0, 3), steady_cluster=st.integers(1, 12),
-       contrast=st.sampled_from([0.0, 2.0, 10.0]))
+       contrast=st.sampled_from([0.0, 2.0, 10.0]), runs=st.integers(1, 3))
 def test_gate_equals_the_plain_reference(seed, hz, rate, flicker, cluster, gap, steady, steady_cluster,
-                                         contrast):
+                                         contrast, runs):
     rng = np.random.default_rng(seed)
     ev = merge(lamp(int(rng.integers(0, W - 3)), int(rng.integers(0, H - 3)), 120_000, hz, seed=seed),
                steady_lamp(int(rng.integers(0, W - 6)), int(rng.integers(0, H - 6)), 120_000, seed=seed),
@@ -91,7 +93,7 @@ def test_gate_equals_the_plain_reference(seed, hz, rate, flicker, cluster, gap, 
         ev = ev[(ev.t < 40_000) | (ev.t >= 60_000)]
     spec = GateSpec(rate=rate, flicker=flicker, cluster=cluster, block_px=8, hold=2, radius_px=20,
                     ghost_radius_px=6, ghost_reach=1.25, steady=steady, steady_cluster=steady_cluster,
-                    steady_contrast=contrast)
+                    steady_contrast=contrast, steady_windows=runs)
     gate = FlareGate(spec, (W, H))
     idx = ev.t // 20_000
     fast, windows = [], []
@@ -132,6 +134,8 @@ def test_a_steady_core_is_found_and_a_uniformly_busy_scene_is_not():
     assert not blocks[0].any()  # one window: not yet persistent
     assert blocks[-1][20 // 16, 90 // 16] and blocks[-1][(H - 20) // 16, (W - 90) // 16]
     assert not any(b.any() for b in blocks_of(GateSpec(), steady_lamp(90, 20, 100_000)))  # steady: 0, off
+    later = blocks_of(replace(spec, steady_windows=3), steady_lamp(90, 20, 100_000))
+    assert not later[2].any() and later[3].any()  # bright in windows 1, 2, 3 (window 0 has no last)
     busy = scene(2, 200_000, 100_000)  # every pixel fires about 3 times a window, all over the sensor,
     busy = Events.from_arrays(busy.t, busy.x, busy.y, np.ones(len(busy), np.int64), W, H)  # one sign
     assert not any(b.any() for b in blocks_of(spec, busy))
@@ -182,6 +186,8 @@ def test_gate_config_errors():
         from_dict(DeflareStage.Config, {"gate_rate": 0}, "deflare").check("deflare")
     with pytest.raises(ConfigError, match="gate_steady_cluster"):
         from_dict(DeflareStage.Config, {"gate_steady_cluster": 0}, "deflare").check("deflare")
+    with pytest.raises(ConfigError, match="gate_steady_windows"):
+        from_dict(DeflareStage.Config, {"gate_steady_windows": 0}, "deflare").check("deflare")
     with pytest.raises(ConfigError, match="gate_steady_contrast"):
         from_dict(DeflareStage.Config, {"gate_steady_contrast": -1.0}, "deflare").check("deflare")
     with pytest.raises(ConfigError, match="tile_px"):

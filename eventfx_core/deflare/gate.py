@@ -13,7 +13,8 @@ E-Deflare, Han et al., arXiv 2512.09016, render them there). Per closed window t
    it (an isolated hot or flickering pixel is no lamp), or (``steady`` > 0) when at least
    ``steady_cluster`` of its pixels fired at least ``steady`` events in each of this window and
    the last, ``steady_contrast`` times as many as the blocks of the ring two blocks away hold on
-   average (plus one): the compact core of a steady or shallowly flickering lamp keeps firing
+   average (plus one), in ``steady_windows`` windows running: the compact core of a steady or
+   shallowly flickering lamp keeps firing
    far above the scene around it, where a passing edge fires once and a busy textured scene
    fires alike in the ring. Then it keeps the block a source for ``hold``
    windows after it was last seen (a halo outlives a flicker pause; a moving lamp leaves);
@@ -53,10 +54,11 @@ class GateSpec:
     steady: int = 0  # events of one pixel in each of this and the last window (0: off) ...
     steady_cluster: int = 12  # ... in at least this many pixels of a block: a steady source, when
     steady_contrast: float = 10.0  # ... they are this many times (their mean over the ring of
-    #                                blocks two blocks away, plus one): a compact bright core
+    #                                blocks two blocks away, plus one): a compact bright core ...
+    steady_windows: int = 1  # ... in this many windows running (a lamp stays, a passing object goes)
 
     def check(self, where: str) -> None:
-        for name in ("rate", "flicker", "cluster", "block_px", "hold", "steady_cluster"):
+        for name in ("rate", "flicker", "cluster", "block_px", "hold", "steady_cluster", "steady_windows"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{where}.gate_{name}: must be >= 1, got {getattr(self, name)}")
         for name in ("radius_px", "ghost_radius_px", "steady"):
@@ -132,6 +134,8 @@ class FlareGate:
         self._cnt_pix = np.zeros(0, np.int64)  # ... nonzero only at these pixels
         self._last_index: int | None = None  # index of the last window seen
         self._seen = np.full(self.shape, NEVER, np.int64)  # last window each block was a source
+        self._bright = np.full(self.shape, NEVER, np.int64)  # last window each block was a bright core ...
+        self._run = np.zeros(self.shape, np.int64)  # ... and how many windows running it was one
 
     def update(self, index: int, x: np.ndarray, y: np.ndarray, p: np.ndarray) -> np.ndarray:
         """Feed window ``index``'s events (time order); the gated blocks of this window. The
@@ -197,7 +201,10 @@ class FlareGate:
                 ok = (r >= 0) & (r < hb) & (c >= 0) & (c < wb)
                 ring[ok] += per_block[r[ok], c[ok]]
             bright = per_block[rows, cols] * len(RING) >= s.steady_contrast * (ring + len(RING))
-            self._seen[rows[bright], cols[bright]] = index
+            rows, cols = rows[bright], cols[bright]
+            run = np.where(self._bright[rows, cols] == index - 1, self._run[rows, cols] + 1, 1)
+            self._bright[rows, cols], self._run[rows, cols] = index, run
+            self._seen[rows[run >= s.steady_windows], cols[run >= s.steady_windows]] = index
         return gated_blocks(index - self._seen < s.hold, s)
 
     def event_gate(self, blocks: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -217,6 +224,7 @@ def gate_reference(windows: list[tuple[int, list[tuple[int, int, int]]]], spec: 
     alt_prev: dict = {}
     count_prev: dict = {}
     seen: dict = {}
+    bright_run: dict = {}  # block: (last window it was a bright core, windows running)
     last_index = None
     out = []
     for index, events in windows:
@@ -245,7 +253,11 @@ def gate_reference(windows: list[tuple[int, list[tuple[int, int, int]]]], spec: 
                 ring = sum(steady.get((r + dy, c + dx), 0) for dy in range(-2, 3) for dx in range(-2, 3)
                            if max(abs(dy), abs(dx)) == 2)
                 if k >= spec.steady_cluster and k * 16 >= spec.steady_contrast * (ring + 16):
-                    seen[(r, c)] = index
+                    last, run = bright_run.get((r, c), (None, 0))
+                    run = run + 1 if last == index - 1 else 1
+                    bright_run[(r, c)] = (index, run)
+                    if run >= spec.steady_windows:
+                        seen[(r, c)] = index
         alt_prev, count_prev, last_index = alt, count, index
         source = np.zeros((hb, wb), bool)
         for (r, c), i in seen.items():

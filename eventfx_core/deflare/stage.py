@@ -80,7 +80,8 @@ class DeflareConfig:
     gate_ghost_reach: float = 1.25  # the ghost line: centre + k (source - centre), k in [-reach, 1]
     gate_steady: int = 0  # > 0: a pixel firing >= this in each of two windows is a steady-source pixel ...
     gate_steady_cluster: int = 12  # ... and >= this many of them in a block ...
-    gate_steady_contrast: float = 10.0  # ... this many times the ring two blocks away (+1): a source
+    gate_steady_contrast: float = 10.0  # ... this many times the ring two blocks away (+1) ...
+    gate_steady_windows: int = 1  # ... in this many windows running: a source
     tile_px: int = 64  # the U-Net runs on the gated tiles of this side ...
     tile_margin_px: int = 16  # ... each seen with this much context around it
     flicker_lock: int = 0  # > 0 (with the gate): drop only events whose pixel alternated polarity at
@@ -114,7 +115,7 @@ class DeflareConfig:
         return GateSpec(self.gate_rate, self.gate_flicker, self.gate_cluster, self.gate_block_px,
                         self.gate_hold, self.gate_radius_px, self.gate_ghost_radius_px,
                         self.gate_ghost_reach, self.gate_steady, self.gate_steady_cluster,
-                        self.gate_steady_contrast)
+                        self.gate_steady_contrast, self.gate_steady_windows)
 
 
 def share_grid(vin: np.ndarray, out: np.ndarray) -> np.ndarray:
