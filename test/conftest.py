@@ -63,3 +63,21 @@ def make_events():
     """The shared event-stream factory, :func:`random_events`:
     ``make_events(seed, n, width, height, t0=..., max_gap=... | span_us=...)``."""
     return random_events
+
+
+def random_unet_checkpoint(path: Path, sensor: tuple[int, int], seed: int, **unet) -> Path:
+    """A deflarer checkpoint of a small U-Net (``channels=(4, 8, 8)`` unless ``unet`` says
+    otherwise) with random, non-identity weights: what the deflare tests run the stage with
+    when the trained weights do not matter but decisions must vary per event."""
+    import torch
+
+    from eventfx_core.deflare.checkpoint import save_checkpoint
+    from eventfx_core.deflare.unet3d import ResidualUNet3D, UNet3DConfig
+    from eventfx_core.deflare.voxel import VoxelSpec
+
+    torch.manual_seed(seed)
+    model = ResidualUNet3D(UNet3DConfig(**{"channels": (4, 8, 8), **unet}))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    return save_checkpoint(path, model, VoxelSpec(), sensor)

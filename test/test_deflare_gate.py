@@ -3,15 +3,12 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import given, settings, strategies as st
 
+from conftest import random_unet_checkpoint
 from eventfx_core.config import from_dict
-from eventfx_core.deflare.checkpoint import save_checkpoint
 from eventfx_core.deflare.gate import FlareGate, GateSpec, gate_reference
 from eventfx_core.deflare.stage import DeflareStage
-from eventfx_core.deflare.unet3d import ResidualUNet3D, UNet3DConfig
-from eventfx_core.deflare.voxel import VoxelSpec
 from eventfx_core.events import Events, concat
 
 W, H = 128, 96
@@ -59,12 +56,8 @@ def merge(*parts):
 
 @pytest.fixture(scope="module")
 def mask_ckpt(tmp_path_factory):
-    torch.manual_seed(3)
-    model = ResidualUNet3D(UNet3DConfig(channels=(4, 8, 8), in_channels=2, mask_head=True))
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.3)
-    return save_checkpoint(tmp_path_factory.mktemp("ck") / "mask.pt", model, VoxelSpec(), (W, H))
+    return random_unet_checkpoint(tmp_path_factory.mktemp("ck") / "mask.pt", (W, H), seed=3,
+                                  in_channels=2, mask_head=True)
 
 
 def make_stage(ckpt, **kw):

@@ -7,6 +7,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from eventfx_core.config import from_dict
+from conftest import random_unet_checkpoint
 from eventfx_core.deflare.checkpoint import load_checkpoint, save_checkpoint
 from eventfx_core.deflare.stage import DeflareStage
 from eventfx_core.deflare.decode import event_flare_share_reference, mask_share
@@ -24,23 +25,14 @@ W, H = 24, 18
 @pytest.fixture(scope="module")
 def trained_ckpt(tmp_path_factory):
     """A checkpoint whose weights are random (not identity), so decisions vary per event."""
-    torch.manual_seed(0)
-    model = ResidualUNet3D(UNet3DConfig(channels=(4, 8, 8)))
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.3)
-    return save_checkpoint(tmp_path_factory.mktemp("ck") / "random.pt", model, VoxelSpec(), (W, H))
+    return random_unet_checkpoint(tmp_path_factory.mktemp("ck") / "random.pt", (W, H), seed=0)
 
 
 @pytest.fixture(scope="module")
 def mask_ckpt(tmp_path_factory):
     """Random weights, count input channel and flare-mask head."""
-    torch.manual_seed(3)
-    model = ResidualUNet3D(UNet3DConfig(channels=(4, 8, 8), in_channels=2, mask_head=True))
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.3)
-    return save_checkpoint(tmp_path_factory.mktemp("ck") / "mask.pt", model, VoxelSpec(), (W, H))
+    return random_unet_checkpoint(tmp_path_factory.mktemp("ck") / "mask.pt", (W, H), seed=3,
+                                  in_channels=2, mask_head=True)
 
 
 @pytest.fixture(scope="module")
