@@ -158,6 +158,17 @@ def decode_all(msgtype: str, raws: list[bytes]) -> tuple[Events | None, list[int
 
 
 # ---------------------------------------------------------------------------- node process
+def close_session(proc, ctx, spin_stop: threading.Event) -> None:
+    """End a replay or soak: stop the spinning thread, the node (if still running) and the
+    client's DDS context."""
+    import rclpy
+
+    spin_stop.set()
+    if proc.poll() is None:
+        stop_node(proc)
+    rclpy.try_shutdown(context=ctx)
+
+
 def node_log_path(out: Path) -> Path:
     """Where the node's log goes by default: beside the output bag, ``OUT.node.log``."""
     out = Path(out)
@@ -340,10 +351,7 @@ def replay(opt: ReplayOptions, log=print) -> ReplaySummary:
         if code not in (0, None):
             log(f"warning: the node exited with status {code}; log: {node_log}")
     finally:
-        spin_stop.set()
-        if proc.poll() is None:
-            stop_node(proc)
-        rclpy.try_shutdown(context=ctx)
+        close_session(proc, ctx, spin_stop)
 
     with atomic_output(out) as tmp:
         _write_bag(tmp, out_topic, pub_type, rec)

@@ -30,7 +30,7 @@ from eventfx_core.errors import EventfxError
 from eventfx_core.events import Events
 from eventfx_core.pipeline_config import default_config_path, load_denoise_config
 
-from .replay import _diag_reports, _spin, read_bag, ros_env, start_node, stop_node
+from .replay import _diag_reports, _spin, close_session, read_bag, ros_env, start_node, stop_node
 
 NODE_COUNTERS = ("messages_in", "messages_out", "messages_lost", "messages_rejected", "queue_drops",
                  "messages_fallback", "events_fallback", "messages_dropped_late", "messages_late",
@@ -222,10 +222,7 @@ def soak(bag: Path, seconds: float, rate: float = 1.0, config: Path | None = Non
         if code not in (0, None):
             log(f"warning: the node exited with status {code}")
     finally:
-        spin_stop.set()
-        if proc.poll() is None:
-            stop_node(proc)
-        rclpy.try_shutdown(context=ctx)
+        close_session(proc, ctx, spin_stop)
     rep = _diag_reports([(0, got["diag"])]) if got["diag"] is not None else [{}]
     last = rep[-1] if rep else {}
     rss = [r for _, r in samples]
