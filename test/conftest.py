@@ -81,3 +81,22 @@ def random_unet_checkpoint(path: Path, sensor: tuple[int, int], seed: int, **une
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.3)
     return save_checkpoint(path, model, VoxelSpec(), sensor)
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    """``eventfx ARGV...`` in this process: (exit status, stdout, stderr) of that call alone."""
+    from eventfx_core.cli.main import main
+
+    capsys.readouterr()
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def random_raw(path: Path, seed: int, n: int, *, t0: int, max_gap: int,
+               width: int = 64, height: int = 48) -> Path:
+    """A Prophesee ``.raw`` (EVT3) file of :func:`random_events`, as the CLI tests read it."""
+    from eventfx_core.io.prophesee_raw import write_raw
+
+    write_raw(path, random_events(seed, n, width, height, t0=t0, max_gap=max_gap))
+    return path

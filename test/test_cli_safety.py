@@ -8,18 +8,14 @@ import shutil
 import numpy as np
 import pytest
 
+from conftest import random_raw, run_cli
 from eventfx_core.cli import denoise as denoise_cli
 from eventfx_core.cli.main import COMMANDS, main
-from eventfx_core.io.prophesee_raw import write_raw
 
 HOT_PIXEL_ONLY = "/**:\n  ros__parameters:\n    stages: [hot_pixel]\n"
 
 
-def run(capsys, *argv):
-    capsys.readouterr()
-    rc = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return rc, out, err
+run = run_cli  # eventfx ARGV in this process -> (status, stdout, stderr)
 
 
 def one_error_line(err: str) -> str:
@@ -37,11 +33,8 @@ def config(tmp_path):
 
 
 @pytest.fixture
-def raw_input(tmp_path, make_events):
-    ev = make_events(3, 20_000, 64, 48, t0=1_702_309_120_762_236, max_gap=50)
-    path = tmp_path / "in.raw"
-    write_raw(path, ev)
-    return path
+def raw_input(tmp_path):
+    return random_raw(tmp_path / "in.raw", 3, 20_000, t0=1_702_309_120_762_236, max_gap=50)
 
 
 # --- row 1: --scores over an existing file, over the input, inside an input bag ---------------

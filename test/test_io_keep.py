@@ -9,19 +9,14 @@ import h5py
 import numpy as np
 import pytest
 
-from eventfx_core.cli.main import main
+from conftest import random_raw, run_cli
 from eventfx_core.events import Events
 from eventfx_core.io import Packet, open_source
 from eventfx_core.io.dsec import read_dsec
-from eventfx_core.io.prophesee_raw import write_raw
 from eventfx_core.stages import stage_class
 
 
-def run(capsys, *argv):
-    capsys.readouterr()
-    rc = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return rc, out, err
+run = run_cli  # eventfx ARGV in this process -> (status, stdout, stderr)
 
 
 def bag_packets(path):
@@ -140,11 +135,8 @@ def test_events_outside_a_stated_sensor_are_counted_and_reported(tmp_path, capsy
 
 # --- row 8: truncated recordings: one rule (refuse with the offset, --salvage reads) -------------
 @pytest.fixture
-def raw_file(tmp_path, make_events):
-    ev = make_events(4, 30_000, 64, 48, t0=7_000_000, max_gap=40)
-    path = tmp_path / "r.raw"
-    write_raw(path, ev)
-    return path
+def raw_file(tmp_path):
+    return random_raw(tmp_path / "r.raw", 4, 30_000, t0=7_000_000, max_gap=40)
 
 
 @pytest.mark.parametrize("cut", [2, 3, 1000])  # even and odd lengths
