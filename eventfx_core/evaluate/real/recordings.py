@@ -7,8 +7,6 @@ A recording's own sensor noise counts as real signal here, for every method alik
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,54 +70,13 @@ def resolve(path: str, data: Path | None = None) -> Path:
 
 
 def read_events(path: Path, max_s: float | None = None) -> Events:
-    """All events of one recording (at most its first ``max_s`` seconds). A ROS 2 bag whose
-    eventfx cannot open (event_camera_py's test bag: no storage plugin named in metadata.yaml,
-    IDL schemas that rosbags cannot parse) is read raw: see :func:`read_raw_bag`."""
+    """All events of one recording (at most its first ``max_s`` seconds), read by the io layer
+    (which also opens bags with incomplete metadata, as event_camera_py's test bag has)."""
     from ...simulate.fit import read_events as read_all
-    try:
-        ev = read_all(path)
-    except EventfxError as exc:
-        if not (path.is_dir() and (path / "metadata.yaml").exists()):
-            raise
-        ev = read_raw_bag(path)
+    ev = read_all(path)
     if max_s is not None and len(ev):
         ev = ev[: int((ev.t < ev.t[0] + int(max_s * 1e6)).sum())]
     return ev
-
-
-def read_raw_bag(path: Path) -> Events:
-    """EventPacket messages of a ROS 2 bag read from a temporary copy whose metadata.yaml names
-    the storage plugin of its data files, deserialised with eventfx's own message definitions
-    (not the bag's embedded schemas) and decoded by eventfx's codecs. The original is untouched."""
-    from rosbags.rosbag2 import Reader
-
-    from ...codecs import make_decoder
-    from ...codecs.typestore import ros2_typestore
-    from ...events import concat
-    store = ros2_typestore()
-    parts, decoder = [], None
-    with tempfile.TemporaryDirectory(prefix="eventfx-bag-") as tmp:
-        copy = Path(tmp) / path.name
-        shutil.copytree(path, copy)
-        plugin = "mcap" if any(copy.glob("*.mcap")) else "sqlite3"
-        meta = (copy / "metadata.yaml").read_text()
-        meta = meta.replace('storage_identifier: ""', f"storage_identifier: {plugin}")
-        (copy / "metadata.yaml").write_text(meta)
-        reader = Reader(copy)
-        reader.open()
-        try:
-            for conn, _, raw in reader.messages():
-                if conn.msgtype != "event_camera_msgs/msg/EventPacket":
-                    continue
-                msg = store.deserialize_cdr(raw, conn.msgtype)
-                if decoder is None:
-                    decoder = make_decoder(msg.encoding, msg.width, msg.height)
-                parts.append(decoder.decode(bytes(msg.events), time_base=int(msg.time_base)).events)
-        finally:
-            reader.close()
-    if not parts:
-        raise EventfxError(f"{path}: no EventPacket messages")
-    return concat(parts)
 
 
 def real_recordings(data: Path | None = None, split: str | None = None, names=None,
