@@ -242,9 +242,9 @@ class DenoiseNode(Node):
                             "slower than the input)")
 
     def _on_error(self, exc: Exception) -> None:
-        self.stats.count("messages_rejected")
         self._warn("error", f"message dropped: {type(exc).__name__}: {exc}")
         with self._lock:
+            self.engine.counters.messages_rejected += 1  # the engine's count is the one reported
             self.engine.discard_state()  # its state may be half-updated: rebuild on the next message
 
     def _warn(self, kind: str, text: str) -> None:

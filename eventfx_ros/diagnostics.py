@@ -25,22 +25,13 @@ _RUN_EDGES = np.geomspace(1e-5, 100.0, 801)
 
 @dataclass
 class _Totals:
+    """What only the node sees; the stream engine counts the rest (``StreamCounters``: events,
+    rejected and lost messages, resets, fallback), and ``report`` merges both."""
+
     messages_in: int = 0  # messages received (including rejected ones)
     messages_out: int = 0  # messages published on the output topic
-    events_in: int = 0  # events decoded from accepted messages
-    events_out: int = 0  # events published (kept)
-    messages_lost: int = 0  # gaps in the input sequence numbers
-    messages_rejected: int = 0  # undecodable messages (garbage, unknown encoding, wrong sizes, too big)
     queue_drops: int = 0  # messages dropped because the worker queue was full
-    resets: int = 0  # pipeline resets after time went backwards
-    events_out_of_range: int = 0  # events outside the sensor (dropped)
-    events_before_time: int = 0  # events before the stream's first time reference (evt2/evt3, dropped)
-    messages_empty: int = 0  # messages without events (passed on empty)
-    messages_fallback: int = 0  # messages decided by the fallback filter (latency budget)
-    events_fallback: int = 0  # their events
-    messages_dropped_late: int = 0  # not published: even the fallback could not keep up
     messages_late: int = 0  # published later than the latency budget (a stall, the first message)
-    sensor_changes: int = 0  # new pipeline state because the sensor size changed
     worker_busy_us: int = 0  # time the worker spent decoding, filtering, encoding, publishing
 
 
@@ -77,14 +68,12 @@ class NodeStats:
 
     def decoded(self, n_events: int) -> None:
         with self._lock:
-            self.totals.events_in += n_events
             self._period_in += n_events
 
     def published(self, n_events: int, latency_s: float | None) -> None:
         """One output message; ``latency_s`` None for the end-of-stream flush (not live)."""
         with self._lock:
             self.totals.messages_out += 1
-            self.totals.events_out += n_events
             self._period_out += n_events
             self._period_msgs += 1
             if latency_s is None:
@@ -103,7 +92,7 @@ class NodeStats:
 
     def report(self, now: float | None = None, engine: dict | None = None) -> dict[str, float | int]:
         """Period figures since the last report plus the running totals (``engine``: the stream
-        engine's counters, which replace the same-named totals)."""
+        engine.s counters, which it alone keeps)."""
         now = time.monotonic() if now is None else now
         with self._lock:
             dt = max(now - self._period_start, 1e-9)

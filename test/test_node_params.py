@@ -39,13 +39,15 @@ def test_stats_report_rates_latency_and_warn_on_trouble():
     from builtin_interfaces.msg import Time
     from diagnostic_msgs.msg import DiagnosticStatus
 
-    s = NodeStats()
+    from eventfx_core.stream_engine import StreamCounters
+
+    s, counters = NodeStats(), StreamCounters()  # the node reports both, as here
     s._period_start = 0.0
     for i in range(100):
         s.received()
         s.decoded(1000)
         s.published(250, latency_s=(i + 1) * 1e-3)  # 1..100 ms
-    r = s.report(now=2.0)
+    r = s.report(now=2.0, engine=counters.as_dict())
     assert r["input_event_rate_ev_s"] == pytest.approx(50_000)
     assert r["output_event_rate_ev_s"] == pytest.approx(12_500)
     assert r["kept_fraction"] == pytest.approx(0.25)
@@ -54,8 +56,8 @@ def test_stats_report_rates_latency_and_warn_on_trouble():
     assert r["messages_in"] == r["messages_out"] == 100
     ok = to_diagnostic_array(r, Time(), "n: event denoising", "/events", previous={})
     assert ok.status[0].level == DiagnosticStatus.OK
-    s.count("messages_rejected")
-    r2 = s.report(now=3.0)
+    counters.messages_rejected += 1
+    r2 = s.report(now=3.0, engine=counters.as_dict())
     assert r2["input_event_rate_ev_s"] == 0 and np.isnan(r2["latency_p50_ms"])  # new period
     warn = to_diagnostic_array(r2, Time(), "n: event denoising", "/events", previous=r)
     assert warn.status[0].level == DiagnosticStatus.WARN and "messages_rejected" in warn.status[0].message
