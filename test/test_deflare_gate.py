@@ -173,6 +173,21 @@ def test_a_lamp_changes_no_decision_far_from_it(mask_ckpt):
     assert not keep.all()  # the random model removes something near the lamp
 
 
+def test_every_gate_setting_reaches_the_gate_by_name():
+    """Each ``deflare.gate_NAME`` sets ``GateSpec.NAME`` (not by position), with the same default."""
+    from dataclasses import fields
+
+    from eventfx_core.deflare.stage import DeflareConfig
+
+    default = DeflareConfig()
+    assert default.gate_spec() == GateSpec()
+    for f in fields(GateSpec):
+        value = f.default * 2 + 1  # distinct per field and valid for every field here
+        spec = replace(default, **{"gate_" + f.name: value}).gate_spec()
+        assert getattr(spec, f.name) == value, f.name
+        assert all(getattr(spec, g.name) == g.default for g in fields(GateSpec) if g is not f)
+
+
 def test_gate_config_errors():
     from eventfx_core.errors import ConfigError
     with pytest.raises(ConfigError, match="gate_rate"):

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -112,10 +112,8 @@ class DeflareConfig:
                                   f"({self.cell_px}), got {v}")
 
     def gate_spec(self) -> GateSpec:
-        return GateSpec(self.gate_rate, self.gate_flicker, self.gate_cluster, self.gate_block_px,
-                        self.gate_hold, self.gate_radius_px, self.gate_ghost_radius_px,
-                        self.gate_ghost_reach, self.gate_steady, self.gate_steady_cluster,
-                        self.gate_steady_contrast, self.gate_steady_windows)
+        """The gate's settings: ``gate_NAME`` here is ``GateSpec.NAME`` (matched by name)."""
+        return GateSpec(**{f.name: getattr(self, "gate_" + f.name) for f in fields(GateSpec)})
 
 
 def share_grid(vin: np.ndarray, out: np.ndarray) -> np.ndarray:
