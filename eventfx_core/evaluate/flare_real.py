@@ -21,16 +21,13 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ..events import Events
 from ..pipeline import Pipeline
 from ..pipeline_config import PipelineConfig, load_denoise_config
-from ..viz import render_frame
+from ..viz import before_after_png
 from .glare_overlay import CORE, GLARE, overlay, render_overlay, standard_lamps
-
-STAGE_BGR = [(0, 160, 0), (200, 0, 200), (0, 140, 255), (255, 120, 0), (120, 120, 0)]  # per stage index
 
 
 def run(cfg: PipelineConfig, base_dir, ev: Events, chunk: int = 20000) -> tuple[np.ndarray, np.ndarray]:
@@ -55,29 +52,9 @@ def alone(cfg: PipelineConfig, name: str) -> PipelineConfig:
 
 def removed_png(path: Path, ev: Events, keep: np.ndarray, removed_by: np.ndarray,
                 stages: list[str], title: str) -> Path:
-    """input | kept | removed (each removed event's pixel in its stage's colour)."""
-    left, mid = render_frame(ev), render_frame(ev[keep])
-    right = np.full_like(left, 255)
-    gone = np.flatnonzero(~keep)
-    for i, name in enumerate(stages):
-        sel = gone[removed_by[gone] == i]
-        right[ev.y[sel], ev.x[sel]] = STAGE_BGR[i % len(STAGE_BGR)]
-    scale = max(1, 360 // max(ev.height, 1))
-    panels = [cv2.resize(p, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST) for p in (left, mid, right)]
-    gap = np.full((panels[0].shape[0], 6, 3), 128, np.uint8)
-    img = np.concatenate([panels[0], gap, panels[1], gap, panels[2]], axis=1)
-    band = np.full((48, img.shape[1], 3), 255, np.uint8)
-    cv2.putText(band, title, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    legend = f"input {len(ev):,} | kept {int(keep.sum()):,} | removed by: "
-    cv2.putText(band, legend, (6, 40), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-    x = 6 + cv2.getTextSize(legend, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)[0][0]
-    for i, name in enumerate(stages):
-        cv2.putText(band, name, (x, 40), cv2.FONT_HERSHEY_SIMPLEX, 0.45, STAGE_BGR[i % len(STAGE_BGR)], 1, cv2.LINE_AA)
-        x += cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)[0][0] + 10
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), np.concatenate([band, img], axis=0)):
-        raise OSError(f"could not write {path}")
-    return path
+    """input | kept | removed (each removed event's pixel in its stage's colour): ``viz``'s PNG."""
+    return before_after_png(path, ev, ev[keep], title=title, removed=ev[~keep],
+                            removed_stage=removed_by[~keep], stage_names=list(stages))
 
 
 def stages_alone(recordings, cfg: PipelineConfig, base_dir) -> list[dict]:
