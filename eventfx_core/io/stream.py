@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..codecs.evt3 import WRAP_US
 from ..errors import EventfxError, FormatError, warn
 from .items import Packet, Passthrough
 from .output_paths import check_output, finish, partial_path, remove
@@ -211,7 +212,7 @@ class Sink:
                               f"{', '.join(f for f in FORMATS if f != 'aedat4')})")
         check_output(self.path, inputs=[getattr(source, "path", None)], overwrite=overwrite)
         self.partial = partial_path(self.path)
-        _remove(self.partial)  # a leftover of an interrupted earlier run
+        remove(self.partial)  # a leftover of an interrupted earlier run
         self.source = source
         self.n_events = 0
         self.n_messages = 0
@@ -337,7 +338,7 @@ class Sink:
             else:
                 self.writer.close()
         finally:
-            _remove(self.partial)
+            remove(self.partial)
 
     def __enter__(self):
         return self
@@ -351,10 +352,6 @@ class Sink:
                 raise
         else:
             self.abort()
-
-
-def _remove(path: Path) -> None:
-    remove(path)
 
 
 def _rename_bag_files(bag_dir: Path, final_name: str) -> None:
@@ -371,7 +368,6 @@ def _rename_bag_files(bag_dir: Path, final_name: str) -> None:
 
 
 WRITABLE_ENCODINGS = ("evt3", "libcaer", "mono")
-EVT3_RANGE_US = 1 << 24  # EVT3's time counter period
 
 
 def _warn_encoding(source, src_enc: str | None, out_enc: str, asked: bool) -> None:
@@ -381,7 +377,7 @@ def _warn_encoding(source, src_enc: str | None, out_enc: str, asked: bool) -> No
         warn(f"{where}: encoding {src_enc} cannot be written; the output uses {out_enc}")
     if out_enc == "evt3" and src_enc != "evt3":
         warn(f"{where}: evt3 holds a 24-bit us clock: event times inside the output messages restart "
-             f"every {EVT3_RANGE_US} us (header.stamp keeps absolute time; --to-encoding libcaer keeps "
+             f"every {WRAP_US} us (header.stamp keeps absolute time; --to-encoding libcaer keeps "
              f"it in the events)")
 
 
