@@ -100,10 +100,18 @@ def write_preview(path: Path, bag: Path, out: Path, summary, span_ms: float,
 
     _, t_in, m_in = read_bag(bag, summary.topic)
     _, t_out, m_out = read_bag(out, None)
-    before, _ = decode_all(t_in, [r for _, r in m_in])
-    after, _ = decode_all(t_out, [r for _, r in m_out])
-    if before is None or len(before) == 0:
+    # The input once, through the same config offline: its events and which stage removes each.
+    cfg = load_denoise_config(Path(config) if config else default_config_path(), params or {})
+    engine = StreamEngine(cfg.pipeline, cfg.base_dir, msgtype=t_in)
+    decided = [*(d for _, raw in m_in for d in engine.push_message(raw)), *engine.flush()]
+    decided = [d for d in decided if len(d.events)]
+    if not decided:
         raise EventfxError(f"{bag}: no events to draw")
+    # a sensor-size change mid-bag: keep the last size's events (as decode_all does)
+    decided = [d for d in decided if d.events.sensor_size == decided[-1].events.sensor_size]
+    before = concat([d.events for d in decided])
+    offline_stage = np.concatenate([np.where(d.keep, -1, d.removed_by) for d in decided])
+    after, _ = decode_all(t_out, [r for _, r in m_out])
     if after is None:
         after = before[:0]
     # The densest span_ms of the input, so the picture shows something.
@@ -111,24 +119,16 @@ def write_preview(path: Path, bag: Path, out: Path, summary, span_ms: float,
     edges = np.arange(before.t[0], before.t[-1] + span, span)
     counts = np.histogram(before.t, edges)[0]
     a = int(edges[int(np.argmax(counts))])
-    sel = lambda ev: ev[(ev.t >= a) & (ev.t < a + span)]  # noqa: E731
-    shown_in, shown_out = sel(before), sel(after)
+    in_span = (before.t >= a) & (before.t < a + span)
+    shown_in, shown_out = before[in_span], after[(after.t >= a) & (after.t < a + span)]
     key = lambda ev: (((ev.t - a) * ev.height + ev.y) * ev.width + ev.x) * 2 + ev.p  # noqa: E731
-    removed = shown_in[~np.isin(key(shown_in), key(shown_out))]
-    # which stage removes each of them offline: the same config on the same messages
-    cfg = load_denoise_config(Path(config) if config else default_config_path(), params or {})
-    engine = StreamEngine(cfg.pipeline, cfg.base_dir, msgtype=t_in)
-    parts, stage_of = [], []
-    for d in [*(d for _, raw in m_in for d in engine.push_message(raw)), *engine.flush()]:
-        in_span = (d.events.t >= a) & (d.events.t < a + span) & ~d.keep
-        parts.append(d.events[in_span])
-        stage_of.append(d.removed_by[in_span])
+    gone = ~np.isin(key(shown_in), key(shown_out))  # removed by the node
+    removed = shown_in[gone]
+    # each in the colour of the stage that removes it offline; the node's other removals were
+    # its latency fallback's (the colour after the stages')
     names = list(summary.stages) + ["latency fallback"]
-    stage = np.full(len(removed), len(names) - 1, np.int64)
-    if parts:
-        offline = concat(parts)
-        by_key = dict(zip(key(offline).tolist(), np.concatenate(stage_of).tolist()))
-        stage = np.array([by_key.get(k, len(names) - 1) for k in key(removed).tolist()], np.int64)
+    stage = offline_stage[in_span][gone].astype(np.int64)
+    stage[stage < 0] = len(names) - 1
     title = f"{Path(bag).name}: {span_ms:g} ms, stages {', '.join(summary.stages) or 'none'}"
     with atomic_output(path, keep_suffix=True) as tmp:
         before_after_png(tmp, shown_in, shown_out, title=title, removed=removed,
