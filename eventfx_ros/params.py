@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from eventfx_core.pipeline_config import NODE_KEYS, DenoiseConfig
+from eventfx_core.pipeline_config import NODE_KEYS, ROS_KEYS, DenoiseConfig
 
 
 def flatten(cfg: DenoiseConfig) -> dict[str, Any]:
@@ -72,14 +72,18 @@ def describe(name: str) -> str:
     return f"pipeline: {name}"
 
 
+def is_ros_key(name: str) -> bool:
+    """rclpy's own parameters (``qos_overrides.*``, ``use_sim_time``): not the config's."""
+    return name.split(".")[0] in ROS_KEYS
+
+
 def declare_all(node, defaults: dict[str, Any], overrides) -> dict[str, Any]:
     """Declare every config key on ``node`` (defaults, plus any key a params file brings, so an
     unknown key is rejected by the config check instead of silently ignored); returns the
     values in config terms."""
     from rcl_interfaces.msg import ParameterDescriptor
 
-    names = list(defaults) + [n for n in overrides if n not in defaults
-                              and not n.startswith("qos_overrides.") and n != "use_sim_time"]
+    names = list(defaults) + [n for n in overrides if n not in defaults and not is_ros_key(n)]
     flat = {}
     for name in names:
         default = defaults.get(name)
@@ -97,7 +101,7 @@ def apply_changes(flat: dict[str, Any], defaults: dict[str, Any], params, engine
 
     new = dict(flat)
     for p in params:
-        if p.name.startswith("qos_overrides.") or p.name == "use_sim_time":
+        if is_ros_key(p.name):
             continue  # rclpy's own (QoS overrides are read-only after start)
         if p.name not in new:
             return f"{p.name}: unknown parameter", flat
