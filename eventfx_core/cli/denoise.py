@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -61,20 +62,13 @@ def parse_overrides(items: list[str]) -> dict:
 
 
 class ScoreWriter:
-    """Appends (t, x, y, p, score, keep) of every input event to an HDF5 file.
+    """Appends (t, x, y, p, score, keep) of every input event to an HDF5 file (``run`` writes it
+    through ``io.output_paths.atomic_output``: no half file stands under the final name)."""
 
-    Written to ``PATH.partial``; ``close(complete=True)`` renames it to ``PATH``, anything else
-    (an error, Ctrl-C) removes it, so no half file stands under the final name."""
-
-    def __init__(self, path: str):
+    def __init__(self, path: Path):
         import h5py
 
-        from ..io.output_paths import partial_path, remove
-
-        self.path = Path(path)
-        self.partial = partial_path(self.path)
-        remove(self.partial)
-        self.f = h5py.File(self.partial, "w")
+        self.f = h5py.File(path, "w")
         self.ds = {}
         for name, dt in (("t", "i8"), ("x", "u2"), ("y", "u2"), ("p", "u1"), ("score", "f4"), ("keep", "u1")):
             self.ds[name] = self.f.create_dataset(name, (0,), dtype=dt, maxshape=(None,), chunks=(1 << 16,))
@@ -86,14 +80,8 @@ class ScoreWriter:
             self.ds[name].resize((n0 + len(arr),))
             self.ds[name][n0:] = arr
 
-    def close(self, complete: bool = False) -> None:
-        from ..io.output_paths import finish, remove
-
+    def close(self) -> None:
         self.f.close()
-        if complete:
-            finish(self.partial, self.path)
-        else:
-            remove(self.partial)
 
 
 def load_config(args):
@@ -144,12 +132,12 @@ def write_preview(path: str, before: Events, after: Events, title: str, removed:
 
 def run(args) -> int:
     from ..io import Passthrough, open_sink, open_source
+    from ..io.output_paths import atomic_output
 
     check_paths(args)
     cfg = load_config(args)
     src = open_source(args.input, topic=args.topic, format=args.input_format, salvage=args.salvage)
-    scores = ScoreWriter(args.scores) if args.scores else None
-    scores_done = False
+    scores = None
     preview_in: list[Events] = []
     preview_out: list[Events] = []
     preview_removed: list[Events] = []
@@ -170,12 +158,13 @@ def run(args) -> int:
                 preview_in.append(d.events)
                 preview_out.append(d.events[d.keep])
                 preview_removed.append(d.events[~d.keep])
-                preview_removed_by.append(  # an engine that did not say which stage: "other"
-                    d.removed_by[~d.keep] if d.removed_by is not None
-                    else np.full(int(np.count_nonzero(~d.keep)), len(cfg.pipeline.stages), np.int8))
+                preview_removed_by.append(d.removed_by[~d.keep])
                 n_preview += len(d.events)
 
-    try:
+    with ExitStack() as stack:
+        if args.scores:  # closed before atomic_output renames it (the stack unwinds in reverse)
+            scores = ScoreWriter(stack.enter_context(atomic_output(args.scores)))
+            stack.callback(scores.close)
         with open_sink(args.output, source=src, format=args.output_format, overwrite=args.overwrite) as sink:
             bar = tqdm(total=getattr(src, "num_packets", None), unit="msg", disable=args.quiet,
                        desc="denoise", file=sys.stderr)
@@ -195,10 +184,6 @@ def run(args) -> int:
                 emit(engine.push(item.events, tag=item), sink)
             emit(engine.flush(), sink)
             bar.close()
-        scores_done = True
-    finally:
-        if scores:
-            scores.close(complete=scores_done)
     dt = time.perf_counter() - t0
     if args.preview and preview_in:
         write_preview(args.preview, concat(preview_in), concat(preview_out),
