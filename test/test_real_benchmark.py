@@ -49,8 +49,20 @@ def test_bad_rates_is_one_line(shared_data, tmp_path, capsys):
     assert err == ["eventfx: error: --rates: give positive numbers, got '0'"]
 
 
+def test_an_existing_report_is_kept_unless_overwrite(shared_data, tmp_path, capsys):
+    out = tmp_path / "rb"
+    out.mkdir()
+    (out / "report.md").write_text("the user's report")
+    args = ["realbench", "--recordings", "evl_sample", "--out", str(out)]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--overwrite" in err[0] and "report.md" in err[0]
+    assert (out / "report.md").read_text() == "the user's report"
+    assert not (out / "report.json").exists()  # refused before any work
+
+
 def test_libcaer_cmp_bag_as_its_authors_committed_it(shared_data):
-    """metadata.yaml without a storage plugin: read raw; event_camera_py's own figures."""
+    """metadata.yaml without a storage plugin: the io layer repairs it; event_camera_py's own figures."""
     from eventfx_core.evaluate.real.recordings import read_events
     ev = read_events(shared_data / "ros2_bags" / "test_events_2_libcaer_cmp")
     assert (ev.width, ev.height) == (346, 260)

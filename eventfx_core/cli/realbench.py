@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from ..errors import EventfxError
+from .common import add_overwrite, add_quiet
 
 
 def add_parser(sub) -> None:
@@ -37,7 +38,8 @@ def add_parser(sub) -> None:
     p.add_argument("--write-train", metavar="DIR", help="instead: write labelled training archives "
                    "(tune split + injected noise, 0.5-6 Hz/px) to DIR/train and DIR/val for eventfx train")
     p.add_argument("--copies", type=int, default=8, help="--write-train archives per recording (default: %(default)s)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    add_quiet(p)
+    add_overwrite(p)
     p.set_defaults(func=run)
 
 
@@ -51,6 +53,18 @@ def _floats(text: str, what: str) -> tuple[float, ...]:
     return vals
 
 
+REPORT_FILES = ("report.md", "report.json", "curves.png")
+
+
+def check_paths(args) -> None:
+    """The report's files checked before any work starts (``io.output_paths``, as ``eventfx
+    evaluate`` does): an existing report is replaced only with --overwrite, never an input."""
+    from ..io.output_paths import check_outputs
+
+    check_outputs({f"--out {name}": Path(args.out) / name for name in REPORT_FILES},
+                  inputs=[args.data, args.config, args.noise_recording], overwrite=args.overwrite)
+
+
 def run(args) -> int:
     from ..evaluate.real import recordings as R
     from ..evaluate.real.noise import NoiseModel
@@ -62,6 +76,7 @@ def run(args) -> int:
     names = [n.strip() for n in args.recordings.split(",")] if args.recordings else None
     if args.write_train:
         return write_train(args, data, names)
+    check_paths(args)
     split = args.split or "report"
     recs = R.real_recordings(data, None if split == "all" else split, names, args.max_seconds)
     if not recs:
