@@ -26,11 +26,13 @@ import numpy as np
 
 from eventfx_core.codecs import make_encoder
 from eventfx_core.codecs.messages import EVENT_PACKET, TopicCodec, build_message, canonical_type
+from eventfx_core.cli.common import add_overwrite
 from eventfx_core.errors import EventfxError
 from eventfx_core.events import Events
 from eventfx_core.pipeline_config import default_config_path, load_denoise_config
 
-from .replay import _diag_reports, _spin, close_session, read_bag, ros_env, start_node, stop_node
+from .replay import (_diag_reports, _spin, close_session, params_path, read_bag, ros_env, start_node,
+                     stop_node)
 
 NODE_COUNTERS = ("messages_in", "messages_out", "messages_lost", "messages_rejected", "queue_drops",
                  "messages_fallback", "events_fallback", "messages_dropped_late", "messages_late",
@@ -246,11 +248,11 @@ def main(argv=None) -> int:
     p.add_argument("--config", type=Path, help="denoise params file (default: config/denoise.yaml)")
     p.add_argument("--rss-every", type=float, default=10.0, help="seconds between RSS samples")
     p.add_argument("--json", type=Path, required=True, help="result file (.json); the node log goes beside it")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing result")
+    add_overwrite(p)
     args = p.parse_args(argv)
     try:
-        check_outputs({"--json": args.json, "node log": args.json.parent / "node.log",
-                       "node params": args.json.parent / "node.log.params.yaml"},
+        log = args.json.parent / "node.log"
+        check_outputs({"--json": args.json, "node log": log, "node params": params_path(log)},
                       inputs=[args.bag, args.config], overwrite=args.overwrite, suffixes={"--json": (".json",)})
         res = soak(args.bag, args.minutes * 60, args.rate, args.config, rss_every_s=args.rss_every,
                    log_dir=args.json.parent)
