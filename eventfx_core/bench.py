@@ -99,12 +99,9 @@ def dv_processing_baf(messages: list[Events], window_us: int) -> StageTiming | N
     except ImportError:
         return None
     ev0 = messages[0]
-    stores = []
-    for m in messages:
-        s = dv.EventStore()
-        for t, x, y, p in zip(m.t.tolist(), m.x.tolist(), m.y.tolist(), m.p.tolist()):
-            s.push_back(t, x, y, bool(p))
-        stores.append(s)
+    from .evaluate.methods import dv_store
+
+    stores = [dv_store(m) for m in messages]  # converted before the clock starts
     filt = dv.noise.BackgroundActivityNoiseFilter((ev0.width, ev0.height),
                                                   datetime.timedelta(microseconds=window_us))
     lat = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 from pathlib import Path
 
+import numba
 import numpy as np
 
 from ..errors import ConfigError, EventfxError
@@ -84,6 +85,37 @@ class PipelineMethod:
                 np.concatenate([d.score for d in decisions]).astype(np.float32))
 
 
+def dv_store(ev: Events):
+    """A dv-processing ``EventStore`` of ``ev`` (dv_processing imported by the caller)."""
+    import dv_processing as dv
+    store = dv.EventStore()
+    for t, x, y, p in zip(ev.t.tolist(), ev.x.tolist(), ev.y.tolist(), ev.p.tolist()):
+        store.push_back(t, x, y, bool(p))
+    return store
+
+
+@numba.njit(cache=True)
+def _walk(t, x, y, kt, kx, ky, keep):
+    """Mark the events that a filter kept (it returns them in input order): greedy walk."""
+    j = 0
+    for i in range(t.shape[0]):
+        if j < kt.shape[0] and kt[j] == t[i] and kx[j] == x[i] and ky[j] == y[i]:
+            keep[i] = True
+            j += 1
+    return j
+
+
+def dv_keep_mask(ev: Events, kept, what: str) -> np.ndarray:
+    """bool[len(ev)]: which events of ``ev`` a dv-processing filter kept (``kept``: the numpy
+    view of its output, which holds the kept events in input order)."""
+    keep = np.zeros(len(ev), bool)
+    j = _walk(ev.t, ev.x.astype(np.int64), ev.y.astype(np.int64), kept["timestamp"].astype(np.int64),
+              kept["x"].astype(np.int64), kept["y"].astype(np.int64), keep)
+    if j != len(kept):
+        raise EventfxError(f"{what}: dv-processing returned events out of input order")
+    return keep
+
+
 class DvBafMethod:
     """dv-processing's BackgroundActivityNoiseFilter; keep mask recovered by an in-order walk
     (it returns the kept events in input order)."""
@@ -99,18 +131,8 @@ class DvBafMethod:
             tuple(self.sensor), backgroundActivityDuration=datetime.timedelta(microseconds=self.window_us))
         keep = np.zeros(len(ev), bool)
         for a, b in message_bounds(ev):
-            store = dv.EventStore()
-            for t, x, y, p in zip(ev.t[a:b].tolist(), ev.x[a:b].tolist(), ev.y[a:b].tolist(), ev.p[a:b].tolist()):
-                store.push_back(t, x, y, bool(p))
-            f.accept(store)
-            kept = f.generateEvents().numpy()
-            j, kt, kx, ky = 0, kept["timestamp"], kept["x"], kept["y"]
-            for i in range(a, b):
-                if j < len(kept) and kt[j] == ev.t[i] and kx[j] == ev.x[i] and ky[j] == ev.y[i]:
-                    keep[i] = True
-                    j += 1
-            if j != len(kept):
-                raise EventfxError("dv_baf: dv-processing returned events out of input order")
+            f.accept(dv_store(ev[a:b]))
+            keep[a:b] = dv_keep_mask(ev[a:b], f.generateEvents().numpy(), "dv_baf")
         return keep, keep.astype(np.float32)
 
 

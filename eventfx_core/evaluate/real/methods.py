@@ -18,11 +18,10 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass, field
 
-import numba
 import numpy as np
 
 from ...events import Events
-from ..methods import PipelineMethod, StageMethod
+from ..methods import PipelineMethod, StageMethod, dv_keep_mask, dv_store
 from ..metrics import roc_curve
 from .curves import hull, point
 
@@ -82,38 +81,18 @@ def run_baf(ev: Events, is_signal: np.ndarray, default_cfg=None) -> MethodResult
 
 
 # ---------------------------------------------------------------------------- dv-processing
-@numba.njit(cache=True)
-def _walk(t, x, y, kt, kx, ky, keep):
-    """Mark the events that a filter kept (it returns them in input order): greedy walk."""
-    j = 0
-    for i in range(t.shape[0]):
-        if j < kt.shape[0] and kt[j] == t[i] and kx[j] == x[i] and ky[j] == y[i]:
-            keep[i] = True
-            j += 1
-    return j
-
-
 class DvRunner:
     """One dv-processing EventStore of a stream, run through many filter settings."""
 
     def __init__(self, ev: Events):
         import dv_processing as dv
         self.dv, self.ev = dv, ev
-        self.store = dv.EventStore()
-        for t, x, y, p in zip(ev.t.tolist(), ev.x.tolist(), ev.y.tolist(), ev.p.tolist()):
-            self.store.push_back(t, x, y, bool(p))
+        self.store = dv_store(ev)
 
     def keep(self, make) -> np.ndarray:
         f = make(self.dv.noise, (self.ev.width, self.ev.height))
         f.accept(self.store)
-        kept = f.generateEvents().numpy()
-        keep = np.zeros(len(self.ev), bool)
-        j = _walk(self.ev.t, self.ev.x.astype(np.int64), self.ev.y.astype(np.int64),
-                  kept["timestamp"].astype(np.int64), kept["x"].astype(np.int64),
-                  kept["y"].astype(np.int64), keep)
-        if j != len(kept):
-            raise RuntimeError("dv-processing returned events out of input order")
-        return keep
+        return dv_keep_mask(self.ev, f.generateEvents().numpy(), "realbench")
 
 
 def _us(v: int) -> datetime.timedelta:
