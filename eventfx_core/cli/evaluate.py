@@ -20,7 +20,7 @@ DEFAULT_NOISE_BAG = SHARED_DATA / "ros2_bags" / "test_data_libcaer_rollover"  # 
 
 
 def add_parser(sub) -> None:
-    from .common import add_overwrite
+    from .common import add_overwrite, add_quiet
 
     p = sub.add_parser("evaluate", help="score denoisers/deflarers on labelled archives",
                        description=__doc__.split("\n\n")[0])
@@ -33,7 +33,7 @@ def add_parser(sub) -> None:
                    help="real noise-only recording: fraction each method keeps (default: %(default)s)")
     p.add_argument("--no-noise-bag", action="store_true", help="skip the real noise recording")
     p.add_argument("--max-archives", type=int, help="evaluate at most this many archives")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_quiet(p)
     add_overwrite(p)
     p.set_defaults(func=run)
 
