@@ -137,6 +137,14 @@ class FlareGate:
         self._bright = np.full(self.shape, NEVER, np.int64)  # last window each block was a bright core ...
         self._run = np.zeros(self.shape, np.int64)  # ... and how many windows running it was one
 
+    def _forget_last_window(self) -> None:
+        """Zero the per-pixel alternation and event counts kept from the last window (only at the
+        pixels that fired, so the cost follows the events, not the sensor)."""
+        self._alt[self._alt_pix] = 0
+        self._alt_pix = np.zeros(0, np.int64)
+        self._cnt[self._cnt_pix] = 0
+        self._cnt_pix = np.zeros(0, np.int64)
+
     def update(self, index: int, x: np.ndarray, y: np.ndarray, p: np.ndarray) -> np.ndarray:
         """Feed window ``index``'s events (time order); the gated blocks of this window. The
         work is proportional to the window's events, not to the sensor. Afterwards
@@ -145,10 +153,7 @@ class FlareGate:
         s = self.spec
         if self._last_index is None or index != self._last_index + 1:
             self._last_p[:] = -1  # a gap of a window or more: no alternation spans it
-            self._alt[self._alt_pix] = 0
-            self._alt_pix = np.zeros(0, np.int64)
-            self._cnt[self._cnt_pix] = 0
-            self._cnt_pix = np.zeros(0, np.int64)
+            self._forget_last_window()
         pix = y.astype(np.int64) * self.width + x.astype(np.int64)
         order = np.argsort(pix, kind="stable")
         ps, pp = pix[order], p[order].astype(np.int8)
@@ -172,17 +177,13 @@ class FlareGate:
             self.alternations = np.empty(len(ps), np.int32)  # per event, in the order given
             self.alternations[order] = np.repeat(both, count)
             self._last_p[ps[np.append(starts[1:] - 1, len(ps) - 1)]] = pp[np.append(starts[1:] - 1, len(ps) - 1)]
-            self._alt[self._alt_pix] = 0
+            self._forget_last_window()
             self._alt[upix] = alt
             self._alt_pix = upix[alt > 0]
-            self._cnt[self._cnt_pix] = 0
             self._cnt[upix] = count
             self._cnt_pix = upix
         else:
-            self._alt[self._alt_pix] = 0
-            self._alt_pix = np.zeros(0, np.int64)
-            self._cnt[self._cnt_pix] = 0
-            self._cnt_pix = np.zeros(0, np.int64)
+            self._forget_last_window()
             self.alternations = np.zeros(0, np.int32)
         self._last_index = index
         ly, lx = np.divmod(np.unique(np.concatenate(lamp_pix)), self.width)
