@@ -21,7 +21,9 @@ Input hygiene, applied identically online and offline: events outside the sensor
 dropped and counted; an event earlier than the one before it (a looping bag, a camera
 restart) flushes the windowed stages, resets every stage, and counts a reset (callers warn:
 the node throttled, the CLI in its summary). Each ``Decision`` says which stage removed each
-event (``removed_by``), for the node's live view.
+event (``removed_by``), for the node's live view, and a threshold-free score (``score``, see
+``pipeline_score``: an event removed at stage i ranks below every event that reached stage i + 1,
+then by the last stage's own score), whose threshold n/(n+1) is the keep decision.
 """
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ from .config import from_dict, to_dict
 from .errors import ConfigError, EventfxError
 from .events import Events, concat
 from .pipeline_config import PipelineConfig
+from .pipeline_score import compose
 from .stages import EventStage, WindowedStage, stage_class
 
 log = logging.getLogger("eventfx.pipeline")
@@ -49,8 +52,8 @@ class Decision:
     tag: Any  # whatever the caller pushed with the events (a message, an index)
     events: Events  # the events as pushed
     keep: np.ndarray  # bool[n]
-    score: np.ndarray  # float32[n]: confidence that the event is not noise (0 = removed, 1 = kept
-    #                    by stages that give no score)
+    score: np.ndarray  # float32[n]: the pipeline score (``pipeline_score``: removed at stage i <
+    #                    reached stage i + 1, then by the last stage's own score); keep == score >= n/(n+1)
     removed_by: np.ndarray | None = None  # int8[n]: -1 kept, REMOVED_RANGE outside the sensor,
     #                                      else the index in ``stages`` of the stage that removed it
 
@@ -110,7 +113,7 @@ class Pipeline:
         n = len(events)
         self.stats.events_in += n
         keep = np.zeros(n, bool)
-        score = np.ones(n, np.float32)  # stays 1 for events no stage scores and all keep
+        score = np.ones(n, np.float32)  # the last graded score (pipeline_score); 1 until a stage grades
         removed_by = np.full(n, -1, np.int8)
         entry = _Pending(tag, events, keep, score, removed_by, self._next_id, 0)
         self._next_id += n
@@ -198,7 +201,6 @@ class Pipeline:
                 flare = np.asarray(res.flare, np.float32)
             kept = np.asarray(res.keep, bool)
             if not kept.all():
-                entry.score[idx[~kept]] = 0.0
                 entry.removed_by[idx[~kept]] = self.stages.index(stage)
                 idx = idx[kept]
                 ev = ev[kept]
@@ -258,7 +260,6 @@ class Pipeline:
             local = ids[which == w] - entry.first_id
             entry.keep[local] = value
             if not value:
-                entry.score[local] = 0.0
                 entry.removed_by[local] = stage_index
             entry.undecided -= len(local)
 
@@ -283,5 +284,6 @@ class Pipeline:
         while self._pending and self._pending[0].undecided == 0:
             e = self._pending.popleft()
             self.stats.events_kept += int(np.count_nonzero(e.keep))
-            out.append(Decision(e.tag, e.events, e.keep, e.score, e.removed_by))
+            score = compose(e.score, e.removed_by, len(self.stages), REMOVED_RANGE)
+            out.append(Decision(e.tag, e.events, e.keep, score, e.removed_by))
         return out

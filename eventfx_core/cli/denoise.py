@@ -40,7 +40,7 @@ def add_parser(sub) -> None:
     p.add_argument("--set", action="append", default=[], metavar="STAGE.FIELD=VALUE",
                    help="override a config value, e.g. --set mamba.threshold=0.7 (repeatable)")
     p.add_argument("--scores", help="also write per-event decisions (t,x,y,p,score,keep) to this .h5; score: the "
-                   "confidence that the event is not noise (0 for removed events)")
+                   "pipeline score (eventfx_core/pipeline_score.py: keep == score >= n/(n+1) for n stages)")
     p.add_argument("--preview", help="also write a before/after event-frame PNG here (.png)")
     p.add_argument("--strict", action="store_true", help="stop at the first undecodable message")
     add_overwrite(p)
