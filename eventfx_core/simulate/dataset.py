@@ -36,6 +36,11 @@ def fingerprint(cfg: GenerateConfig) -> str:
     train split comes last, so raising it and rerunning adds sequences and keeps the rest)."""
     config = asdict(cfg)
     config.pop("train_sequences")
+    # settings added later leave old datasets' fingerprints alone while they are off
+    if not cfg.randomise.enabled:
+        config.pop("randomise")
+    if cfg.noise.silent_fraction == 0:
+        config["noise"].pop("silent_fraction")
     blob = json.dumps({"config": config, "version": GENERATOR_VERSION}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -91,7 +96,7 @@ def generate_one(cfg_dict: dict, index: int, path: str, fp: str, flare7k) -> tup
     path = Path(path)
     tmp = path.with_name(path.name + ".partial")
     try:
-        with ArchiveWriter(tmp, cfg.width, cfg.height, meta=meta, with_labels=True) as w:
+        with ArchiveWriter(tmp, events.width, events.height, meta=meta, with_labels=True) as w:
             w.append(events, labels)
         os.replace(tmp, path)
     except BaseException:

@@ -27,11 +27,14 @@ class NoiseConfig:
     hot_rate_hz_min: float = 5.0  # hot-pixel rates are log-uniform in [min, max]
     hot_rate_hz_max: float = 200.0
     hot_on_fraction: float = 0.5  # mean share of ON events of a hot pixel
+    silent_fraction: float = 0.0  # share of pixels without leak and shot noise (real sensors: many)
 
     def check(self, where: str = "noise") -> None:
         for name in ("leak_rate_hz", "shot_rate_hz", "rate_spread", "hot_pixels_per_mpx"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{where}.{name} must be >= 0")
+        if not 0 <= self.silent_fraction < 1:
+            raise ConfigError(f"{where}.silent_fraction must be in [0, 1)")
         for name in ("shot_on_fraction", "hot_on_fraction"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"{where}.{name} must be in [0, 1]")
@@ -67,6 +70,10 @@ def noise_events(cfg: NoiseConfig, width: int, height: int, t0_us: int, t1_us: i
     npix = width * height
     leak = _pixel_rates(rng, cfg.leak_rate_hz * rate_scale, cfg.rate_spread, npix)
     shot = _pixel_rates(rng, cfg.shot_rate_hz * rate_scale, cfg.rate_spread, npix)
+    if cfg.silent_fraction > 0:  # silent pixels; the others fire more, so the mean stays
+        live = rng.random(npix) >= cfg.silent_fraction
+        gain = np.where(live, 1.0 / (1.0 - cfg.silent_fraction), 0.0)
+        leak, shot = leak * gain, shot * gain
     lt, lpix, lp = _poisson_events(rng, leak, t0_us, t1_us, 1.0)
     st, spix, sp = _poisson_events(rng, shot, t0_us, t1_us, cfg.shot_on_fraction)
     n_hot = min(int(rng.poisson(cfg.hot_pixels_per_mpx * npix / 1e6)), npix)

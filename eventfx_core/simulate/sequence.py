@@ -20,6 +20,7 @@ from .flare import AnimatedFlare, FlareConfig
 from ..labels import NOISE, SIGNAL, label_counts
 from .mix import flare_cause_map, occlusion_keep
 from .noise import NoiseConfig, noise_events
+from .randomise import RandomiseConfig, randomised
 from .scenes import ProceduralScene, SceneConfig
 
 
@@ -40,6 +41,7 @@ class GenerateConfig:
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     flare: FlareConfig = field(default_factory=FlareConfig)
     background: BackgroundConfig = field(default_factory=BackgroundConfig)
+    randomise: RandomiseConfig = field(default_factory=RandomiseConfig)  # per-sequence draws (off: the above)
 
     def check(self, where: str = "generate") -> None:
         if not (1 <= self.width <= 4096 and 1 <= self.height <= 4096):
@@ -71,13 +73,17 @@ def sequence_seed(seed: int, index: int, purpose: int = 0) -> int:
 def make_sequence(cfg: GenerateConfig, index: int, flare7k=None,
                   recordings: list[Events] | None = None) -> tuple[Events, np.ndarray, dict]:
     """(events, labels, meta) of sequence ``index``. ``flare7k`` from ``flare.find_flare7k``
-    (None: procedural flares); ``recordings`` the loaded ``cfg.background.recordings``."""
+    (None: procedural flares); ``recordings`` the loaded ``cfg.background.recordings``.
+    With ``randomise.enabled`` the sequence's settings are drawn first (``randomise.py``)."""
+    cfg, drawn = randomised(cfg, index, sequence_seed(cfg.seed, index, 5))
     W, H = cfg.width, cfg.height
     rng = np.random.default_rng(sequence_seed(cfg.seed, index, 0))
     duration_us = int(round(rng.uniform(cfg.duration_ms_min, cfg.duration_ms_max) * 1000))
     use_rec = bool(recordings) and rng.random() < cfg.background.recording_probability
     has_flare = rng.random() < cfg.flare.probability
     meta: dict = dict(index=index, seed=cfg.seed, duration_us=duration_us, width=W, height=H)
+    if drawn is not None:
+        meta["randomised"] = drawn
 
     scene = None
     if use_rec:
