@@ -130,8 +130,8 @@ def run_bench(messages: list[Events], config_path: str | Path | None = None,
     cfg = load_denoise_config(config_path)
     rows: dict[str, dict] = {}
 
-    from .features import FeatureExtractor
-    from .model.checkpoint import load_checkpoint, resolve_checkpoint_path
+    from .denoiser.features import FeatureExtractor
+    from .denoiser.checkpoint import load_checkpoint, resolve_checkpoint_path
 
     # the features the configured denoiser checkpoint was trained on (its Mamba stage computes these)
     mamba_cfg = cfg.pipeline.stage_configs.get("mamba") or stage_class("mamba").Config()

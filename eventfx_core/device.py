@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import ConfigError
+from .errors import ConfigError
 
 
 def check_device_name(name: str, where: str) -> None:
@@ -41,7 +41,7 @@ def resolve_device(name: str, where: str, needs_mamba_ssm: bool = False) -> torc
     device = torch.device("cuda" if name == "auto" else name)
     reason = cuda_error(device)
     if reason is None and needs_mamba_ssm:
-        from .gpu import mamba_ssm_scan_error  # probes the import only off the CPU path
+        from .denoiser.gpu_runner import mamba_ssm_scan_error  # probes the import only off the CPU path
 
         reason = mamba_ssm_scan_error()
     if reason is None:

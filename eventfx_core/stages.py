@@ -73,8 +73,8 @@ REGISTRY: dict[str, str] = {
     "refractory": "eventfx_core.filters.refractory:RefractoryFilter",
     "baf": "eventfx_core.filters.baf:BackgroundActivityFilter",
     "stcf": "eventfx_core.filters.stcf:SpatioTemporalCorrelationFilter",
-    "mamba": "eventfx_core.model.stage:MambaDenoiserStage",
-    "deflare": "eventfx_core.deflare.stage:DeflareStage",
+    "mamba": "eventfx_core.denoiser.stage:MambaDenoiserStage",
+    "deflare": "eventfx_core.deflarer.stage:DeflareStage",
 }
 
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from ..config import from_dict
-from ..errors import ConfigError
+from .config import from_dict
+from .errors import ConfigError
 
 TRAIN_FORMAT = "eventfx-denoiser-train"
 
@@ -91,7 +91,7 @@ def save_train_state(path: Path, *, model: torch.nn.Module, optimizer: torch.opt
 
 
 def load_train_state(path: Path) -> dict:
-    from ..model.checkpoint import read_blob  # one-line errors, weights_only
+    from .denoiser.checkpoint import read_blob  # one-line errors, weights_only
 
     return read_blob(path, TRAIN_FORMAT)
 

@@ -30,11 +30,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from eventfx_core.deflare.checkpoint import save_checkpoint
-from eventfx_core.deflare.decode import event_flare_share
-from eventfx_core.deflare.stage import DeflareStage, share_grid
-from eventfx_core.deflare.unet3d import ResidualUNet3D, UNet3DConfig
-from eventfx_core.deflare.voxel import VoxelSpec, input_grids
+from eventfx_core.deflarer.checkpoint import save_checkpoint
+from eventfx_core.deflarer.decode import event_flare_share
+from eventfx_core.deflarer.stage import DeflareStage, share_grid
+from eventfx_core.deflarer.model import ResidualUNet3D, UNet3DConfig
+from eventfx_core.deflarer.voxel import VoxelSpec, input_grids
 from eventfx_core.events import Events
 
 

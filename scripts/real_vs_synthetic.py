@@ -16,8 +16,8 @@ import numpy as np
 from eventfx_core.evaluate.real import recordings as R
 from eventfx_core.evaluate.real.noise import NoiseModel, inject, make_noise
 from eventfx_core.evaluate.real.run import seed_of
-from eventfx_core.features.config import feature_names
-from eventfx_core.features.extractor import FeatureExtractor
+from eventfx_core.denoiser.features.config import feature_names
+from eventfx_core.denoiser.features.extractor import FeatureExtractor
 from eventfx_core.io.archive import read_archive
 from eventfx_core.labels import NOISE, SIGNAL
 
@@ -40,7 +40,7 @@ def main():
     ap.add_argument("--rate", type=float, default=3.0)
     ap.add_argument("--recordings", default="libcaer_cmp,emlb_demo,evl_sample")
     args = ap.parse_args()
-    from eventfx_core.model.checkpoint import load_checkpoint
+    from eventfx_core.denoiser.checkpoint import load_checkpoint
     weights = Path(__file__).resolve().parents[1] / "eventfx_core" / "weights" / "denoiser.pt"
     cfg = load_checkpoint(weights).feature_config
     names = feature_names(cfg)

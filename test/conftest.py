@@ -71,9 +71,9 @@ def random_unet_checkpoint(path: Path, sensor: tuple[int, int], seed: int, **une
     when the trained weights do not matter but decisions must vary per event."""
     import torch
 
-    from eventfx_core.deflare.checkpoint import save_checkpoint
-    from eventfx_core.deflare.unet3d import ResidualUNet3D, UNet3DConfig
-    from eventfx_core.deflare.voxel import VoxelSpec
+    from eventfx_core.deflarer.checkpoint import save_checkpoint
+    from eventfx_core.deflarer.model import ResidualUNet3D, UNet3DConfig
+    from eventfx_core.deflarer.voxel import VoxelSpec
 
     torch.manual_seed(seed)
     model = ResidualUNet3D(UNet3DConfig(**{"channels": (4, 8, 8), **unet}))

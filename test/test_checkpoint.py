@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from eventfx_core.errors import ConfigError
-from eventfx_core.features import FeatureConfig
-from eventfx_core.model.checkpoint import (DEFAULT_WEIGHTS, FORMAT, load_checkpoint, read_blob,
+from eventfx_core.denoiser.features import FeatureConfig
+from eventfx_core.denoiser.checkpoint import (DEFAULT_WEIGHTS, FORMAT, load_checkpoint, read_blob,
                                            resolve_checkpoint_path, save_checkpoint,
                                            write_initial_checkpoint)
-from eventfx_core.model.mamba2 import DenoiserModel, ModelConfig
+from eventfx_core.denoiser.model import DenoiserModel, ModelConfig
 
 
 def _one_line(exc):
@@ -89,7 +89,7 @@ def test_wrong_feature_spec_is_refused(tmp_path):
     meta["feature_names"] = meta["feature_names"][::-1]  # a feature set computed differently
     blob["meta"] = json.dumps(meta, sort_keys=True)
     # re-sign so that only the feature spec is wrong
-    from eventfx_core.model.checkpoint import _digest
+    from eventfx_core.denoiser.checkpoint import _digest
     blob["sha256"] = _digest(blob["meta"], blob["tensors"])
     torch.save(blob, tmp_path / "f.pt")
     with pytest.raises(ConfigError) as e:

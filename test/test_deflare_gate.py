@@ -7,8 +7,8 @@ from hypothesis import given, settings, strategies as st
 
 from conftest import random_unet_checkpoint
 from eventfx_core.config import from_dict
-from eventfx_core.deflare.gate import FlareGate, GateSpec, gate_reference
-from eventfx_core.deflare.stage import DeflareStage
+from eventfx_core.deflarer.gate import FlareGate, GateSpec, gate_reference
+from eventfx_core.deflarer.stage import DeflareStage
 from eventfx_core.events import Events, concat
 
 W, H = 128, 96
@@ -177,7 +177,7 @@ def test_every_gate_setting_reaches_the_gate_by_name():
     """Each ``deflare.gate_NAME`` sets ``GateSpec.NAME`` (not by position), with the same default."""
     from dataclasses import fields
 
-    from eventfx_core.deflare.stage import DeflareConfig
+    from eventfx_core.deflarer.stage import DeflareConfig
 
     default = DeflareConfig()
     assert default.gate_spec() == GateSpec()

@@ -8,13 +8,13 @@ from hypothesis import given, settings, strategies as st
 
 from eventfx_core.config import from_dict
 from conftest import random_unet_checkpoint
-from eventfx_core.deflare.checkpoint import load_checkpoint, save_checkpoint
-from eventfx_core.deflare.stage import DeflareStage
-from eventfx_core.deflare.decode import event_flare_share_reference, mask_share
-from eventfx_core.deflare.unet3d import (MASK_BIAS_INIT, Conv3d, ResidualUNet3D, UNet3DConfig, depth_to_space,
+from eventfx_core.deflarer.checkpoint import load_checkpoint, save_checkpoint
+from eventfx_core.deflarer.stage import DeflareStage
+from eventfx_core.deflarer.decode import event_flare_share_reference, mask_share
+from eventfx_core.deflarer.model import (MASK_BIAS_INIT, Conv3d, ResidualUNet3D, UNet3DConfig, depth_to_space,
                                          space_to_depth)
-from eventfx_core.deflare.voxel import input_grids
-from eventfx_core.deflare.voxel import VoxelSpec
+from eventfx_core.deflarer.voxel import input_grids
+from eventfx_core.deflarer.voxel import VoxelSpec
 from eventfx_core.errors import ConfigError
 from eventfx_core.events import Events, concat
 from eventfx_core.stages import WindowedStage, stage_class
@@ -163,7 +163,7 @@ def test_time_going_backwards_decides_buffer_then_resets(trained_ckpt, caplog):
     stage = make_stage(trained_ckpt)
     first = run(stage, [ev])
     stage = make_stage(trained_ckpt)
-    with caplog.at_level(logging.WARNING, logger="eventfx_core.deflare.stage"):
+    with caplog.at_level(logging.WARNING, logger="eventfx_core.deflarer.stage"):
         out = run(stage, [ev[:700], concat([ev[700:], ev])])
     assert "time goes backwards" in caplog.text and stage.resets == 1
     # every event got exactly one decision; after the reset the replay decides like a fresh stage
@@ -231,7 +231,7 @@ def test_bad_checkpoints_are_config_errors(tmp_path, identity_ckpt):
 
 def test_sparse_window_is_kept_without_a_forward_pass():
     """min_events: a window with fewer events is decided 'keep all' and never reaches the U-Net."""
-    from eventfx_core.deflare.stage import DeflareStage
+    from eventfx_core.deflarer.stage import DeflareStage
 
     cfg = DeflareStage.Config(min_events=5, allow_other_sensor=True, gate=False)
     stage = DeflareStage(cfg, sensor=(64, 48))
@@ -255,7 +255,7 @@ def test_sparse_window_is_kept_without_a_forward_pass():
 
 def test_advance_closes_windows_on_the_stream_clock():
     """advance(t): windows ending by t are decided without a later event reaching the stage."""
-    from eventfx_core.deflare.stage import DeflareStage
+    from eventfx_core.deflarer.stage import DeflareStage
 
     stage = DeflareStage(DeflareStage.Config(min_events=10**6, allow_other_sensor=True), sensor=(64, 48))
     ev = Events.from_arrays([100, 200], [1, 2], [1, 1], [1, 0], 64, 48)

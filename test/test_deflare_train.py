@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from eventfx_core.deflare.checkpoint import load_checkpoint
-from eventfx_core.deflare.data import read_labelled
-from eventfx_core.deflare.metrics import chamfer_distance, evaluate_deflarer, f1, summarise, label_counts
-from eventfx_core.deflare.stage import DeflareStage
-from eventfx_core.deflare.train import (DeflarerTrainConfig, deflarer_loss, make_batch, run, weighted_mse,
+from eventfx_core.deflarer.checkpoint import load_checkpoint
+from eventfx_core.deflarer.data import read_labelled
+from eventfx_core.deflarer.metrics import chamfer_distance, evaluate_deflarer, f1, summarise, label_counts
+from eventfx_core.deflarer.stage import DeflareStage
+from eventfx_core.deflarer.training import (DeflarerTrainConfig, deflarer_loss, make_batch, run, weighted_mse,
                                         windows_of)
-from eventfx_core.deflare.unet3d import ResidualUNet3D
+from eventfx_core.deflarer.model import ResidualUNet3D
 from eventfx_core.config import from_dict
 from eventfx_core.errors import ConfigError
 from eventfx_core.events import Events
@@ -138,7 +138,7 @@ def test_a_few_steps_lower_the_mask_loss(archives):
 
 
 def test_thinning_keeps_signal_and_light_and_thins_noise_and_flare():
-    from eventfx_core.deflare.train import WindowSample, thinned
+    from eventfx_core.deflarer.training import WindowSample, thinned
     rng = np.random.default_rng(0)
     n = 4000
     labels = rng.integers(0, 4, n).astype(np.uint8)
@@ -185,9 +185,9 @@ def test_chamfer_and_f1_definitions():
 
 
 def test_evaluate_identity_stage_keeps_all(archives, tmp_path):
-    from eventfx_core.deflare.checkpoint import save_checkpoint
-    from eventfx_core.deflare.unet3d import ResidualUNet3D, UNet3DConfig
-    from eventfx_core.deflare.voxel import VoxelSpec
+    from eventfx_core.deflarer.checkpoint import save_checkpoint
+    from eventfx_core.deflarer.model import ResidualUNet3D, UNet3DConfig
+    from eventfx_core.deflarer.voxel import VoxelSpec
     _, _, val = archives
     ck = save_checkpoint(tmp_path / "id.pt", ResidualUNet3D(UNet3DConfig((4, 8))), VoxelSpec(), (W, H))
     m = evaluate_deflarer(val, DeflareStage(DeflareStage.Config(checkpoint=str(ck)), (W, H)))

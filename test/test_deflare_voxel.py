@@ -1,12 +1,12 @@
-"""Voxel encoding and the two decodes of the deflarer (eventfx_core.deflare.voxel / decode)."""
+"""Voxel encoding and the two decodes of the deflarer (eventfx_core.deflarer.voxel / decode)."""
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from eventfx_core.deflare.decode import (event_flare_share, flare_share, keep_mask, keep_mask_from_share,
+from eventfx_core.deflarer.decode import (event_flare_share, flare_share, keep_mask, keep_mask_from_share,
                                          keep_mask_from_share_reference, keep_mask_reference, mask_share,
                                          sample_decode)
-from eventfx_core.deflare.voxel import (VoxelSpec, events_to_count_voxel, events_to_voxel,
+from eventfx_core.deflarer.voxel import (VoxelSpec, events_to_count_voxel, events_to_voxel,
                                         events_to_voxel_reference, input_grids, voxel_to_events)
 from eventfx_core.events import Events
 

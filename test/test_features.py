@@ -8,8 +8,8 @@ from hypothesis import given, settings, strategies as st
 
 from eventfx_core.errors import EventfxError
 from eventfx_core.events import Events, concat
-from eventfx_core.features import FeatureConfig, FeatureExtractor, feature_names
-from eventfx_core.features.reference import ReferenceFeatureExtractor
+from eventfx_core.denoiser.features import FeatureConfig, FeatureExtractor, feature_names
+from eventfx_core.denoiser.features.reference import ReferenceFeatureExtractor
 
 
 def random_stream(seed: int, n: int, width: int = 9, height: int = 7, max_gap: int = 3000) -> Events:
@@ -226,7 +226,7 @@ def test_config_checked():
 
 
 def test_fast_exp_matches_math_exp():
-    from eventfx_core.features.mathfn import EXP_TABLE, decay, decay_jit
+    from eventfx_core.denoiser.features.mathfn import EXP_TABLE, decay, decay_jit
     dts = np.concatenate([np.arange(0, 2000, 1.0), np.geomspace(1, 2e7, 3000)])
     for tau in (1.0, 777.0, 5000.0, 50_000.0):
         for dt in dts:
@@ -258,7 +258,7 @@ def test_real_recording_split_and_reference(shared_data):
 
 
 def test_fast_log_matches_math_log1p():
-    from eventfx_core.features.mathfn import log_ratio, log_ratio_jit
+    from eventfx_core.denoiser.features.mathfn import log_ratio, log_ratio_jit
     cap = 1e6
     log_cap = math.log1p(cap)
     dts = np.unique(np.concatenate([np.arange(0, 3000), np.geomspace(1, 2e6, 3000).round()]))
@@ -336,8 +336,8 @@ def test_checkpoint_keeps_its_feature_set(tmp_path):
     one written before ``context_px`` existed (no such key) loads with the sensor-wide set."""
     import json
     import torch
-    from eventfx_core.model.checkpoint import _digest, load_checkpoint, write_initial_checkpoint
-    from eventfx_core.model.mamba2 import ModelConfig
+    from eventfx_core.denoiser.checkpoint import _digest, load_checkpoint, write_initial_checkpoint
+    from eventfx_core.denoiser.model import ModelConfig
     for context_px, extra in ((16, "log_dt_block"), (0, "log_dt_global")):
         fcfg = FeatureConfig(cell_px=(16,), context_px=context_px)
         mcfg = ModelConfig(n_features=len(feature_names(fcfg)))

@@ -20,7 +20,8 @@ CONFIGS = {
     "refractory": [{}, {"refractory_us": 2000}, {"refractory_us": 0}],
     "hot_pixel": [{"window_us": 20_000, "max_rate_hz": 100.0}, {"window_us": 3000, "max_rate_hz": 400.0},
                   {"window_us": 20_000, "max_rate_hz": 150.0, "busy_share": 1.0},
-                  {"window_us": 3000, "max_rate_hz": 400.0, "busy_share": 0.0}],
+                  {"window_us": 3000, "max_rate_hz": 400.0, "busy_share": 0.0},
+                  {"window_us": 3000, "max_rate_hz": 400.0, "muted_pixels": [0, 0, 4, 3, 8, 6, 2, 5]}],
 }
 CASES = [(name, i) for name in FILTERS for i in range(len(CONFIGS[name]))]
 

@@ -17,9 +17,9 @@ import pytest
 import torch
 
 from eventfx_core.errors import ConfigError
-from eventfx_core.model.device import resolve_device
-from eventfx_core.model.gpu import TorchDenoiser, mamba_ssm_scan, mamba_ssm_scan_error
-from eventfx_core.model.mamba2 import DenoiserModel, Mamba2Mixer, ModelConfig
+from eventfx_core.device import resolve_device
+from eventfx_core.denoiser.gpu_runner import TorchDenoiser, mamba_ssm_scan, mamba_ssm_scan_error
+from eventfx_core.denoiser.model import DenoiserModel, Mamba2Mixer, ModelConfig
 
 STUBS = Path(__file__).parent / "stubs"
 HAS_CUDA = torch.cuda.is_available()
@@ -85,7 +85,7 @@ def test_torch_runner_with_the_kernel_matches_the_model_and_leaves_it_alone(stub
 
 @pytest.mark.skipif(HAS_CUDA, reason="this machine has CUDA")
 def test_device_rules_without_cuda(tmp_path):
-    from eventfx_core.model.stage import MambaDenoiserStage
+    from eventfx_core.denoiser.stage import MambaDenoiserStage
 
     assert resolve_device("auto", "x").type == "cpu"
     assert resolve_device("", "x").type == "cpu"
@@ -121,9 +121,9 @@ def test_cpu_never_imports_mamba_ssm_even_when_importable():
         "ev = Events.from_arrays(np.arange(50) * 10, np.arange(50) % 32, np.arange(50) % 7, np.arange(50) % 2, 32, 32)\n"
         "for device in ('cpu', 'auto'):\n"
         "    S(S.Config(device=device), sensor=(32, 32)).process(ev)\n"
-        "import eventfx_core.model.gpu, eventfx_core.model.mamba2 as m, torch\n"
+        "import eventfx_core.denoiser.gpu_runner, eventfx_core.denoiser.model as m, torch\n"
         "mm = m.DenoiserModel(m.ModelConfig()); mm(torch.zeros(1, 5, 16), torch.zeros(1, 5))\n"
-        "eventfx_core.model.gpu.TorchDenoiser(mm, 'cpu').probabilities(np.zeros((3, 16), np.float32), np.ones(3, np.float32))\n"
+        "eventfx_core.denoiser.gpu_runner.TorchDenoiser(mm, 'cpu').probabilities(np.zeros((3, 16), np.float32), np.ones(3, np.float32))\n"
         "assert 'mamba_ssm' not in sys.modules, 'mamba_ssm imported'\n"
         "print('ok')\n")
     path = os.pathsep.join(filter(None, [str(STUBS), os.environ.get("PYTHONPATH")]))
@@ -144,7 +144,7 @@ def _stream():
 
 @needs_gpu
 def test_gpu_and_cpu_denoiser_agree_on_keep_decisions():
-    from eventfx_core.model.stage import MambaDenoiserStage
+    from eventfx_core.denoiser.stage import MambaDenoiserStage
 
     msgs = _stream()
     keep = {}
@@ -157,7 +157,7 @@ def test_gpu_and_cpu_denoiser_agree_on_keep_decisions():
 
 @needs_gpu
 def test_gpu_and_cpu_unet_agree_on_keep_decisions():
-    from eventfx_core.deflare.stage import DeflareStage
+    from eventfx_core.deflarer.stage import DeflareStage
 
     msgs = _stream()
     keep = {}

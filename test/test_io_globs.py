@@ -1,10 +1,10 @@
 """The one glob expander (issue 12): training and deflarer configs list files by the same rule."""
 import pytest
 
-from eventfx_core.deflare.data import expand
+from eventfx_core.deflarer.data import expand
 from eventfx_core.errors import ConfigError
 from eventfx_core.io.globs import expand_globs
-from eventfx_core.train.data import expand_paths
+from eventfx_core.denoiser.data import expand_paths
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from eventfx_core.events import Events
-from eventfx_core.model.fast import FastDenoiser
-from eventfx_core.model.gpu import TorchDenoiser
-from eventfx_core.model.mamba2 import DenoiserModel, DenoiserState, ModelConfig
-from eventfx_core.model.ssd import ssd_chunked, ssd_sequential
+from eventfx_core.denoiser.cpu_runner import FastDenoiser
+from eventfx_core.denoiser.gpu_runner import TorchDenoiser
+from eventfx_core.denoiser.model import DenoiserModel, DenoiserState, ModelConfig
+from eventfx_core.denoiser.ssd import ssd_chunked, ssd_sequential
 
 
 def paper_reference(x, dt, A, B, C, D, h0):
@@ -165,8 +165,8 @@ def _events(n, seed=0, w=64, h=48):
 
 
 def test_stage_is_split_invariant_and_resets_on_backwards_time(tmp_path):
-    from eventfx_core.model.checkpoint import write_initial_checkpoint
-    from eventfx_core.model.stage import MambaDenoiserStage
+    from eventfx_core.denoiser.checkpoint import write_initial_checkpoint
+    from eventfx_core.denoiser.stage import MambaDenoiserStage
     from eventfx_core.stages import stage_class
 
     assert stage_class("mamba") is MambaDenoiserStage
@@ -195,9 +195,9 @@ def test_stage_remove_classes(tmp_path):
     """keep = 1 - P(removed classes) >= threshold: removing fewer classes keeps a superset;
     classes the checkpoint does not have are a config error."""
     from eventfx_core.errors import ConfigError
-    from eventfx_core.features import FeatureConfig, FeatureExtractor, feature_names
-    from eventfx_core.model.checkpoint import write_initial_checkpoint
-    from eventfx_core.model.stage import MambaDenoiserStage
+    from eventfx_core.denoiser.features import FeatureConfig, FeatureExtractor, feature_names
+    from eventfx_core.denoiser.checkpoint import write_initial_checkpoint
+    from eventfx_core.denoiser.stage import MambaDenoiserStage
 
     fcfg = FeatureConfig(cell_px=(8,))
     mcfg = ModelConfig(n_features=len(feature_names(fcfg)),
@@ -228,7 +228,7 @@ def test_stage_remove_classes(tmp_path):
 
 
 def test_stage_default_checkpoint_loads(tmp_path):
-    from eventfx_core.model.stage import MambaDenoiserStage
+    from eventfx_core.denoiser.stage import MambaDenoiserStage
 
     stage = MambaDenoiserStage(MambaDenoiserStage.Config(), sensor=(64, 48))
     res = stage.process(_events(100))
@@ -238,7 +238,7 @@ def test_stage_default_checkpoint_loads(tmp_path):
 def _reference_decisions(stage, events):
     """The plain path: features of the whole stream in one call, ``DenoiserModel.forward`` in
     float64, the keep rule in numpy."""
-    from eventfx_core.features import FeatureExtractor
+    from eventfx_core.denoiser.features import FeatureExtractor
 
     feats = FeatureExtractor(stage.checkpoint.feature_config, events.width, events.height).extract(events)
     dt = np.diff(events.t, prepend=events.t[0]).astype(np.float64)
@@ -258,7 +258,7 @@ def test_fast_stage_decides_as_the_plain_reference(threads, chunk, tile):
     (float32 against float64 over 120k events of carried state: probabilities differ by < 3e-4)."""
     from eventfx_core.bench import cut_messages, synthetic_stream
     from eventfx_core.events import concat
-    from eventfx_core.model.stage import MambaDenoiserStage
+    from eventfx_core.denoiser.stage import MambaDenoiserStage
 
     msgs = cut_messages(synthetic_stream(seed=5, duration_us=20_000), 1000)
     cfg = MambaDenoiserStage.Config(threads=threads, chunk=chunk, tile=tile)

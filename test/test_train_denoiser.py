@@ -13,7 +13,7 @@ import yaml
 
 from eventfx_core.events import Events
 from eventfx_core.io.archive import write_archive
-from eventfx_core.train.data import IGNORE, LaneSampler, class_of_label
+from eventfx_core.denoiser.data import IGNORE, LaneSampler, class_of_label
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -82,8 +82,8 @@ def test_label_mapping_and_lanes_are_deterministic(archives, tmp_path):
     lut = class_of_label(["signal", "noise", "flare"])
     assert lut[:4].tolist() == [0, 1, 2, 0]  # light source trains as signal
     assert class_of_label(["signal", "noise", "flare", "light_source"])[3] == 3
-    from eventfx_core.features import FeatureConfig
-    from eventfx_core.train.data import load_archive_features
+    from eventfx_core.denoiser.features import FeatureConfig
+    from eventfx_core.denoiser.data import load_archive_features
     data = [load_archive_features(archives / "train_0.h5", FeatureConfig(), tmp_path)]
     assert data[0].features.shape == (len(data[0]), 16) and (data[0].dt_us >= 0).all()
     a = LaneSampler(data, 3, 64, 4, seed=1, rank=0)
@@ -98,8 +98,8 @@ def test_label_mapping_and_lanes_are_deterministic(archives, tmp_path):
 def test_training_lowers_the_loss(archives, tmp_path):
     from argparse import Namespace
 
-    from eventfx_core.model.checkpoint import load_checkpoint
-    from eventfx_core.train.denoiser import run
+    from eventfx_core.denoiser.checkpoint import load_checkpoint
+    from eventfx_core.denoiser.training import run
 
     cfg = _config(archives, tmp_path / "run", steps=60, checkpoint_every=20, lr=0.02)
     assert run(cfg, Namespace(config=None, progress=False)) == 0

@@ -120,7 +120,7 @@ def deflarer_section(out: Path, sensor, denoise_cfg, archives) -> str:
     stage, appended to report.md and stored as ``deflarer`` in report.json."""
     import json
 
-    from ..deflare.metrics import evaluate_deflarer
+    from ..deflarer.metrics import evaluate_deflarer
     from ..stages import stage_class
 
     cls = stage_class("deflare")
@@ -132,7 +132,7 @@ def deflarer_section(out: Path, sensor, denoise_cfg, archives) -> str:
     lines = ["", "## Deflarer: E-Deflare's measures", "",
              "Chamfer distance (x, y in pixels, 1 ms = 1 unit) and voxel MSE per 20 ms window between "
              "the kept events and the ground truth (every event not labelled flare); removal/retention "
-             "F1 are eventfx's event-level stand-ins for R-F1/T-F1 (see eventfx_core/deflare/metrics.py). "
+             "F1 are eventfx's event-level stand-ins for R-F1/T-F1 (see eventfx_core/deflarer/metrics.py). "
              "E-Deflare's published figures (Chamfer 0.448, MSE 0.127, R-F1 0.707) are on its own data "
              "and voxel normalisation: not comparable number for number.", "",
              "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys),

@@ -1,7 +1,7 @@
 """``eventfx train --config FILE``: train a model; the config's ``kind:`` picks which.
 
-    kind: denoiser  -> eventfx_core.train.denoiser.run   (the stateful Mamba2 denoiser)
-    kind: deflarer  -> eventfx_core.deflare.train.run    (the voxel 3D U-Net deflarer)
+    kind: denoiser  -> eventfx_core.denoiser.training.run   (the stateful Mamba2 denoiser)
+    kind: deflarer  -> eventfx_core.deflarer.training.run    (the voxel 3D U-Net deflarer)
 
 Both get the whole config mapping and these arguments. Several processes:
 ``torchrun --nproc_per_node N -m eventfx_core train --config FILE`` (DDP; gloo on a CPU).
@@ -16,8 +16,8 @@ from ..config import load_yaml
 from ..errors import ConfigError
 
 TRAINERS = {
-    "denoiser": "eventfx_core.train.denoiser",
-    "deflarer": "eventfx_core.deflare.train",
+    "denoiser": "eventfx_core.denoiser.training",
+    "deflarer": "eventfx_core.deflarer.training",
 }
 
 

@@ -23,7 +23,7 @@ import torch
 
 from ..config import from_dict
 from ..errors import ConfigError
-from .unet3d import ResidualUNet3D, UNet3DConfig
+from .model import ResidualUNet3D, UNet3DConfig
 from .voxel import VoxelSpec
 
 FORMAT = "eventfx-deflarer"

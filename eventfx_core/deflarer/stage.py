@@ -43,7 +43,7 @@ import torch
 from ..config import WEIGHTS_DIR, resolve_weights
 from ..errors import ConfigError
 from ..events import Events, first_time_decrease
-from ..model.device import resolve_device
+from ..device import resolve_device
 from .checkpoint import load_checkpoint
 from .decode import event_flare_share, flare_share, mask_share
 from .gate import FlareGate, GateSpec

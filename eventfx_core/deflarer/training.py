@@ -31,13 +31,13 @@ import torch
 
 from ..errors import ConfigError
 from ..events import Events
-from ..train.loop import read_training_config
+from ..train_loop import read_training_config
 from .checkpoint import load_checkpoint, save_checkpoint
 from ..labels import FLARE, LIGHT_SOURCE, NOISE
 from .data import expand, read_labelled
 from .metrics import evaluate_deflarer
 from .stage import DeflareConfig, DeflareStage
-from .unet3d import ResidualUNet3D, UNet3DConfig
+from .model import ResidualUNet3D, UNet3DConfig
 from .voxel import VoxelSpec, events_to_count_voxel, events_to_voxel, input_grids
 from .window import window_index
 

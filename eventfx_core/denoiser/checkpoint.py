@@ -25,8 +25,8 @@ import torch
 
 from ..config import WEIGHTS_DIR, from_dict, resolve_weights
 from ..errors import ConfigError, EventfxError
-from ..features import FeatureConfig, feature_names
-from .mamba2 import DenoiserModel, ModelConfig
+from .features import FeatureConfig, feature_names
+from .model import DenoiserModel, ModelConfig
 
 FORMAT = "eventfx-denoiser"
 FORMAT_VERSION = 1

@@ -1,6 +1,6 @@
 """Fast CPU inference of ``DenoiserModel`` for one stream, state carried across calls.
 
-Same maths as ``mamba2.py`` (Dao & Gu 2024 Mamba2/SSD with the real-time step and the
+Same maths as ``model.py`` (Dao & Gu 2024 Mamba2/SSD with the real-time step and the
 zero-order-hold input), arranged for a CPU, all in numba over tiles of ``tile`` events, float32:
 dense layers (embedding, in_proj, out_proj, head) four events at a time (register blocking),
 the discretisation, the causal conv, the sequential SSM scan with the state stored as
@@ -19,7 +19,7 @@ import numba
 import numpy as np
 import torch
 
-from .mamba2 import DenoiserModel, DenoiserState
+from .model import DenoiserModel, DenoiserState
 
 _LOG2E = np.float32(1.4426950408889634)
 _LN2 = np.float32(0.6931471805599453)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
-from ..features import FeatureConfig, FeatureExtractor
+from .features import FeatureConfig, FeatureExtractor
 from ..io.archive import ArchiveReader, iter_archive
 from ..labels import LABEL_NAMES, LIGHT_SOURCE, SIGNAL
 

@@ -26,7 +26,7 @@ import copy
 import numpy as np
 import torch
 
-from .mamba2 import DenoiserModel, DenoiserState, zoh_input_weight
+from .model import DenoiserModel, DenoiserState, zoh_input_weight
 
 MAMBA_SSM = "mamba-ssm==2.2.4"  # the pinned version (setup.py's gpu extra, README "On a GPU")
 

@@ -4,8 +4,8 @@ Mamba2 blocks after Dao & Gu 2024, "Transformers are SSMs: Generalized Models an
 Algorithms Through Structured State Space Duality" (ICML 2024). ``Mamba2Mixer`` keeps the
 parameter names and shapes of ``mamba_ssm.modules.mamba2.Mamba2`` (in_proj, conv1d, dt_bias,
 A_log, D, norm.weight, out_proj; rmsnorm=True, norm_before_gate=False, no biases on the
-projections, bias on the conv), so one checkpoint runs here, in ``fast.py`` and on mamba_ssm's
-CUDA kernels (``gpu.py`` hands its scan to ``forward``).
+projections, bias on the conv), so one checkpoint runs here, in ``cpu_runner.py`` and on mamba_ssm's
+CUDA kernels (``gpu_runner.py`` hands its scan to ``forward``).
 
 One change to Mamba2: events arrive at irregular times, so the discretisation step uses the
 real inter-event interval, as S5 and "State Space Models for Event Cameras" (Zubic et al.,
@@ -150,7 +150,7 @@ class Mamba2Mixer(nn.Module):
     @staticmethod
     def scan(x, dt, A, B, C, chunk_len, ssm_state):
         """SSD scan with per-token dt (b, l, h) and the zero-order-hold input weight
-        dt_in = (1 - exp(dt A)) / -A: the torch chunked form. On CUDA ``gpu.py`` passes
+        dt_in = (1 - exp(dt A)) / -A: the torch chunked form. On CUDA ``gpu_runner.py`` passes
         mamba_ssm's ``mamba_chunk_scan_combined`` instead (same arguments, same result) as the
         ``scan`` argument of ``forward``."""
         return ssd_chunked(x * zoh_input_weight(dt, A)[..., None], dt * A, B, C, chunk_len, ssm_state)
@@ -261,7 +261,7 @@ class DenoiserModel(nn.Module):
 
     def forward(self, features: torch.Tensor, dt_us: torch.Tensor,
                 state: DenoiserState | None = None, scan=None) -> tuple[torch.Tensor, DenoiserState]:
-        """``scan``: the SSD scan the mixers use (None: the torch chunked scan; ``gpu.py``
+        """``scan``: the SSD scan the mixers use (None: the torch chunked scan; ``gpu_runner.py``
         passes mamba_ssm's kernel on CUDA)."""
         if state is None:
             state = self.initial_state(features.size(0))

@@ -3,7 +3,7 @@
 An event stage (see ``eventfx_core/stages.py``): every event is decided on arrival from the
 features of the events before it and the model state, both carried across calls, so the way a
 stream is cut into messages never changes a decision. On the CPU the numba fast path runs
-(``fast.py``); on CUDA the torch model with mamba_ssm's scan (``gpu.py``); ``device: auto``
+(``cpu_runner.py``); on CUDA the torch model with mamba_ssm's scan (``gpu_runner.py``); ``device: auto``
 takes CUDA where it runs (``device.py``). With ``threads: 2`` a message of at least two chunks
 is worked on by two threads: the features of chunk k + 1 beside the model on chunk k (both
 release the GIL); the features and the model state still see the events in order, so the
@@ -27,11 +27,11 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..events import Events
-from ..features import FeatureExtractor
+from .features import FeatureExtractor
 from ..stages import StageResult
 from .checkpoint import load_checkpoint, resolve_checkpoint_path
-from .device import check_device_name, resolve_device
-from .fast import FastDenoiser, decide, time_gaps
+from ..device import check_device_name, resolve_device
+from .cpu_runner import FastDenoiser, decide, time_gaps
 
 
 @dataclass
@@ -80,7 +80,7 @@ class MambaDenoiserStage:
         if self.device.type == "cpu":
             self.runner = FastDenoiser(model, tile=config.tile)
         else:
-            from .gpu import TorchDenoiser  # only off the CPU path
+            from .gpu_runner import TorchDenoiser  # only off the CPU path
 
             self.runner = TorchDenoiser(model, self.device)
         self._pool: ThreadPoolExecutor | None = None  # threads: 2, started on the first long message

@@ -26,11 +26,11 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..errors import ConfigError
-from ..features import FeatureConfig, feature_names
-from ..model.checkpoint import save_checkpoint
-from ..model.mamba2 import DenoiserModel, ModelConfig, keep_class_indices
+from .features import FeatureConfig, feature_names
+from .checkpoint import save_checkpoint
+from .model import DenoiserModel, ModelConfig, keep_class_indices
 from .data import IGNORE, LaneSampler, class_counts, class_of_label, expand_paths, load_archive_features
-from .loop import (Distributed, MetricsLog, load_train_state, lr_at, read_training_config,
+from ..train_loop import (Distributed, MetricsLog, load_train_state, lr_at, read_training_config,
                    save_train_state)
 
 

@@ -19,6 +19,10 @@ counts its events in the current window; ``limit = floor(max_rate_hz * window_us
     least ``busy = max(1, ceil(busy_share * limit))`` events in this window or in the previous
     one (0: the plain rate rule).
 
+A fixed list of pixels can also be muted from the first event on (``muted_pixels``: flat
+``[x0, y0, x1, y1, ...]``; ``eventfx calibrate`` fits it from a dark or static recording of the
+camera, like libcaer's learned hot-pixel list): their events are always dropped.
+
 The state is four numbers per pixel (window index, count saturating at limit + 1, hot flag,
 count of the window before, also saturating), updated lazily when the pixel fires;
 ``(t - t0) // window_us`` is computed only when the stream enters a new window. score = keep (0 or 1).
@@ -26,12 +30,12 @@ count of the window before, also saturating), updated lazily when the pixel fire
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numba
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, EventfxError
 from ._common import NEVER, PixelFilter
 
 
@@ -42,6 +46,8 @@ class HotPixelConfig:
     busy_share: float = 0.25  # ...unless a neighbour fired this share of the limit too (a lamp's
     #                           flickering core, not a defect); 0 = mute every fast pixel (also
     #                           defects in clusters or columns)
+    muted_pixels: list[int] = field(default_factory=list)  # always drop these pixels: flat
+    #                           [x0, y0, x1, y1, ...] (eventfx calibrate writes it); [] = none
 
     def check(self, where: str = "hot_pixel") -> None:
         if self.window_us <= 0:
@@ -50,6 +56,14 @@ class HotPixelConfig:
             raise ConfigError(f"{where}.max_rate_hz must be >= 0, got {self.max_rate_hz}")
         if not 0 <= self.busy_share <= 1:
             raise ConfigError(f"{where}.busy_share must be in [0, 1], got {self.busy_share}")
+        if len(self.muted_pixels) % 2 or any(v < 0 for v in self.muted_pixels):
+            raise ConfigError(f"{where}.muted_pixels: expected flat non-negative x, y pairs, got "
+                              f"{len(self.muted_pixels)} values")
+
+    def muted(self) -> list[tuple[int, int]]:
+        """The always-muted pixels as (x, y)."""
+        v = [int(a) for a in self.muted_pixels]
+        return list(zip(v[0::2], v[1::2]))
 
     def limit(self) -> int:
         """Events a pixel may fire in one window before it counts as hot."""
@@ -136,11 +150,23 @@ class HotPixelFilter(PixelFilter):
     def _new_state(self, width, height):
         pixels = np.zeros((width * height, 4), np.int64)
         pixels[:, WINDOW] = NEVER
-        return {"pixels": pixels, "origin": np.full(1, NEVER, np.int64)}  # origin: t0 of the windows
+        muted = np.zeros(width * height, np.bool_)
+        for x, y in self.config.muted():
+            if x >= width or y >= height:
+                raise EventfxError(f"hot_pixel.muted_pixels: pixel ({x}, {y}) is outside the "
+                                   f"{width}x{height} sensor (calibrated on another camera?)")
+            muted[y * width + x] = True
+        # origin: t0 of the windows; muted: the fixed list, as a per-pixel mask
+        return {"pixels": pixels, "origin": np.full(1, NEVER, np.int64), "muted": muted}
 
     def _run(self, events, keep, score):
         s = self.state
         cfg = self.config
-        return _hot_pixel_kernel(events.t, events.x, events.y, self.sensor[0], self.sensor[1],
-                                 np.int64(cfg.window_us), np.int64(cfg.limit()), np.int64(cfg.busy()),
-                                 s["pixels"], s["last_global"], s["origin"], keep, score)
+        resets = _hot_pixel_kernel(events.t, events.x, events.y, self.sensor[0], self.sensor[1],
+                                   np.int64(cfg.window_us), np.int64(cfg.limit()), np.int64(cfg.busy()),
+                                   s["pixels"], s["last_global"], s["origin"], keep, score)
+        if cfg.muted_pixels:
+            muted = s["muted"][events.y.astype(np.int64) * self.sensor[0] + events.x]
+            keep[muted] = False
+            score[muted] = 0.0
+        return resets

@@ -89,6 +89,8 @@ class ReferenceHotPixel(_Reference):
                 nw, nc, _, np_ = self.pixels.get((x + dx, y + dy), (None, 0, False, 0))
                 if (nw == w and max(nc, np_) >= busy) or (nw == w - 1 and nc >= busy):
                     ok = True
+        if (x, y) in self.config.muted():
+            ok = False
         return ok, float(ok)
 
 

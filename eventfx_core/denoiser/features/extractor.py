@@ -1,4 +1,4 @@
-"""Streaming per-event features (numba fast path); definitions in ``features/config.py``.
+"""Streaming per-event features (numba fast path); definitions in ``config.py``.
 
 State is kept per pixel on a grid padded by one pixel on every side (so the 3x3 neighbourhood
 of any sensor pixel is read without bounds checks; padding pixels never fire):
@@ -28,8 +28,8 @@ import warnings
 import numba
 import numpy as np
 
-from ..errors import EventfxError
-from ..events import Events, require_inside
+from ...errors import EventfxError
+from ...events import Events, require_inside
 from .config import FeatureConfig, feature_names
 from .mathfn import EXP_TABLE, decay_jit, log_ratio, log_ratio_jit
 

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from ..events import Events
+from ...events import Events
 from .config import FeatureConfig, feature_names
 from .mathfn import EXP_TABLE, decay, log_ratio
 
