@@ -39,14 +39,18 @@ SQUASH = 1.0 - 2.0 ** -10  # graded scores fill [0, SQUASH] of each level's unit
 
 def compose(graded: np.ndarray, removed_by: np.ndarray, n_stages: int, outside: int) -> np.ndarray:
     """float32[n] pipeline scores from each event's last graded score and ``removed_by`` (the
-    stage index that removed it, -1 kept by all, ``outside`` for events outside the sensor)."""
-    removed_by = np.asarray(removed_by, np.int64)
-    depth = np.where(removed_by < 0, n_stages, removed_by).astype(np.float64)
-    g = np.clip(np.asarray(graded, np.float64), 0.0, 1.0)
-    g = np.nan_to_num(g, nan=0.0)
-    score = (depth + SQUASH * g) / (n_stages + 1)
-    score[removed_by == outside] = 0.0
-    return score.astype(np.float32)
+    stage index that removed it, -1 kept by all, ``outside`` for events outside the sensor).
+    float32 throughout, a few passes over the events (the node calls it on every message):
+    every step rounds monotonically, so the order above is kept."""
+    score = np.fmax(np.asarray(graded, np.float32), np.float32(0))  # NaN -> 0 (fmax skips NaN)
+    np.fmin(score, np.float32(1), out=score)
+    score *= np.float32(SQUASH)
+    r = np.asarray(removed_by)
+    score += r  # depth = r for removals; kept events (r = -1) get n + 1 more below
+    score[r < 0] += np.float32(n_stages + 1)
+    score[r == outside] = 0.0
+    score /= np.float32(n_stages + 1)
+    return score
 
 
 def reference_order(graded, removed_by, n_stages: int, outside: int) -> list[int]:
