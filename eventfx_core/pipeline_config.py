@@ -75,6 +75,7 @@ class PipelineConfig:
     stages: list[str] = field(default_factory=list)  # stage names, applied in this order
     device: str = "cpu"  # torch device of the model stages ("cpu", "cuda", "cuda:1")
     stage_configs: dict[str, Any] = field(default_factory=dict)  # name -> that stage's Config
+    threads: int = 1  # 2: the later stages of a message on a second thread (pipeline.py)
 
 
 @dataclass
@@ -126,13 +127,16 @@ def parse_params(params: dict, where: str = "config") -> tuple[NodeConfig, Pipel
     device = params.get("device", "cpu")
     if not isinstance(device, str) or not device:
         raise ConfigError(f"{where}.device: expected a device name such as cpu or cuda")
+    threads = params.get("threads", 1)
+    if isinstance(threads, bool) or threads not in (1, 2):
+        raise ConfigError(f"{where}.threads: expected 1 or 2, got {threads!r}")
     stage_configs: dict[str, Any] = {}
     for key, value in params.items():
-        if key in NODE_KEYS or key in ("stages", "device") or key in ROS_KEYS:
+        if key in NODE_KEYS or key in ("stages", "device", "threads") or key in ROS_KEYS:
             continue
         if key not in REGISTRY:
             raise ConfigError(f"{where}: unknown key {key!r}; node keys: {', '.join(NODE_KEYS)}; "
-                              f"pipeline keys: stages, device, {', '.join(REGISTRY)}")
+                              f"pipeline keys: stages, device, threads, {', '.join(REGISTRY)}")
         if key in stages or value:
             stage_configs[key] = from_dict(stage_class(key).Config, value or {}, f"{where}.{key}")
     for name in stages:
@@ -142,7 +146,25 @@ def parse_params(params: dict, where: str = "config") -> tuple[NodeConfig, Pipel
             stage_configs[name] = from_dict(stage_class(name).Config, {}, f"{where}.{name}")
     if len(set(stages)) != len(stages):
         raise ConfigError(f"{where}.stages: a stage is listed twice: {stages}")
-    return node, PipelineConfig(stages=list(stages), device=device, stage_configs=stage_configs)
+    return node, PipelineConfig(stages=list(stages), device=device, stage_configs=stage_configs,
+                                threads=int(threads))
+
+
+def overlay_overrides(path: str | Path) -> dict[str, Any]:
+    """A params file laid over the config, as dotted overrides (``{"stcf.time_window_us": ...}``):
+    what ``--params-file BASE --params-file OVERLAY`` does for the node. As there, ``[""]`` is an
+    empty list (ROS 2 cannot hold ``[]``)."""
+    out: dict[str, Any] = {}
+
+    def walk(prefix: str, d: dict) -> None:
+        for k, v in d.items():
+            if isinstance(v, dict):
+                walk(f"{prefix}{k}.", v)
+            else:
+                out[f"{prefix}{k}"] = [x for x in v if x != ""] if isinstance(v, list) else v
+
+    walk("", ros_parameters(load_yaml(path), path))
+    return out
 
 
 def load_denoise_config(path: str | Path | None = None,

@@ -37,6 +37,9 @@ def add_parser(sub) -> None:
     p.add_argument("--topic", help="event topic of a bag (default: the only event topic)")
     add_output_format(p)
     add_input_format(p, old_spelling=False)
+    p.add_argument("--params-file", action="append", default=[], metavar="OVERLAY",
+                   help="a params file laid over --config, as the node's second --params-file (e.g. "
+                        "eventfx calibrate's output; repeatable, later ones win, --set wins over all)")
     p.add_argument("--set", action="append", default=[], metavar="STAGE.FIELD=VALUE",
                    help="override a config value, e.g. --set mamba.threshold=0.7 (repeatable)")
     p.add_argument("--scores", help="also write per-event decisions (t,x,y,p,score,keep) to this .h5; score: the "
@@ -89,17 +92,27 @@ def load_config(args):
     config that runs no stage says so (every event would be kept)."""
     from ..errors import ConfigError, warn
 
+    from ..pipeline_config import overlay_overrides
+
     load_denoise_config(args.config)  # errors of the file itself name the file
+    layered: dict = {}
+    for overlay in args.params_file:
+        one = overlay_overrides(overlay)
+        try:
+            load_denoise_config(args.config, {**layered, **one})
+        except ConfigError as exc:
+            raise ConfigError(f"--params-file {overlay}: {exc}") from None
+        layered.update(one)
     for item in args.set:
         try:
-            load_denoise_config(args.config, parse_overrides([item]))
+            load_denoise_config(args.config, {**layered, **parse_overrides([item])})
         except ConfigError as exc:
             text = str(exc)
             for prefix in (str(args.config or ""), str(_default_path())):
                 if prefix and text.startswith(prefix):
                     text = text[len(prefix):].lstrip(".: ")
             raise ConfigError(f"--set {item}: {text}") from None
-    cfg = load_denoise_config(args.config, parse_overrides(args.set))
+    cfg = load_denoise_config(args.config, {**layered, **parse_overrides(args.set)})
     if not cfg.pipeline.stages:
         warn(f"{cfg.path}: no stages to run: every event is kept unchanged")
     return cfg

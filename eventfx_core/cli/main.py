@@ -23,6 +23,7 @@ COMMANDS = {
     "evaluate": "eventfx_core.cli.evaluate",
     "bench": "eventfx_core.cli.bench",
     "realbench": "eventfx_core.cli.realbench",
+    "calibrate": "eventfx_core.cli.calibrate",
     "replay": "eventfx_ros.replay_cli",
 }
 # One line per command for `eventfx --help` (kept here so the listing imports nothing).
@@ -35,6 +36,7 @@ SUMMARIES = {
     "evaluate": "score methods on labelled test archives",
     "bench": "measure events/s and latency of every stage",
     "realbench": "benchmark denoisers on real recordings with injected noise",
+    "calibrate": "fit a camera's noise model (hot pixels, rates) from its dark recording",
     "replay": "replay a ROS 2 bag through the node over DDS",
 }
 
