@@ -28,7 +28,9 @@ then by the last stage's own score), whose threshold n/(n+1) is the keep decisio
 from __future__ import annotations
 
 import logging
+import threading
 import time
+import weakref
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,11 +42,13 @@ from .config import from_dict, to_dict
 from .errors import ConfigError, EventfxError
 from .events import Events, concat
 from .pipeline_config import PipelineConfig
+from .pipeline_thread import StepThread
 from .pipeline_score import compose
 from .stages import EventStage, WindowedStage, stage_class
 
 log = logging.getLogger("eventfx.pipeline")
 REMOVED_RANGE = 127  # Decision.removed_by of events outside the sensor
+MAX_INFLIGHT_EVENTS = 32_768  # threads: 2: events the caller may run ahead of the second thread
 
 
 @dataclass
@@ -76,12 +80,14 @@ class _Pending:
     removed_by: np.ndarray
     first_id: int  # global id of this message's first event
     undecided: int  # events still inside a windowed stage
+    running: int = 0  # segments still on the second thread (threads: 2)
 
 
 class Pipeline:
     """Stateful chain of stages built from a ``PipelineConfig``."""
 
-    def __init__(self, config: PipelineConfig, sensor: tuple[int, int], base_dir: Path | None = None):
+    def __init__(self, config: PipelineConfig, sensor: tuple[int, int], base_dir: Path | None = None,
+                 threads: int | None = None):
         self.config = config
         self.sensor = (int(sensor[0]), int(sensor[1]))
         self.base_dir = base_dir
@@ -103,6 +109,23 @@ class Pipeline:
         self._fifo: list[deque[tuple[np.ndarray, Events]]] = [deque() for _ in self.windowed_stages]
         self._next_id = 0
         self._last_t: int | None = None
+        self._lock = threading.Lock()  # _pending and its entries' counters (both threads use them)
+        # threads: 2: the caller's thread runs the event stages before the split (and the front
+        # half of a stage that has one: the Mamba stage's features); a second thread runs the
+        # rest (the model, later event stages, the windowed stages), message after message.
+        self.threads = int(getattr(config, "threads", 1) if threads is None else threads)
+        if self.threads not in (1, 2):
+            raise ConfigError(f"threads must be 1 or 2, got {self.threads}")
+        self._front_n = len(self.event_stages)  # event stages run whole before the split
+        self._split_stage = None  # the stage whose process_front ends the caller's part
+        self._steps: StepThread | None = None
+        if self.threads == 2:
+            k = next((i for i, s in enumerate(self.event_stages) if hasattr(s, "process_front")), None)
+            if k is not None:
+                self._front_n, self._split_stage = k, self.event_stages[k]
+            if k is not None or self.windowed_stages:  # else nothing to overlap: one thread
+                self._steps = StepThread(MAX_INFLIGHT_EVENTS)
+                weakref.finalize(self, self._steps.close, 0.0)
 
     # ------------------------------------------------------------------ public API
     def push(self, events: Events, tag: Any = None) -> list[Decision]:
@@ -117,7 +140,8 @@ class Pipeline:
         removed_by = np.full(n, -1, np.int8)
         entry = _Pending(tag, events, keep, score, removed_by, self._next_id, 0)
         self._next_id += n
-        self._pending.append(entry)
+        with self._lock:
+            self._pending.append(entry)
         inside = (events.x < self.sensor[0]) & (events.y < self.sensor[1])
         self.stats.out_of_range += int(n - np.count_nonzero(inside))
         score[~inside] = 0.0
@@ -134,24 +158,44 @@ class Pipeline:
                 self._reset_for_backwards(self._last_t, int(t[a]))
             self._last_t = int(t[b - 1])
             self._run_segment(entry, a, b, inside[a:b])
-            self._advance_windowed(self._last_t)
         return self._pop_ready()
+
+    def collect(self) -> list[Decision]:
+        """The messages decided since the last call, in order: with ``threads: 2`` the second
+        thread finishes messages after ``push`` returned (see ``set_on_ready``)."""
+        if self._steps is not None:
+            self._steps.check()
+        return self._pop_ready()
+
+    def set_on_ready(self, fn) -> None:
+        """``fn()`` is called (on the second thread) each time it finished a step, so a
+        consumer can ``collect``; no effect with one thread (``push`` returns everything)."""
+        if self._steps is not None:
+            self._steps.on_done = fn
 
     def flush(self) -> list[Decision]:
         """Decide everything still buffered (end of stream); state is kept."""
+        self._drain()
         self._flush_windowed()
         return self._pop_ready()
 
     def reset(self) -> None:
         """Forget all stage state (pending messages are decided first by ``flush``)."""
+        self._drain()
         self._flush_windowed()
         for s in self.stages:
             s.reset()
         self._last_t = None
 
+    def close(self) -> None:
+        """End the second thread (after what it holds); the pipeline is not used afterwards."""
+        if self._steps is not None:
+            self._steps.close()
+
     def oldest_held_tag(self) -> Any:
         """The tag of the oldest message not yet fully decided (None when nothing is held)."""
-        return self._pending[0].tag if self._pending else None
+        with self._lock:
+            return self._pending[0].tag if self._pending else None
 
     def runtime_params(self) -> dict[str, Any]:
         """The parameters changeable while running, as ``{"stage.field": value}``."""
@@ -185,33 +229,78 @@ class Pipeline:
         self.reset()
 
     def _run_segment(self, entry: _Pending, a: int, b: int, inside: np.ndarray) -> None:
-        """Run event stages on events [a, b) of ``entry``, then hand survivors to the windows."""
-        idx = np.arange(a, b)[inside]
-        ev = entry.events[idx]
-        flare = None  # the latest event stage's P(flare) of the survivors, for the windowed stage
-        for stage in self.event_stages:
+        """Run the steps before the split on events [a, b) of ``entry`` here, the rest here too
+        or, with a second thread, there (queued behind the messages before)."""
+        if inside.all():  # a slice: no copy of the events while no stage removes one
+            sel: slice | np.ndarray = slice(a, b)
+            ev = entry.events if b - a == len(entry.events) else entry.events[a:b]
+        else:
+            sel = np.flatnonzero(inside) + a
+            ev = entry.events[sel]
+        sel, ev, flare = self._event_stages(entry, sel, ev, None, 0, self._front_n)
+        front, front_s = None, 0.0
+        if self._split_stage is not None and len(ev):
+            t0 = time.perf_counter()
+            front = self._split_stage.process_front(ev)
+            front_s = time.perf_counter() - t0
+        if self._steps is None:
+            self._finish_segment(entry, sel, ev, flare, front, front_s, self._last_t)
+            return
+        with self._lock:
+            entry.running += 1
+        self._steps.submit(len(ev), self._finish_segment, entry, sel, ev, flare, front, front_s,
+                           self._last_t)
+
+    def _finish_segment(self, entry: _Pending, sel, ev: Events, flare, front, front_s: float,
+                        t_last: int) -> None:
+        """The steps after the split: the back half of the split stage, the later event stages,
+        then the windowed stages, which also learn that the stream reached ``t_last``."""
+        k = self._front_n
+        if self._split_stage is not None:
+            k += 1
+            if len(ev):
+                t0 = time.perf_counter()
+                res = self._split_stage.process_back(ev, front)
+                self.stats.stage_seconds[self._split_stage.name] += front_s + time.perf_counter() - t0
+                sel, ev, flare = self._apply(entry, self._split_stage, res, sel, ev, flare)
+        sel, ev, flare = self._event_stages(entry, sel, ev, flare, k, len(self.event_stages))
+        if not self.windowed_stages:
+            entry.keep[sel] = True
+        elif len(ev):
+            with self._lock:
+                entry.undecided += len(ev)
+            ids = np.arange(sel.start, sel.stop) if isinstance(sel, slice) else sel
+            self._feed_windowed(0, entry.first_id + ids, ev, flare)
+        self._advance_windowed(t_last)
+        if self._steps is not None:
+            with self._lock:
+                entry.running -= 1
+
+    def _event_stages(self, entry: _Pending, sel, ev: Events, flare, i: int, j: int):
+        """Event stages i..j-1 on ``ev`` (the events ``sel`` of ``entry``); the survivors."""
+        for stage in self.event_stages[i:j]:
             if len(ev) == 0:
                 break
             t0 = time.perf_counter()
             res = stage.process(ev)
             self.stats.stage_seconds[stage.name] += time.perf_counter() - t0
-            if res.score is not None:
-                entry.score[idx] = res.score
-            if res.flare is not None:
-                flare = np.asarray(res.flare, np.float32)
-            kept = np.asarray(res.keep, bool)
-            if not kept.all():
-                entry.removed_by[idx[~kept]] = self.stages.index(stage)
-                idx = idx[kept]
-                ev = ev[kept]
-                flare = None if flare is None else flare[kept]
-        if not self.windowed_stages:
-            entry.keep[idx] = True
-            return
-        if len(idx) == 0:
-            return
-        entry.undecided += len(idx)
-        self._feed_windowed(0, entry.first_id + idx, ev, flare)
+            sel, ev, flare = self._apply(entry, stage, res, sel, ev, flare)
+        return sel, ev, flare
+
+    def _apply(self, entry: _Pending, stage, res, sel, ev: Events, flare):
+        """Record one stage's result on ``entry``; the survivors (``sel``, events, P(flare))."""
+        if res.score is not None:
+            entry.score[sel] = res.score
+        if res.flare is not None:
+            flare = np.asarray(res.flare, np.float32)
+        kept = np.asarray(res.keep, bool)
+        if not kept.all():
+            if isinstance(sel, slice):
+                sel = np.arange(sel.start, sel.stop)
+            entry.removed_by[sel[~kept]] = self.stages.index(stage)
+            sel, ev = sel[kept], ev[kept]
+            flare = None if flare is None else flare[kept]
+        return sel, ev, flare
 
     def _feed_windowed(self, j: int, ids: np.ndarray, ev: Events,
                        flare: np.ndarray | None = None) -> None:
@@ -253,15 +342,16 @@ class Pipeline:
     def _decide(self, ids: np.ndarray, value: bool, stage_index: int = -1) -> None:
         if len(ids) == 0:
             return
-        firsts = np.fromiter((p.first_id for p in self._pending), np.int64, len(self._pending))
-        which = np.searchsorted(firsts, ids, side="right") - 1
-        for w in np.unique(which):
-            entry = self._pending[int(w)]
-            local = ids[which == w] - entry.first_id
-            entry.keep[local] = value
-            if not value:
-                entry.removed_by[local] = stage_index
-            entry.undecided -= len(local)
+        with self._lock:
+            firsts = np.fromiter((p.first_id for p in self._pending), np.int64, len(self._pending))
+            which = np.searchsorted(firsts, ids, side="right") - 1
+            for w in np.unique(which):
+                entry = self._pending[int(w)]
+                local = ids[which == w] - entry.first_id
+                entry.keep[local] = value
+                if not value:
+                    entry.removed_by[local] = stage_index
+                entry.undecided -= len(local)
 
     def _advance_windowed(self, t_us: int) -> None:
         """Tell the windowed stages how far the stream has come, so a window closes on time
@@ -272,6 +362,11 @@ class Pipeline:
             self.stats.stage_seconds[stage.name] += time.perf_counter() - t0
             self._apply_windowed(j, decided)
 
+    def _drain(self) -> None:
+        """Wait until the second thread has done everything pushed (no-op with one thread)."""
+        if self._steps is not None:
+            self._steps.drain()
+
     def _flush_windowed(self) -> None:
         for j, stage in enumerate(self.windowed_stages):
             t0 = time.perf_counter()
@@ -281,8 +376,11 @@ class Pipeline:
 
     def _pop_ready(self) -> list[Decision]:
         out = []
-        while self._pending and self._pending[0].undecided == 0:
-            e = self._pending.popleft()
+        while True:
+            with self._lock:
+                if not self._pending or self._pending[0].undecided or self._pending[0].running:
+                    break
+                e = self._pending.popleft()
             self.stats.events_kept += int(np.count_nonzero(e.keep))
             score = compose(e.score, e.removed_by, len(self.stages), REMOVED_RANGE)
             out.append(Decision(e.tag, e.events, e.keep, score, e.removed_by))

@@ -19,6 +19,7 @@ def flatten(cfg: DenoiseConfig) -> dict[str, Any]:
     out: dict[str, Any] = {k: getattr(cfg.node, k) for k in NODE_KEYS}
     out["stages"] = list(cfg.pipeline.stages)
     out["device"] = cfg.pipeline.device
+    out["threads"] = cfg.pipeline.threads
     for name, stage_cfg in cfg.pipeline.stage_configs.items():
         for key, value in dataclasses.asdict(stage_cfg).items():
             out[f"{name}.{key}"] = list(value) if isinstance(value, tuple) else value

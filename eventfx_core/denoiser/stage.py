@@ -7,7 +7,9 @@ stream is cut into messages never changes a decision. On the CPU the numba fast 
 takes CUDA where it runs (``device.py``). With ``threads: 2`` a message of at least two chunks
 is worked on by two threads: the features of chunk k + 1 beside the model on chunk k (both
 release the GIL); the features and the model state still see the events in order, so the
-decisions are those of one thread.
+decisions are those of one thread. The pipeline's ``threads: 2`` splits the stage in two instead:
+``process_front`` (time gaps and features, on the caller's thread) and ``process_back`` (the model
+and the keep rule, on the pipeline's second thread, beside the next message's features).
 
 Keep rule: 1 - P(classes in ``remove``, default noise and flare) >= ``threshold``, i.e. the
 summed probability of the other classes (signal, and light source for a model with that class);
@@ -25,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, EventfxError
 from ..events import Events
 from .features import FeatureExtractor
 from ..stages import StageResult
@@ -122,6 +124,31 @@ class MambaDenoiserStage:
                    keep[start:stop], score[start:stop],
                    score[start:stop] if flare is None else flare[start:stop])  # (a dummy without flare)
             start = stop
+        return StageResult(keep, score, flare)
+
+    def process_front(self, events: Events) -> tuple[np.ndarray, np.ndarray]:
+        """First half of ``process``: the gaps to the event before and the features (touches
+        only the feature state). Time must not go back: the pipeline resets every stage first."""
+        t = events.t
+        dt_us = np.empty(len(events), np.float32)
+        if time_gaps(t, t[0] if self._last_t is None else self._last_t, dt_us) >= 0:
+            raise EventfxError(f"mamba: time went backwards ({self._last_t} -> {int(t[0])} us) in "
+                               "a split call; reset the stage first")
+        self._last_t = int(t[-1])
+        return self.features.extract(events), dt_us
+
+    def process_back(self, events: Events, front: tuple[np.ndarray, np.ndarray]) -> StageResult:
+        """Second half: the model on ``process_front``'s features and the keep rule (touches
+        only the model state); ``process_back(ev, process_front(ev))`` decides as ``process(ev)``."""
+        feats, dt_us = front
+        probs = self.runner.probabilities(feats, dt_us)
+        n = len(events)
+        keep = np.zeros(n, bool)
+        score = np.zeros(n, np.float32)
+        flare = np.zeros(n, np.float32) if self.flare_class is not None else None
+        decide(probs, self._keep_idx, -1 if self.noise_class is None else self.noise_class,
+               -1 if flare is None else self.flare_class, np.float32(self.config.threshold),
+               keep, score, score if flare is None else flare)
         return StageResult(keep, score, flare)
 
     def _probabilities(self, events: Events, dt_us: np.ndarray) -> np.ndarray:
