@@ -6,9 +6,11 @@ Background Activity Denoising", TPAMI 2022, section III; libcaer's ``hotPixelLea
 pixels that fire more than a count in a learning time). From it:
 
   * the per-pixel rate map (events per second of each pixel);
-  * hot pixels: pixels firing more than ``hot_factor`` times the background rate, with at least
-    ``min_hot_events`` events (so one chance burst is not enough); the background rate is the
-    mean rate of the other pixels, so the two are found together (iterated to a fixed point);
+  * hot pixels: pixels firing more than ``hot_factor`` times the background rate, with a count
+    that a Poisson pixel at the background rate reaches with probability below ``significance``
+    / pixels (Bonferroni: a short recording of pure uniform noise calls no pixel hot, except with
+    probability about ``significance``); the background rate is the mean rate of the other
+    pixels, so the two are found together (iterated to a fixed point);
   * the mean background rate r (Hz per pixel, hot pixels excluded).
 
 The overlay it writes sets ``hot_pixel.muted_pixels`` to the hot pixels (muted from the first
@@ -21,6 +23,7 @@ whose injected noise is 1-5 Hz per pixel: ``reference_rate_hz`` = 3.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,7 +37,7 @@ WINDOW_RANGE_US = (5_000, 100_000)
 @dataclass
 class CalibrateConfig:
     hot_factor: float = 10.0  # hot: rate above this many times the background rate
-    min_hot_events: int = 5  # ...and at least this many events in the recording
+    significance: float = 0.01  # ...and a count that chance reaches less often than this (whole sensor)
     reference_rate_hz: float = 3.0  # noise rate the base stcf window was chosen for (realbench tune
     #                                 split: 1-5 Hz/px injected)
 
@@ -72,6 +75,16 @@ class NoiseCalibration:
                 "stcf": {"time_window_us": self.stcf_window_us(base_window_us, cfg)}}
 
 
+def poisson_count_above(mean: float, p: float) -> int:
+    """The least count n with P(N >= n) < p for N ~ Poisson(mean) (log-space terms: no underflow)."""
+    below = 0.0  # P(N < n)
+    n = 0
+    while 1.0 - below >= p and n < mean + 60 * math.sqrt(mean) + 100:
+        below += math.exp(-mean + n * math.log(mean) - math.lgamma(n + 1)) if mean > 0 else float(n == 0)
+        n += 1
+    return n
+
+
 def fit(events: Events, cfg: CalibrateConfig | None = None) -> NoiseCalibration:
     """The noise model of a dark or static recording. ``EventfxError`` when it cannot be fitted."""
     cfg = cfg or CalibrateConfig()
@@ -84,7 +97,8 @@ def fit(events: Events, cfg: CalibrateConfig | None = None) -> NoiseCalibration:
     hot = np.zeros(w * h, bool)
     for _ in range(20):  # hot pixels raise the mean: iterate to the fixed point
         background = float(rate[~hot].mean()) if (~hot).any() else 0.0
-        new = (rate > cfg.hot_factor * background) & (counts >= cfg.min_hot_events)
+        least = poisson_count_above(background * seconds, cfg.significance / (w * h))
+        new = (rate > cfg.hot_factor * background) & (counts >= least)
         if np.array_equal(new, hot):
             break
         hot = new

@@ -14,7 +14,7 @@ from eventfx_core.events import Events
 def test_end_to_end_on_a_tiny_real_clip(shared_data, tmp_path, capsys):
     out = tmp_path / "rb"
     rc = main(["realbench", "--recordings", "evl_sample", "--rates", "1,5", "--out", str(out),
-               "--data", str(shared_data), "--quiet"])
+               "--data", str(shared_data), "--quiet", "--calibrate", "0.5"])
     assert rc == 0
     text = (out / "report.md").read_text()
     assert "evl_sample" in text and "shiba24/event-vision-library, MIT" in text
@@ -40,6 +40,11 @@ def test_end_to_end_on_a_tiny_real_clip(shared_data, tmp_path, capsys):
             ref["default"]["removed"] - m["dv_hull"]["removed_at_reference_kept"])
         for name in m:
             assert 0.0 <= m[name]["auc"] <= 1.0
+        # calibrated on the condition's noise alone: resampled noise has hot pixels, uniform none
+        assert "calibrated" in m and (row["calibration"]["hot_pixels"] > 0) == (row["noise"] == "resampled")
+        assert abs(row["calibration"]["background_hz"] - row["rate_hz"]) < 0.5 * row["rate_hz"]
+        assert m["dv_hull"]["removed_single_at_reference_kept"] <= m["dv_hull"]["removed_at_reference_kept"] + 1e-9
+    assert "largest possible margin" in text and "## `calibrated`" in text
 
 
 def test_bad_rates_is_one_line(shared_data, tmp_path, capsys):

@@ -34,6 +34,9 @@ def add_parser(sub) -> None:
     p.add_argument("--max-seconds", type=float, default=1.0, help="first seconds of each recording "
                    "(default: %(default)s)")
     p.add_argument("--no-dv", action="store_true", help="skip dv-processing's filters")
+    p.add_argument("--calibrate", type=float, default=0.0, metavar="SECONDS",
+                   help="also score 'calibrated': --config with the overlay eventfx calibrate fits from "
+                        "SECONDS of each condition's noise alone (a new draw: the camera's dark recording)")
     p.add_argument("--out", default="out/realbench", help="report folder (default: %(default)s)")
     p.add_argument("--write-train", metavar="DIR", help="instead: write labelled training archives "
                    "(tune split + injected noise, 0.5-6 Hz/px) to DIR/train and DIR/val for eventfx train")
@@ -110,7 +113,10 @@ def run(args) -> int:
             use_dv = False
     stage_cfgs = configs["pipeline"].pipeline.stage_configs
     classic = {k: stage_cfgs[k] for k in ("stcf", "baf") if k in stage_cfgs}
-    report = benchmark(recs, configs, classic, kinds, rates, model, use_dv, progress=not args.quiet)
+    if args.calibrate < 0:
+        raise EventfxError(f"--calibrate: give seconds >= 0, got {args.calibrate}")
+    report = benchmark(recs, configs, classic, kinds, rates, model, use_dv, progress=not args.quiet,
+                       calibrate_s=args.calibrate)
     report["command"] = "eventfx " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["realbench"] else ""
     text = write(Path(args.out), report, report["command"])
     print(text)

@@ -58,6 +58,13 @@ def _poisson_pixels(rates_hz: np.ndarray, on_share: np.ndarray, t0: int, t1: int
 def make_noise(kind: str, rate_hz: float, like: Events, rng: np.random.Generator,
                model: NoiseModel | None = None) -> Events:
     """Noise events over ``like``'s sensor and time span at a mean ``rate_hz`` per pixel."""
+    return noise_process(kind, rate_hz, like, rng, model)[0]
+
+
+def noise_process(kind: str, rate_hz: float, like: Events, rng: np.random.Generator,
+                  model: NoiseModel | None = None) -> tuple[Events, np.ndarray, np.ndarray]:
+    """``make_noise``'s events and the process behind them: per-pixel rates (Hz) and ON shares,
+    from which more of the same camera's noise can be drawn (``dark``)."""
     n = like.width * like.height
     t0, t1 = int(like.t[0]), int(like.t[-1])
     if kind == "uniform":
@@ -70,7 +77,14 @@ def make_noise(kind: str, rate_hz: float, like: Events, rng: np.random.Generator
         rates = rates * (rate_hz / max(rates.mean(), 1e-12))
     else:
         raise EventfxError(f"unknown noise kind {kind!r} (uniform, resampled)")
-    return _poisson_pixels(rates, share, t0, t1, like.width, like.height, rng)
+    return _poisson_pixels(rates, share, t0, t1, like.width, like.height, rng), rates, share
+
+
+def dark(rates_hz: np.ndarray, on_share: np.ndarray, seconds: float, width: int, height: int,
+         rng: np.random.Generator) -> Events:
+    """A noise-only recording of ``seconds`` from the same per-pixel process (a new draw): what the
+    camera's owner would record with the lens capped, for ``eventfx calibrate``."""
+    return _poisson_pixels(rates_hz, on_share, 0, int(seconds * 1e6), width, height, rng)
 
 
 def inject(signal: Events, noise: Events) -> tuple[Events, np.ndarray]:

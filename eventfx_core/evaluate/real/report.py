@@ -33,16 +33,38 @@ def markdown(report: dict, command: str = "") -> str:
                      f"{r['events']:,} | {r['licence']} | {r['note']} |")
     lines += ["", f"## `{ref}` at its operating point against the classic filters at the same share kept", "",
               f"| recording | split | noise | Hz/px | {ref} kept | {ref} removed | dv hull removed | "
-              "margin | best classic (removed) |", "|---|---|---|---|---|---|---|---|---|"]
+              "margin | largest possible margin (1 - dv hull) | dv best single setting (margin) | "
+              "best classic (removed) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in report["rows"]:
         m = row["methods"]
         r = m[ref]
         dv = m.get("dv_hull", {}).get("removed_at_reference_kept")
         best = r["best_classic_at_kept"]
+        single = m.get("dv_hull", {}).get("removed_single_at_reference_kept")
         lines.append(f"| {row['recording']} | {row['split']} | {row['noise']} | {row['rate_hz']:g} | "
                      f"{_f(r['default']['kept'])} | {_f(r['default']['removed'])} | {_f(dv)} | "
                      f"{_f(r.get('margin_over_dv_hull'), 3) if dv is not None else 'n/a'} | "
+                     f"{_f(1 - dv) if dv is not None else 'n/a'} | "
+                     f"{_f(single)} ({_f(r['default']['removed'] - single) if single is not None else 'n/a'}) | "
                      f"{best} ({_f(m[best]['removed_at_reference_kept'])}) |")
+    lines += ["", "The hull mixes neighbouring settings (event by event at random: reachable); the 'best single "
+              "setting' is the best one dv-processing setting that keeps at least as many real events."]
+    calibrated = [row for row in report["rows"] if "calibration" in row]
+    if calibrated:
+        lines += ["", f"## `calibrated`: {ref} with the overlay of `eventfx calibrate` (fitted on the condition's "
+                  "noise alone, a new draw)", "",
+                  "| recording | split | noise | Hz/px | hot pixels | background Hz/px | stcf window (us) | "
+                  f"{ref} kept/removed (margin) | calibrated kept/removed (margin at its own kept) | AUC {ref} / calibrated |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for row in calibrated:
+            m, c = row["methods"], row["calibration"]
+            a, b = m[ref], m["calibrated"]
+            lines.append(f"| {row['recording']} | {row['split']} | {row['noise']} | {row['rate_hz']:g} | "
+                         f"{c['hot_pixels']} | {c['background_hz']:.2f} | {c['stcf.time_window_us']} | "
+                         f"{_f(a['default']['kept'])}/{_f(a['default']['removed'])} "
+                         f"({_f(a.get('margin_over_dv_hull_at_own_kept'))}) | "
+                         f"{_f(b['default']['kept'])}/{_f(b['default']['removed'])} "
+                         f"({_f(b.get('margin_over_dv_hull_at_own_kept'))}) | {_f(a['auc'])} / {_f(b['auc'])} |")
     lines += ["", "## ROC-AUC (real kept vs noise kept; filters without a score: hull of the sweep)", "",
               "| recording | noise | Hz/px | " + " | ".join(names) + " | best |",
               "|---|---|---|" + "---|" * (len(names) + 1)]
