@@ -10,7 +10,10 @@ written once::
             publish(engine.encode(d))              # the same message, only the kept events
     for d in engine.flush(): ...                   # end of stream
 
-``push(events, tag)`` is the same without the codec (sources that decode themselves).
+``push(events, tag)`` is the same without the codec (sources that decode themselves). With the
+pipeline's ``threads: 2`` a message may finish on the pipeline's second thread after ``push``
+returned: ``collect()`` returns those (a function given to ``set_on_ready`` is called from that
+thread each time one may be ready; it must not block), and ``flush()`` waits for all of them.
 
 Routes. Every message is decided by the configured pipeline (``LEARNED``) unless the caller
 routes it to the ``FALLBACK`` pipeline (a classic filter such as STCF, for messages the learned
@@ -120,6 +123,7 @@ class StreamEngine:
         self._unread = 0  # messages skipped before their seq was read (not a DDS loss)
         self._unread_lock = threading.Lock()
         self._notes: list[tuple[str, str]] = []
+        self._on_ready = None  # see set_on_ready
 
     # ------------------------------------------------------------------ decoded events
     def push(self, events: Events, tag: Any = None, route: str = LEARNED) -> list[Decision]:
@@ -133,7 +137,8 @@ class StreamEngine:
                                  "new pipeline state")
             self.counters.sensor_changes += 1
             out += self.flush()
-            self.pipe = self._fb = None
+            self._close_pipe()
+            self._fb = None
             self._fb_pending, self._fb_pending_n = [], 0
         self.sensor = events.sensor_size
         fallback = route == FALLBACK and self.fallback_config is not None
@@ -190,6 +195,7 @@ class StreamEngine:
             return False
         self.builds += 1
         self.pipe = pipe
+        pipe.set_on_ready(self._on_ready)
         self._resets_seen = self._oor_seen = 0
         self._learned_stale = False
         return True
@@ -207,6 +213,28 @@ class StreamEngine:
         self._count_pipe()
         return self._counted(out)
 
+    def collect(self) -> list[Decision]:
+        """Messages the learned pipeline finished since ``push`` returned (``threads: 2``)."""
+        if self.pipe is None:
+            return []
+        return self._counted(self.pipe.collect())
+
+    def set_on_ready(self, fn) -> None:
+        """``fn()`` is called from the pipeline's second thread (``threads: 2``) whenever a
+        message may have finished (then ``collect``); it must not block."""
+        self._on_ready = fn
+        if self.pipe is not None:
+            self.pipe.set_on_ready(fn)
+
+    def close(self) -> None:
+        """End the learned pipeline's second thread (``threads: 2``); nothing is decided after."""
+        self._close_pipe()
+
+    def _close_pipe(self) -> None:
+        if self.pipe is not None:
+            self.pipe.close()
+            self.pipe = None
+
     def oldest_held(self) -> Any:
         """The caller's tag of the oldest message the learned pipeline still holds, or None."""
         t = self.pipe.oldest_held_tag() if self.pipe is not None else None
@@ -214,7 +242,8 @@ class StreamEngine:
 
     def discard_state(self) -> None:
         """Forget the pipelines (after an unexpected error left them half-updated)."""
-        self.pipe = self._fb = None
+        self._close_pipe()
+        self._fb = None
         self._fb_pending, self._fb_pending_n = [], 0
         self.sensor = None
         self._route = LEARNED

@@ -125,7 +125,7 @@ class DenoiseNode(Node):
         except Exception as exc:  # torch/numba errors while loading: still one line
             raise ConfigError(f"building the stages failed: {type(exc).__name__}: {exc}") from None
         self.get_logger().info(f"stages built and warmed up in {time.monotonic() - t0:.2f} s "
-                               f"(device {pipe_cfg.device})")
+                               f"(device {pipe_cfg.device}, {pipe_cfg.threads} pipeline thread(s))")
         self.budget = (LatencyBudget(node_cfg.latency_budget_ms * 1e-3) if fallback else None)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -138,7 +138,8 @@ class DenoiseNode(Node):
         self._input_topic = self.resolve_topic_name(node_cfg.input_topic)
         self._output_topic = self.resolve_topic_name(node_cfg.output_topic)
         self.worker = Worker(self._handle, node_cfg.worker_queue, on_drop=self._on_queue_drop,
-                             on_error=self._on_error, on_busy=self.stats.busy)
+                             on_error=self._on_error, on_busy=self.stats.busy, on_idle=self._collect)
+        self.engine.set_on_ready(self.worker.poke)  # threads: 2: messages finished after push
         self._diag_pub = self.create_publisher(self._diag_type(), "/diagnostics", diagnostics_qos())
         self._diag_timer = self.create_timer(node_cfg.diagnostics_period_s, self.publish_diagnostics)
         self.live_view = None
@@ -286,6 +287,12 @@ class DenoiseNode(Node):
         if self.budget is not None and not built:  # a pipeline build is no cost of the route
             self.budget.observe(route, n_bytes, time.monotonic() - t0)
 
+    def _collect(self) -> None:
+        """Publish what the pipeline's second thread finished since (``threads: 2``)."""
+        with self._lock:
+            decisions = self.engine.collect()
+        self._publish(decisions)
+
     def _build_in_background(self, sensor) -> None:
         """Load the learned pipeline for this sensor in a thread; the fallback decides meanwhile
         (with a latency budget the first messages never wait for checkpoints to load)."""
@@ -354,6 +361,7 @@ class DenoiseNode(Node):
         self.worker.stop(timeout_s)
         with self._lock:
             decisions = self.engine.flush()
+            self.engine.close()
         if self._pub is not None:
             self._publish(decisions, live=False)
         self.publish_diagnostics()

@@ -93,3 +93,20 @@ def test_replay_checks_every_output_before_the_node_starts(shared_data, tmp_path
     assert ".png" in _refused(capsys, bag, "--out", tmp_path / "new", "--preview", tmp_path / "p.bag")
     assert "input" in _refused(capsys, bag, "--out", bag / "inside")
     assert not (tmp_path / "new").exists() and not (tmp_path / "new.node.log").exists()
+
+
+@pytest.mark.timeout(300)
+def test_replay_with_two_pipeline_threads_equals_offline_denoise(repo_root, tmp_path):
+    """The default learned pipeline with ``threads: 2`` in the node (the Mamba model and the
+    deflarer on a second thread) gives offline's single-thread events, message for message."""
+    bag = repo_root / "data" / "demo" / "emlb_demo_evt3"
+    assert eventfx(["denoise", str(bag), str(tmp_path / "offline"), "--quiet"]) == 0
+    assert eventfx(["replay", str(bag), "--out", str(tmp_path / "online"), "-p", "threads=2",
+                    "--reliable", "--rate", "0", "--summary-dir", str(tmp_path)]) == 0
+    assert "2 pipeline thread(s)" in (tmp_path / "online.node.log").read_text()
+    offline, online = _per_message(tmp_path / "offline"), _per_message(tmp_path / "online")
+    assert len(online) == len(offline) == 400
+    for i, ((s_off, e_off), (s_on, e_on)) in enumerate(zip(offline, online)):
+        assert s_on == s_off and e_on.equals(e_off), f"message {i} differs"
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["messages_out"] == 400 and 0 < summary["events_out"] < summary["events_in"]
