@@ -212,3 +212,38 @@ def test_a_fallback_batch_decides_as_one_message_at_a_time():
     for a, b in zip(ref, got):
         assert np.array_equal(a.keep, b.keep) and one.encode(a) == batch.encode(b)
     assert batch.counters == one.counters
+
+
+def test_two_pipeline_threads_take_the_same_routes_and_decisions_as_one():
+    """``threads: 2`` (Mamba model and deflarer on a second thread): with the same routes, the
+    messages come out once each, in order, with one thread's decisions, whether taken from
+    ``push``, ``collect`` or ``flush``; switching to the fallback waits for the second thread."""
+    raws, _ = _messages(n_msgs=40)
+    routes = [LEARNED] * 12 + [FALLBACK] * 5 + [LEARNED] * 10 + ["batch"] + [LEARNED] * 10
+    results = {}
+    for threads in (1, 2):
+        _, cfg = parse_params({"stages": ["stcf", "mamba", "deflare"], "threads": threads,
+                               "stcf": {"time_window_us": 5000, "k": 1},
+                               "deflare": {"allow_other_sensor": True}})
+        engine = StreamEngine(cfg, msgtype=EVENT_PACKET, fallback=["stcf"])
+        ready = []
+        engine.set_on_ready(lambda: ready.append(1))
+        out, i = [], 0
+        for route in routes:
+            if route == "batch":
+                out += engine.push_fallback_batch([(raws[i], i), (raws[i + 1], i + 1), (raws[i + 2], i + 2)])
+                i += 3
+                continue
+            out += engine.push_message(raws[i], tag=i, route=route)
+            out += engine.collect()
+            i += 1
+        out += engine.flush()
+        engine.close()
+        assert [d.tag.tag for d in out] == list(range(len(raws)))
+        assert (threads == 2) == (len(ready) > 0)
+        results[threads] = (out, engine.counters.as_dict())
+    (one, c1), (two, c2) = results[1], results[2]
+    assert c1 == c2 and c1["messages_fallback"] == 8
+    for a, b in zip(one, two):
+        assert np.array_equal(a.keep, b.keep) and np.array_equal(a.removed_by, b.removed_by)
+    assert 0 < sum(int(d.keep.sum()) for d in one) < sum(len(d.keep) for d in one)
