@@ -1,4 +1,5 @@
-"""Denoiser checkpoints: round trip, and one-line ConfigErrors for everything that can go wrong."""
+"""Checkpoints of the one schema (``eventfx_core/checkpoint.py``) through the loaders of both models:
+round trip, one-line ConfigErrors for everything that can go wrong, the upgrade of older formats."""
 import json
 import os
 import pickle
@@ -6,11 +7,11 @@ import pickle
 import pytest
 import torch
 
+from eventfx_core.checkpoint import FORMAT, digest, main as checkpoint_main
 from eventfx_core.errors import ConfigError
 from eventfx_core.denoiser.features import FeatureConfig
-from eventfx_core.denoiser.checkpoint import (DEFAULT_WEIGHTS, FORMAT, load_checkpoint, read_blob,
-                                           resolve_checkpoint_path, save_checkpoint,
-                                           write_initial_checkpoint)
+from eventfx_core.denoiser.checkpoint import (DEFAULT_WEIGHTS, load_checkpoint, resolve_checkpoint_path,
+                                             save_checkpoint, write_initial_checkpoint)
 from eventfx_core.denoiser.model import DenoiserModel, ModelConfig
 
 
@@ -68,10 +69,16 @@ def test_edited_checkpoint_is_refused(tmp_path):
 
 
 def test_checkpoint_of_another_model_is_refused(tmp_path):
-    torch.save({"format": "eventfx-deflarer", "format_version": 1, "tensors": {}}, tmp_path / "d.pt")
+    from conftest import random_unet_checkpoint
+    from eventfx_core.deflarer.checkpoint import load_checkpoint as load_deflarer
+
+    deflarer = random_unet_checkpoint(tmp_path / "d.pt", (40, 30), seed=0)
     with pytest.raises(ConfigError) as e:
-        load_checkpoint(tmp_path / "d.pt")
-    assert "eventfx-deflarer" in _one_line(e)
+        load_checkpoint(deflarer)
+    assert "'deflarer' checkpoint, expected a denoiser" in _one_line(e)
+    with pytest.raises(ConfigError) as e:
+        load_deflarer(write_initial_checkpoint(tmp_path / "w.pt"))
+    assert "'denoiser' checkpoint, expected a deflarer" in _one_line(e)
     torch.save({"weight": torch.zeros(3)}, tmp_path / "plain.pt")
     with pytest.raises(ConfigError) as e:
         load_checkpoint(tmp_path / "plain.pt")
@@ -88,9 +95,7 @@ def test_wrong_feature_spec_is_refused(tmp_path):
     meta = json.loads(blob["meta"])
     meta["feature_names"] = meta["feature_names"][::-1]  # a feature set computed differently
     blob["meta"] = json.dumps(meta, sort_keys=True)
-    # re-sign so that only the feature spec is wrong
-    from eventfx_core.denoiser.checkpoint import _digest
-    blob["sha256"] = _digest(blob["meta"], blob["tensors"])
+    blob["sha256"] = digest(blob["meta"], blob["tensors"])  # re-signed: only the feature spec is wrong
     torch.save(blob, tmp_path / "f.pt")
     with pytest.raises(ConfigError) as e:
         load_checkpoint(tmp_path / "f.pt")
@@ -109,6 +114,55 @@ def test_pickled_code_is_never_executed(tmp_path, monkeypatch):
     torch.save({"format": FORMAT, "format_version": 1, "x": _Evil()}, tmp_path / "evil2.pt")
     for name in ("evil.pt", "evil2.pt"):
         with pytest.raises(ConfigError) as e:
-            read_blob(tmp_path / name, FORMAT)
+            load_checkpoint(tmp_path / name)
         _one_line(e)
     assert not (tmp_path / "pwned_by_checkpoint").exists()
+
+
+def _as_old_format(path, old_path):
+    """Write the checkpoint at ``path`` in the format before the one schema (what eventfx
+    wrote until 2026-11-26): denoiser "eventfx-denoiser" v1, deflarer "eventfx-deflarer" v2."""
+    blob = torch.load(path, weights_only=True)
+    meta = json.loads(blob["meta"])
+    if blob["kind"] == "denoiser":
+        old_meta = json.dumps({"model_config": meta["model_config"], "feature_config": meta["input_config"],
+                               "feature_names": meta["feature_names"], "class_names": meta["class_names"],
+                               "training": meta["training"]}, sort_keys=True)
+        old = {"format": "eventfx-denoiser", "format_version": 1, "meta": old_meta, "tensors": blob["tensors"],
+               "sha256": digest(old_meta, blob["tensors"])}
+    else:
+        old = {"format": "eventfx-deflarer", "version": 2, "model": meta["model_config"],
+               "voxel": meta["input_config"], "sensor": meta["sensor"], "state_dict": blob["tensors"],
+               "train": {"epoch": 3, "loss": 0.5, "optimizer": {"state": {}, "param_groups": []}}}
+    torch.save(old, old_path)
+    return old_path
+
+
+def test_old_formats_name_the_upgrade_and_upgrade_bit_for_bit(tmp_path, capsys):
+    from conftest import random_unet_checkpoint
+    from eventfx_core.deflarer.checkpoint import load_checkpoint as load_deflarer
+
+    for kind, new, load in (("denoiser", write_initial_checkpoint(tmp_path / "n.pt", seed=4), load_checkpoint),
+                            ("deflarer", random_unet_checkpoint(tmp_path / "d.pt", (40, 30), seed=1), load_deflarer)):
+        old = _as_old_format(new, tmp_path / f"old_{kind}.pt")
+        with pytest.raises(ConfigError) as e:
+            load(old)
+        assert f"python -m eventfx_core.checkpoint --upgrade {old} NEW.pt" in _one_line(e)
+        assert checkpoint_main(["--upgrade", str(old), str(tmp_path / f"up_{kind}.pt")]) == 0
+        a, b = load(new), load(tmp_path / f"up_{kind}.pt")
+        for k, v in a.model.state_dict().items():
+            assert torch.equal(v, b.model.state_dict()[k]), k
+        # nothing is overwritten; an upgraded file is not upgraded again
+        assert checkpoint_main(["--upgrade", str(old), str(tmp_path / f"up_{kind}.pt")]) == 2
+        assert checkpoint_main(["--upgrade", str(new), str(tmp_path / f"again_{kind}.pt")]) == 2
+        err = capsys.readouterr().err
+        assert "exists" in err and "already" in err and "Traceback" not in err
+    assert load_deflarer(tmp_path / "up_deflarer.pt").training["epoch"] == 3
+
+
+def test_shipped_weights_are_in_the_one_schema():
+    from eventfx_core.config import WEIGHTS_DIR
+
+    for kind in ("denoiser", "deflarer"):
+        blob = torch.load(WEIGHTS_DIR / f"{kind}.pt", weights_only=True)
+        assert blob["format"] == FORMAT and blob["kind"] == kind and "resume" not in blob

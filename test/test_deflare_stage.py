@@ -1,4 +1,5 @@
 """The residual 3D U-Net, its checkpoints and the windowed ``deflare`` stage."""
+import json
 import logging
 
 import numpy as np
@@ -8,6 +9,7 @@ from hypothesis import given, settings, strategies as st
 
 from eventfx_core.config import from_dict
 from conftest import random_unet_checkpoint
+from eventfx_core.checkpoint import digest
 from eventfx_core.deflarer.checkpoint import load_checkpoint, save_checkpoint
 from eventfx_core.deflarer.stage import DeflareStage
 from eventfx_core.deflarer.decode import event_flare_share_reference, mask_share
@@ -197,21 +199,28 @@ def test_wrong_sensor_checkpoint_is_a_config_error(identity_ckpt):
     assert vin.shape == vpred.shape == (8, 6, 10) and vin[0, 5, 9] == 1.0
 
 
+def _with_meta(blob, **changes):
+    """The checkpoint ``blob`` with its meta changed and re-signed, so only the change is wrong."""
+    text = json.dumps({**json.loads(blob["meta"]), **changes}, sort_keys=True)
+    return dict(blob, meta=text, sha256=digest(text, blob["tensors"]))
+
+
 def test_bad_checkpoints_are_config_errors(tmp_path, identity_ckpt):
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
     blob = torch.load(identity_ckpt, weights_only=True)
-    assert blob["version"] == 2 and blob["voxel"] == {"window_us": 20000, "bins": 8, "cell_px": 4}
-    edited = dict(blob, model=dict(blob["model"], channels=[8, 8]))
-    torch.save(edited, tmp_path / "edited.pt")
-    torch.save(dict(blob, format="other"), tmp_path / "other.pt")
-    torch.save(dict(blob, version=1), tmp_path / "v1.pt")
-    torch.save(dict(blob, voxel={"window_us": 20000, "bins": 8}), tmp_path / "nocell.pt")
-    torch.save(dict(blob, voxel={"window_us": 10000, "bins": 8, "cell_px": 4}), tmp_path / "spec.pt")
-    torch.save(dict(blob, voxel={"window_us": 20000, "bins": 8, "cell_px": 2}), tmp_path / "cell.pt")
+    meta = json.loads(blob["meta"])
+    assert blob["kind"] == "deflarer" and meta["input_config"] == {"window_us": 20000, "bins": 8, "cell_px": 4}
+    torch.save(_with_meta(blob, model_config=dict(meta["model_config"], channels=[8, 8])), tmp_path / "edited.pt")
+    torch.save(dict(blob, kind="denoiser"), tmp_path / "other.pt")
+    torch.save({"format": "eventfx-deflarer", "version": 1}, tmp_path / "v1.pt")
+    torch.save(_with_meta(blob, input_config={"window_us": 20000, "bins": 8}), tmp_path / "nocell.pt")
+    torch.save(_with_meta(blob, input_config={"window_us": 10000, "bins": 8, "cell_px": 4}), tmp_path / "spec.pt")
+    torch.save(_with_meta(blob, input_config={"window_us": 20000, "bins": 8, "cell_px": 2}), tmp_path / "cell.pt")
     for name, msg in [("missing.pt", "not found"), ("junk.pt", "not a loadable"),
                       ("edited.pt", "do not match the model config"),
-                      ("other.pt", "not an eventfx deflarer"), ("v1.pt", "version 1.*retrain"),
+                      ("other.pt", "'denoiser' checkpoint, expected a deflarer"),
+                      ("v1.pt", "old 'eventfx-deflarer' checkpoint.*--upgrade"),
                       ("nocell.pt", "voxel spec must give exactly window_us, bins, cell_px")]:
         with pytest.raises(ConfigError, match=msg):
             load_checkpoint(tmp_path / name)
@@ -269,8 +278,9 @@ def test_mask_head_checkpoint_round_trips_and_decides_from_its_share(mask_ckpt, 
     ck = load_checkpoint(mask_ckpt)  # torch.load(weights_only=True) inside
     assert ck.model.config == UNet3DConfig(channels=(4, 8, 8), in_channels=2, mask_head=True)
     blob = torch.load(mask_ckpt, weights_only=True)
-    assert blob["model"]["mask_head"] is True and blob["model"]["in_channels"] == 2
-    for k, v in blob["state_dict"].items():
+    model_config = json.loads(blob["meta"])["model_config"]
+    assert model_config["mask_head"] is True and model_config["in_channels"] == 2
+    for k, v in blob["tensors"].items():
         assert torch.equal(ck.model.state_dict()[k], v)
     again = load_checkpoint(save_checkpoint(tmp_path / "again.pt", ck.model, ck.voxel, ck.sensor))
     v = torch.randn(1, 2, 8, H // 4 + 1, W // 4)
@@ -291,7 +301,8 @@ def test_mask_head_checkpoint_round_trips_and_decides_from_its_share(mask_ckpt, 
 def test_checkpoint_without_mask_fields_loads_as_before(identity_ckpt, tmp_path):
     """Checkpoints written before the mask head (no in_channels / mask_head keys) still load."""
     blob = torch.load(identity_ckpt, weights_only=True)
-    old = dict(blob, model={k: v for k, v in blob["model"].items() if k not in ("in_channels", "mask_head")})
+    model_config = json.loads(blob["meta"])["model_config"]
+    old = _with_meta(blob, model_config={k: v for k, v in model_config.items() if k not in ("in_channels", "mask_head")})
     torch.save(old, tmp_path / "old.pt")
     ck = load_checkpoint(tmp_path / "old.pt")
     assert ck.model.config.mask_head is False and ck.model.config.in_channels == 1

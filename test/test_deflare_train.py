@@ -1,5 +1,6 @@
 """Training the deflarer on tiny labelled archives, and its metrics."""
 import argparse
+import json
 
 import numpy as np
 import pytest
@@ -70,7 +71,7 @@ def test_train_writes_a_checkpoint_that_learns_and_resumes(archives, capsys):
     text = capsys.readouterr().out
     assert "epoch 2/2" in text and "removal_f1=" in text and "chamfer=" in text
     ck = load_checkpoint(d / "out" / "deflarer.pt")
-    assert ck.sensor == (W, H) and ck.train["epoch"] == 2
+    assert ck.sensor == (W, H) and ck.training["epoch"] == 2 and ck.resume["step"] == 24
     # on fixed crops the trained model fits the flare-free target better than the identity
     cfg = from_dict(DeflarerTrainConfig, tiny_config(2), "t")
     ev, lab = read_labelled(train[0])
@@ -81,7 +82,26 @@ def test_train_writes_a_checkpoint_that_learns_and_resumes(archives, capsys):
     assert run(tiny_config(3), argparse.Namespace(config=str(d / "deflarer.yaml"), resume=True)) == 0
     text = capsys.readouterr().out
     assert "resuming" in text and "epoch 3/3" in text and "epoch 1/3" not in text
-    assert load_checkpoint(d / "out" / "deflarer.pt").train["epoch"] == 3
+    assert load_checkpoint(d / "out" / "deflarer.pt").training["epoch"] == 3
+
+
+def test_resumed_training_equals_uninterrupted(archives, tmp_path):
+    """The resume state carries the crop sampler's random state: 1 epoch + 1 resumed epoch
+    gives the very weights of 2 epochs in one run; the JSONL log reads as one run."""
+    d, _, _ = archives
+
+    def cfg(epochs, out):
+        c = tiny_config(epochs)
+        return {**c, "data": {"train": c["data"]["train"]}, "output": str(tmp_path / out)}
+    args = argparse.Namespace(config=str(d / "deflarer.yaml"), resume=False, progress=False)
+    assert run(cfg(2, "whole.pt"), args) == 0
+    assert run(cfg(1, "split.pt"), args) == 0
+    assert run(cfg(2, "split.pt"), argparse.Namespace(**{**vars(args), "resume": True})) == 0
+    a, b = load_checkpoint(tmp_path / "whole.pt"), load_checkpoint(tmp_path / "split.pt")
+    for k, v in a.model.state_dict().items():
+        assert torch.equal(v, b.model.state_dict()[k]), k
+    steps = [json.loads(line)["step"] for line in (tmp_path / "split.metrics.jsonl").read_text().splitlines()]
+    assert steps == [10, 12, 20, 24]
 
 
 def mask_config(epochs, **train):

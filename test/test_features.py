@@ -336,7 +336,8 @@ def test_checkpoint_keeps_its_feature_set(tmp_path):
     one written before ``context_px`` existed (no such key) loads with the sensor-wide set."""
     import json
     import torch
-    from eventfx_core.denoiser.checkpoint import _digest, load_checkpoint, write_initial_checkpoint
+    from eventfx_core.checkpoint import digest
+    from eventfx_core.denoiser.checkpoint import load_checkpoint, write_initial_checkpoint
     from eventfx_core.denoiser.model import ModelConfig
     for context_px, extra in ((16, "log_dt_block"), (0, "log_dt_global")):
         fcfg = FeatureConfig(cell_px=(16,), context_px=context_px)
@@ -347,9 +348,9 @@ def test_checkpoint_keeps_its_feature_set(tmp_path):
         assert ck.feature_config.context_px == context_px and extra in feature_names(ck.feature_config)
     blob = torch.load(tmp_path / "c0.pt", weights_only=True)  # as written before context_px
     meta = json.loads(blob["meta"])
-    del meta["feature_config"]["context_px"]
+    del meta["input_config"]["context_px"]
     blob["meta"] = json.dumps(meta, sort_keys=True)
-    blob["sha256"] = _digest(blob["meta"], blob["tensors"])
+    blob["sha256"] = digest(blob["meta"], blob["tensors"])
     torch.save(blob, tmp_path / "old.pt")
     old = load_checkpoint(tmp_path / "old.pt")
     assert old.feature_config.context_px == 0

@@ -16,13 +16,17 @@ labels themselves keeps only 76 % of the light-source events of the validation s
 light events counted 4 times, 98.8 % at 98.0 % of the flare removed). Training runs on random spatial crops (the network is
 fully convolutional), half of them centred on a flare event, Adam with a global gradient-norm
 clip (``grad_clip``), for ``epochs`` x ``steps``
-optimiser steps or until ``max_minutes``; a checkpoint (with optimiser state for
-``--resume``) is written after every epoch, and the validation metrics of
-``metrics.evaluate_deflarer`` are printed.
+optimiser steps or until ``max_minutes``. The loop is the shared ``train_loop.train``; this
+module gives it the deflarer's batches, loss and validation: the checkpoint at ``output`` (one
+schema, ``eventfx_core/checkpoint.py``, with the resume state for ``--resume``) is written after
+every epoch, the validation metrics of ``metrics.evaluate_deflarer`` are printed, and the log
+goes to ``<output without .pt>.metrics.jsonl``.
 """
 from __future__ import annotations
 
-import time
+import dataclasses
+import json
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,8 +35,8 @@ import torch
 
 from ..errors import ConfigError
 from ..events import Events
-from ..train_loop import read_training_config
-from .checkpoint import load_checkpoint, save_checkpoint
+from ..train_loop import Distributed, LoopSpec, read_training_config, train
+from .checkpoint import save_checkpoint
 from ..labels import FLARE, LIGHT_SOURCE, NOISE
 from .data import expand, read_labelled
 from .metrics import evaluate_deflarer
@@ -74,10 +78,11 @@ class OptimConfig:
     threads: int = 2  # torch intra-op threads
     val_threshold: float = 0.5  # validation keeps an event when 1 - flare share >= this (whole sensor)
     val_every: int = 1  # validate every n epochs; 0 = only after the last
+    log_every: int = 10  # steps between training log records
 
     def check(self, where: str) -> None:
-        if min(self.epochs, self.steps, self.batch, self.crop) < 1:
-            raise ConfigError(f"{where}: epochs, steps, batch and crop must be >= 1")
+        if min(self.epochs, self.steps, self.batch, self.crop, self.log_every) < 1:
+            raise ConfigError(f"{where}: epochs, steps, batch, crop and log_every must be >= 1")
         if not self.lr > 0 or self.max_minutes <= 0 or self.grad_clip < 0:
             raise ConfigError(f"{where}: lr and max_minutes must be > 0, grad_clip >= 0")
         if min(self.mask_loss_weight, self.mask_count_power, self.light_cell_weight) < 0:
@@ -221,19 +226,66 @@ def format_metrics(m: dict) -> str:
     return " ".join(f"{k}={m[k]:.4g}" for k in keys)
 
 
+class DeflarerHooks:
+    """The deflarer's part of ``train_loop.train``: random crops (one numpy generator, saved in
+    the resume state), the MSE + mask BCE loss, validation of the model as a stage."""
+
+    def __init__(self, cfg: DeflarerTrainConfig, model: ResidualUNet3D, samples, sensor, val_files, out: Path):
+        self.cfg, self.model, self.samples, self.sensor, self.val_files = cfg, model, samples, sensor, val_files
+        self.out = out
+        self.rng = np.random.default_rng(cfg.train.seed)
+        # what a resumed run must share (epochs, steps and max_minutes may grow)
+        self.resume_key = json.dumps({"model": dataclasses.asdict(cfg.model), "voxel": dataclasses.asdict(cfg.voxel)},
+                                     sort_keys=True, default=list)
+
+    def batch(self, step: int) -> Batch:
+        return make_batch(self.samples, self.cfg, self.rng)
+
+    def loss(self, net, batch: Batch):
+        return deflarer_loss(net(batch.x), batch, self.cfg.train), {}
+
+    def validate(self, model, step: int) -> dict | None:
+        if not self.val_files:
+            return None
+        with tempfile.TemporaryDirectory() as tmp:
+            ckpt = self._write(Path(tmp) / "val.pt", {"step": step}, None)
+            return validate(ckpt, self.val_files, self.cfg, self.sensor)
+
+    def epoch(self, step: int) -> int:
+        return -(-step // self.cfg.train.steps)
+
+    def describe(self, step: int) -> str:
+        return f"epoch {self.epoch(step)}/{self.cfg.train.epochs}"
+
+    def format_val(self, rec: dict) -> str:
+        return format_metrics(rec)
+
+    def _write(self, path: Path, info: dict, resume: dict | None) -> Path:
+        training = {"kind": "eventfx train (deflarer)", "epoch": self.epoch(info["step"]), **info}
+        return save_checkpoint(path, self.model, self.cfg.voxel, self.sensor, training, resume)
+
+    def save(self, path: Path, info: dict, resume: dict | None) -> None:
+        self._write(path, info, resume)
+
+    def state(self) -> dict:
+        return {"numpy_rng": self.rng.bit_generator.state}
+
+    def restore(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["numpy_rng"]
+
+
 def run(config: dict, args) -> int:
     """Entry point of ``eventfx train --config training/deflarer.yaml``.
 
     Reads from ``args`` (all optional): ``config`` (its folder resolves relative paths),
     ``resume`` (continue from the output checkpoint's training state), ``output`` (override),
-    ``max_minutes`` (override).
+    ``max_minutes`` (override), ``progress`` (False hides the bar).
     """
     cfg, base, out = read_training_config(DeflarerTrainConfig, config, "deflarer", args)
     max_minutes = getattr(args, "max_minutes", None) or cfg.train.max_minutes
     o = cfg.train
     torch.set_num_threads(o.threads)
     torch.manual_seed(o.seed)
-    rng = np.random.default_rng(o.seed)
 
     train_files = expand(cfg.data.train, base, "deflarer.data.train")
     val_files = expand(cfg.data.val, base, "deflarer.data.val") if cfg.data.val else []
@@ -245,45 +297,10 @@ def run(config: dict, args) -> int:
 
     model = ResidualUNet3D(cfg.model)
     opt = torch.optim.Adam(model.parameters(), lr=o.lr)
-    epoch0 = 0
-    if getattr(args, "resume", False) and out.is_file():
-        ck = load_checkpoint(out)
-        if ck.model.config != cfg.model or ck.voxel != cfg.voxel:
-            raise ConfigError(f"{out}: cannot resume, its model/voxel config differs from the training config")
-        model.load_state_dict(ck.model.state_dict())
-        if ck.train and "optimizer" in ck.train:
-            opt.load_state_dict(ck.train["optimizer"])
-            epoch0 = int(ck.train.get("epoch", 0))
-            rng = np.random.default_rng([o.seed, epoch0])
-        print(f"deflarer: resuming from {out} after epoch {epoch0}")
-
-    start = time.monotonic()
-    stopped = False
-    for epoch in range(epoch0, o.epochs):
-        model.train()
-        losses = []
-        for _ in range(o.steps):
-            batch = make_batch(samples, cfg, rng)
-            loss = deflarer_loss(model(batch.x), batch, o)
-            opt.zero_grad()
-            loss.backward()
-            if o.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip)
-            opt.step()
-            losses.append(loss.item())
-            if time.monotonic() - start > 60 * max_minutes:
-                stopped = True
-                break
-        model.eval()
-        save_checkpoint(out, model, cfg.voxel, sensor,
-                        train={"epoch": epoch + 1, "optimizer": opt.state_dict(), "loss": float(np.mean(losses))})
-        line = f"epoch {epoch + 1}/{o.epochs} loss={np.mean(losses):.5f} ({time.monotonic() - start:.0f} s)"
-        last = stopped or epoch + 1 == o.epochs
-        if val_files and (last or (o.val_every and (epoch + 1) % o.val_every == 0)):
-            line += " val: " + format_metrics(validate(out, val_files, cfg, sensor))
-        print(line, flush=True)
-        if stopped:
-            print(f"deflarer: stopped after {max_minutes} min (max_minutes)")
-            break
-    print(f"deflarer: wrote {out}")
-    return 0
+    hooks = DeflarerHooks(cfg, model, samples, sensor, val_files, out)
+    stem = out.with_suffix("") if out.suffix == ".pt" else out
+    spec = LoopSpec(name="deflarer", steps=o.epochs * o.steps, lr=o.lr, schedule="constant", grad_clip=o.grad_clip,
+                    checkpoint_every=o.steps, val_every=o.val_every * o.steps, val_at_checkpoints=False,
+                    log_every=o.log_every, max_minutes=max_minutes, resume_file=out, final_file=out,
+                    log_stem=stem.with_name(stem.name + ".metrics"))
+    return train(spec, hooks, model, opt, Distributed(), args)

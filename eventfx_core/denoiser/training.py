@@ -4,34 +4,31 @@ Per-event cross-entropy over three classes (signal, noise, flare; the light sour
 signal), class-weighted, AdamW, truncated back-propagation through time over long streams
 (state carried across chunks and detached, see ``data.LaneSampler``), DDP under ``torchrun``.
 
-Outputs in ``output`` (relative to the config file): ``last_train.pt`` (resume state, every
-``checkpoint_every`` steps), ``best.pt`` (lowest validation loss) and ``final.pt`` (the end),
-both deployable denoiser checkpoints (best: highest validation keep accuracy by default; the
-class-weighted loss can disagree with the keep decision); ``metrics.csv`` / ``metrics.jsonl``. ``--resume``
-continues from ``last_train.pt`` and gives the same weights as an uninterrupted run.
+The loop is the shared ``train_loop.train``; this module gives it the denoiser's batches,
+loss and validation. Outputs in ``output`` (relative to the config file): ``last_train.pt``
+(resume state, every ``checkpoint_every`` steps), ``best.pt`` and ``final.pt`` (the end), all
+denoiser checkpoints of the one schema (``eventfx_core/checkpoint.py``; best: highest
+validation keep accuracy by default, the class-weighted loss can disagree with the keep
+decision); ``metrics.csv`` / ``metrics.jsonl``. ``--resume`` continues from ``last_train.pt`` and
+gives the same weights as an uninterrupted run.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import signal
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from ..errors import ConfigError
 from .features import FeatureConfig, feature_names
 from .checkpoint import save_checkpoint
 from .model import DenoiserModel, ModelConfig, keep_class_indices
 from .data import IGNORE, LaneSampler, class_counts, class_of_label, expand_paths, load_archive_features
-from ..train_loop import (Distributed, MetricsLog, load_train_state, lr_at, read_training_config,
-                   save_train_state)
+from ..train_loop import Distributed, LoopSpec, read_training_config, train
 
 
 @dataclass
@@ -157,6 +154,57 @@ def run(config: dict, args) -> int:
         ddp.close()
 
 
+LOG_COLUMNS = ["step", "split", "loss", "lr", "events_per_s", "keep_accuracy",
+               "recall_signal", "recall_noise", "recall_flare", "events"]
+
+
+class DenoiserHooks:
+    """The denoiser's part of ``train_loop.train``: lane batches with the recurrent state carried
+    across the chunks of a window (truncated BPTT), class-weighted cross-entropy, validation."""
+
+    def __init__(self, cfg: DenoiserTrainConfig, model: DenoiserModel, sampler: LaneSampler, lut, weights,
+                 val, out: Path, training_info: dict, resume_key: str):
+        self.cfg, self.model, self.sampler, self.lut, self.weights = cfg, model, sampler, lut, weights
+        self.val, self.out, self.training_info, self.resume_key = val, out, training_info, resume_key
+        self.recurrent = None  # recurrent state; resume states fall between windows, where it resets
+
+    def batch(self, step: int):
+        return self.sampler.batch_at(step, self.lut)
+
+    def loss(self, net, batch):
+        feats, dts, classes, new_window = batch
+        if new_window or self.recurrent is None:
+            self.recurrent = self.model.initial_state(self.cfg.train.batch)
+        logits, state = net(torch.from_numpy(feats), torch.from_numpy(dts), self.recurrent)
+        self.recurrent = state.detach()
+        y = torch.from_numpy(classes)
+        n_cls = self.cfg.model.n_classes
+        loss = F.cross_entropy(logits.reshape(-1, n_cls), y.reshape(-1), weight=self.weights, ignore_index=IGNORE)
+        if not torch.isfinite(loss):  # a window of padding only: nothing to learn, keep the step
+            loss = logits.sum() * 0.0
+        return loss, {"events": int((y != IGNORE).sum())}
+
+    def validate(self, model, step: int) -> dict | None:
+        if not self.val:
+            return None
+        return evaluate(model, self.val, self.lut, self.weights, self.cfg.data.val_max_events)
+
+    def describe(self, step: int) -> str:
+        return f"step {step}/{self.cfg.train.steps}"
+
+    def format_val(self, rec: dict) -> str:
+        return " ".join(f"{k}={v:.4g}" for k, v in rec.items() if isinstance(v, float))
+
+    def save(self, path: Path, info: dict, resume: dict | None) -> None:
+        save_checkpoint(path, self.model, self.cfg.features, {**self.training_info, **info}, resume)
+
+    def state(self) -> dict:
+        return {}
+
+    def restore(self, state: dict) -> None:
+        pass
+
+
 def _train(cfg: DenoiserTrainConfig, out: Path, cache: Path, train_files, val_files, ddp, args) -> int:
     o = cfg.train
     out.mkdir(parents=True, exist_ok=True)
@@ -165,11 +213,11 @@ def _train(cfg: DenoiserTrainConfig, out: Path, cache: Path, train_files, val_fi
         for p in train_files + val_files:
             load_archive_features(p, cfg.features, cache)
     ddp.barrier()
-    train = [load_archive_features(p, cfg.features, cache) for p in train_files]
+    train_data = [load_archive_features(p, cfg.features, cache) for p in train_files]
     val = [load_archive_features(p, cfg.features, cache) for p in val_files]
     lut = class_of_label(cfg.model.class_names)
     n_cls = cfg.model.n_classes
-    counts = class_counts(train, lut, n_cls)
+    counts = class_counts(train_data, lut, n_cls)
     if o.class_weights is not None:
         if len(o.class_weights) != n_cls:
             raise ConfigError(f"denoiser.train.class_weights: need {n_cls} values ({cfg.model.class_names})")
@@ -181,96 +229,23 @@ def _train(cfg: DenoiserTrainConfig, out: Path, cache: Path, train_files, val_fi
     torch.manual_seed(o.seed)
     model = DenoiserModel(cfg.model)
     with torch.no_grad():  # standardise the features with training-set statistics
-        sample = np.concatenate([np.asarray(d.features[: 200_000]) for d in train])
+        sample = np.concatenate([np.asarray(d.features[: 200_000]) for d in train_data])
         model.feature_mean.copy_(torch.from_numpy(sample.mean(0)))
         model.feature_std.copy_(torch.from_numpy(np.maximum(sample.std(0), 1e-3)))
     optimizer = torch.optim.AdamW(_param_groups(model, o.weight_decay), lr=o.lr)
     config_json = json.dumps(dataclasses.asdict(cfg), sort_keys=True, default=list)
-    state_path = out / "last_train.pt"
-    step, best = 0, float("inf")
-    if getattr(args, "resume", False) and state_path.is_file():
-        blob = load_train_state(state_path)
-        if blob["config"] != config_json:
-            raise ConfigError(f"{state_path}: cannot resume, it was written with a different config")
-        model.load_state_dict(blob["model"])
-        optimizer.load_state_dict(blob["optimizer"])
-        torch.set_rng_state(blob["torch_rng"])
-        step, best = int(blob["step"]), float(blob["best"])
-    net = model
-    if ddp.world_size > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model)
-    sampler = LaneSampler(train, o.batch, o.chunk_len, o.window_chunks, o.seed, ddp.rank)
-    log = MetricsLog(out, step if step else None, enabled=ddp.is_main)
-    if ddp.is_main and step == 0:
+    if ddp.is_main and not (getattr(args, "resume", False) and (out / "last_train.pt").is_file()):
         (out / "config.json").write_text(config_json)
     training_info = {"kind": "eventfx train (denoiser)", "train_archives": [p.name for p in train_files],
                      "class_counts": counts.tolist(), "class_weights": weights.tolist(),
                      "world_size": ddp.world_size}
-
-    def deployable(name: str, extra: dict) -> None:
-        save_checkpoint(out / name, model, cfg.features, {**training_info, **extra})
-
-    def validate_and_keep_best(at: int) -> None:
-        nonlocal best
-        if not (ddp.is_main and val):
-            return
-        rec = evaluate(model, val, lut, weights, cfg.data.val_max_events)
-        log.write({"step": at, "split": "val", **rec})
-        # lower is better: the loss, or minus the keep accuracy
-        value = rec["loss"] if cfg.data.select_best_by == "loss" else -rec["keep_accuracy"]
-        if value < best:
-            best = value
-            deployable("best.pt", {"step": at, "val": rec})
-
-    bar = tqdm(total=o.steps, initial=step, disable=not (ddp.is_main and getattr(args, "progress", True)),
-               desc="denoiser", unit="step", dynamic_ncols=True)
-    state = None
-    kill_at = getattr(args, "kill_at_step", None)
-    t_log, ev_log = time.perf_counter(), 0
-    model.train()
-    while step < o.steps:
-        feats, dts, classes, new_window = sampler.batch_at(step, lut)
-        if new_window or state is None:
-            state = model.initial_state(o.batch)
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, o.lr, o.warmup_steps, o.steps)
-        logits, state = net(torch.from_numpy(feats), torch.from_numpy(dts), state)
-        state = state.detach()
-        y = torch.from_numpy(classes)
-        loss = F.cross_entropy(logits.reshape(-1, n_cls), y.reshape(-1), weight=weights, ignore_index=IGNORE)
-        if not torch.isfinite(loss):  # a window of padding only: nothing to learn, keep the step
-            loss = logits.sum() * 0.0
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip)
-        optimizer.step()
-        step += 1
-        loss_value = float(loss.detach())
-        ev_log += int((y != IGNORE).sum())
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss_value:.4f}")
-        if step % o.log_every == 0 or step == o.steps:
-            now = time.perf_counter()
-            log.write({"step": step, "split": "train", "loss": loss_value,
-                       "lr": optimizer.param_groups[0]["lr"], "events": ev_log,
-                       "events_per_s": ev_log * ddp.world_size / max(now - t_log, 1e-9)})
-            t_log, ev_log = now, 0
-        if o.val_every and step % o.val_every == 0 and step % o.checkpoint_every:
-            validate_and_keep_best(step)
-        if step % o.checkpoint_every == 0 and step < o.steps:
-            validate_and_keep_best(step)
-            if ddp.is_main:
-                save_train_state(state_path, model=model, optimizer=optimizer, step=step, best=best,
-                                 config_json=config_json)
-            ddp.barrier()
-        if kill_at is not None and step == kill_at:
-            bar.close()
-            os.kill(os.getpid(), signal.SIGKILL)
-    bar.close()
-    validate_and_keep_best(step)
-    if ddp.is_main:
-        deployable("final.pt", {"step": step})
-        print(f"denoiser: {step} steps; wrote {out / 'final.pt'}"
-              + (f" and {out / 'best.pt'} (best by {cfg.data.select_best_by})" if val else ""))
-    ddp.barrier()
-    return 0
+    sampler = LaneSampler(train_data, o.batch, o.chunk_len, o.window_chunks, o.seed, ddp.rank)
+    hooks = DenoiserHooks(cfg, model, sampler, lut, weights, val, out, training_info, config_json)
+    spec = LoopSpec(name="denoiser", steps=o.steps, lr=o.lr, warmup_steps=o.warmup_steps, schedule="cosine",
+                    grad_clip=o.grad_clip, checkpoint_every=o.checkpoint_every, val_every=o.val_every,
+                    val_at_checkpoints=True, log_every=o.log_every,
+                    resume_file=out / "last_train.pt", final_file=out / "final.pt", best_file=out / "best.pt",
+                    best_by="loss" if cfg.data.select_best_by == "loss" else "keep_accuracy",
+                    best_higher=cfg.data.select_best_by != "loss",
+                    log_stem=out / "metrics", log_columns=LOG_COLUMNS)
+    return train(spec, hooks, model, optimizer, ddp, args)
