@@ -82,6 +82,8 @@ class ReplaySummary:
     node_events_per_busy_s: float  # events_in / time the node's worker was busy (its compute rate)
     kept_up: bool
     kept_up_reason: str
+    node_cpu_s: float = float("nan")  # CPU time of the node process (all its threads) from the
+    #                                   first publish to the last output (Linux /proc; else NaN)
 
     def to_text(self) -> str:
         lines = [
@@ -104,7 +106,9 @@ class ReplaySummary:
             f"of recording: {self.events_per_s / 1e6:.2f} M events/s "
             f"{'(flow-controlled: throughput)' if self.rate == 0 else '(paced by the rate)'}; node worker busy "
             f"{self.node.get('worker_busy_us', 0) / 1e6:.2f} s = {self.node_events_per_busy_s / 1e6:.2f}"
-            f" M events/s of node compute",
+            f" M events/s of node compute; node CPU {self.node_cpu_s:.2f} s = "
+            f"{self.events_in / self.node_cpu_s / 1e6 if self.node_cpu_s > 0 else float('nan'):.2f}"
+            f" M events per CPU-second",
             f"  kept up: {'yes' if self.kept_up else 'no'} ({self.kept_up_reason})",
         ]
         return "\n".join(lines)
@@ -339,6 +343,7 @@ def replay(opt: ReplayOptions, log=print) -> ReplaySummary:
             f"at {'flow-controlled' if opt.rate == 0 else f'{opt.rate:g}x'} speed")
 
         rec.last_progress = time.monotonic()
+        cpu0 = process_cpu_s(proc.pid)
         pub_ns = _publish_all(pub, msgs, opt.rate, rec, proc)
         rec.last_progress = max(rec.last_progress, time.monotonic() - 0.5 * IDLE_S)
         # Wait for the node to return everything (or stop making progress), then stop it.
@@ -346,6 +351,7 @@ def replay(opt: ReplayOptions, log=print) -> ReplaySummary:
                 and proc.poll() is None:
             time.sleep(0.01)
         n_before_stop = len(rec.outputs)
+        node_cpu_s = process_cpu_s(proc.pid) - cpu0
         code = stop_node(proc)
         time.sleep(0.3)  # the node waited for our acks; let the executor hand over the last ones
         if code not in (0, None):
@@ -356,7 +362,18 @@ def replay(opt: ReplayOptions, log=print) -> ReplaySummary:
     with atomic_output(out) as tmp:
         _write_bag(tmp, out_topic, pub_type, rec)
         _rename_bag_files(tmp, out.name)  # storage files named after OUT, not OUT.partial
-    return _summarise(opt, cfg, bag, out, topic, msgtype, pub_type, msgs, pub_ns, rec, n_before_stop)
+    summary = _summarise(opt, cfg, bag, out, topic, msgtype, pub_type, msgs, pub_ns, rec, n_before_stop)
+    summary.node_cpu_s = node_cpu_s
+    return summary
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (all threads), from /proc; NaN elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
 
 
 def _spin(executor, stop: threading.Event) -> None:
