@@ -75,9 +75,10 @@ def run(stage, parts):
 @given(seed=st.integers(0, 10_000), hz=st.sampled_from([50.0, 100.0, 120.0, 150.0]),
        rate=st.integers(2, 20), flicker=st.integers(2, 8), cluster=st.integers(1, 5),
        gap=st.booleans(), steady=st.integers(0, 3), steady_cluster=st.integers(1, 12),
-       contrast=st.sampled_from([0.0, 2.0, 10.0]), runs=st.integers(1, 3))
+       contrast=st.sampled_from([0.0, 2.0, 10.0]), runs=st.integers(1, 3), each=st.integers(0, 3),
+       each_windows=st.integers(1, 4), phase_bins=st.sampled_from([0, 1, 7, 20]), phase_min=st.integers(0, 6))
 def test_gate_equals_the_plain_reference(seed, hz, rate, flicker, cluster, gap, steady, steady_cluster,
-                                         contrast, runs):
+                                         contrast, runs, each, each_windows, phase_bins, phase_min):
     rng = np.random.default_rng(seed)
     ev = merge(lamp(int(rng.integers(0, W - 3)), int(rng.integers(0, H - 3)), 120_000, hz, seed=seed),
                steady_lamp(int(rng.integers(0, W - 6)), int(rng.integers(0, H - 6)), 120_000, seed=seed),
@@ -86,16 +87,22 @@ def test_gate_equals_the_plain_reference(seed, hz, rate, flicker, cluster, gap, 
         ev = ev[(ev.t < 40_000) | (ev.t >= 60_000)]
     spec = GateSpec(rate=rate, flicker=flicker, cluster=cluster, block_px=8, hold=2, radius_px=20,
                     ghost_radius_px=6, ghost_reach=1.25, steady=steady, steady_cluster=steady_cluster,
-                    steady_contrast=contrast, steady_windows=runs)
+                    steady_contrast=contrast, steady_windows=runs, each=each, each_windows=each_windows,
+                    phase_bins=phase_bins, phase_min=phase_min)
     gate = FlareGate(spec, (W, H))
     idx = ev.t // 20_000
-    fast, windows = [], []
+    fast, per_event, windows = [], [], []
     for w in np.unique(idx):
         m = idx == w
-        fast.append(gate.update(int(w), ev.x[m], ev.y[m], ev.p[m]))
-        windows.append((int(w), list(zip(ev.x[m].tolist(), ev.y[m].tolist(), ev.p[m].tolist()))))
-    for a, b in zip(fast, gate_reference(windows, spec, (W, H))):
+        fast.append(gate.update(int(w), ev.x[m], ev.y[m], ev.p[m], ev.t[m]))
+        per_event.append((gate.alternations, gate.streak, gate.phase))
+        windows.append((int(w), list(zip(ev.x[m].tolist(), ev.y[m].tolist(), ev.p[m].tolist(), ev.t[m].tolist()))))
+    ref_events: list = []
+    for a, b in zip(fast, gate_reference(windows, spec, (W, H), per_event=ref_events)):
         np.testing.assert_array_equal(a, b)
+    for got, want in zip(per_event, ref_events):
+        for g, r in zip(got, want):
+            np.testing.assert_allclose(g, r, rtol=1e-6, atol=1e-6)
 
 
 def test_a_lamp_is_found_and_a_scene_without_one_is_not():

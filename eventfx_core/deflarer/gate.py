@@ -8,7 +8,10 @@ E-Deflare, Han et al., arXiv 2512.09016, render them there). Per closed window t
 1. finds light-source pixels: a pixel that fires at least ``rate`` events in the window (a
    saturated or very bright, moving or flickering source), or whose polarity alternates at
    least ``flicker`` times over this window and the one before (a light locked to a mains or
-   PWM period: ON, OFF, ON, ... where a passing edge gives one sign run);
+   PWM period: ON, OFF, ON, ... where a passing edge gives one sign run), or (``each`` > 0)
+   whose polarity alternates at least ``each`` times in each of the last ``each_windows``
+   windows (a 50 Hz lamp alternates twice per 20 ms window, too few for ``flicker`` over two
+   windows, but it does so window after window, where a scene edge stops);
 2. marks a block (``block_px`` square) as a source when at least ``cluster`` such pixels lie in
    it (an isolated hot or flickering pixel is no lamp), or (``steady`` > 0) when at least
    ``steady_cluster`` of its pixels fired at least ``steady`` events in each of this window and
@@ -20,12 +23,14 @@ E-Deflare, Han et al., arXiv 2512.09016, render them there). Per closed window t
    windows after it was last seen (a halo outlives a flicker pause; a moving lamp leaves);
 3. gates every block within ``radius_px`` of a source block, and every block within
    ``ghost_radius_px`` of the segment ``c + k (s - c)``, ``k`` in ``[-ghost_reach, 1]``,
-   through the sensor centre ``c`` (the optical centre) and the source ``s``.
+   through the sensor centre ``c`` (the optical centre) and the source ``s``;
+4. (``phase_bins`` > 0) reads each event's agreement with the flicker phase of the source
+   blocks within ``radius_px`` (:mod:`.phase`): glare fires ON while its lamp brightens.
 
 Everything is local to the window and to the blocks near a source: no statistic of the whole
 sensor, so a lamp in one place changes no decision far from it (except along its ghost line).
 The state (polarity of each pixel's last event, its alternations and events in the last
-window, the last window each block was a source) is updated only when a window closes, in window order, so the
+window, the windows running it alternated ``each`` times, the last window each block was a source) is updated only when a window closes, in window order, so the
 gate is as split-invariant and deterministic as the windows. :func:`gate_reference` is the
 plain per-event version (the test oracle of :class:`FlareGate`).
 """
@@ -36,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError
+from .phase import phase_agreement, phase_agreement_reference
 
 NEVER = np.iinfo(np.int64).min // 4  # "no source seen yet" (far below any window index)
 RING = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if max(abs(dy), abs(dx)) == 2]
@@ -56,12 +62,21 @@ class GateSpec:
     steady_contrast: float = 10.0  # ... they are this many times (their mean over the ring of
     #                                blocks two blocks away, plus one): a compact bright core ...
     steady_windows: int = 1  # ... in this many windows running (a lamp stays, a passing object goes)
+    each: int = 0  # polarity alternations of one pixel in EACH of the last ``each_windows`` windows
+    #                that make it a light-source pixel too (0: off): a lamp flickering at 50 Hz or
+    #                faster alternates at least twice per 20 ms, window after window
+    each_windows: int = 3  # ... that many windows running (this one included)
+    phase_bins: int = 0  # > 0: each event's agreement with its lamps' flicker phase (phase.py), read
+    #                      in this many time bins per window (0: off)
+    phase_min: int = 4  # source events in the bin needed to know the lamps' phase there
 
     def check(self, where: str) -> None:
         for name in ("rate", "flicker", "cluster", "block_px", "hold", "steady_cluster", "steady_windows"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{where}.gate_{name}: must be >= 1, got {getattr(self, name)}")
-        for name in ("radius_px", "ghost_radius_px", "steady"):
+        if self.each_windows < 1:
+            raise ConfigError(f"{where}.gate_each_windows: must be >= 1, got {self.each_windows}")
+        for name in ("radius_px", "ghost_radius_px", "steady", "each", "phase_bins", "phase_min"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{where}.gate_{name}: must be >= 0, got {getattr(self, name)}")
         if self.ghost_reach < 0:
@@ -118,8 +133,9 @@ def gated_blocks(source: np.ndarray, spec: GateSpec) -> np.ndarray:
 class FlareGate:
     """Per-window gate with state; ``update(window_index, x, y, p) -> bool[hb, wb]``."""
 
-    def __init__(self, spec: GateSpec, sensor: tuple[int, int]):
+    def __init__(self, spec: GateSpec, sensor: tuple[int, int], window_us: int = 20000):
         self.spec = spec
+        self.window_us = int(window_us)
         self.width, self.height = int(sensor[0]), int(sensor[1])
         b = spec.block_px
         self.shape = (-(-self.height // b), -(-self.width // b))
@@ -132,6 +148,8 @@ class FlareGate:
         self._alt_pix = np.zeros(0, np.int64)  # ... nonzero only at these pixels
         self._cnt = np.zeros(n, np.int32)  # events of each pixel in the last window ...
         self._cnt_pix = np.zeros(0, np.int64)  # ... nonzero only at these pixels
+        self._streak = np.zeros(n, np.int32)  # windows running, up to the last, with >= each alternations ...
+        self._streak_pix = np.zeros(0, np.int64)  # ... nonzero only at these pixels
         self._last_index: int | None = None  # index of the last window seen
         self._seen = np.full(self.shape, NEVER, np.int64)  # last window each block was a source
         self._bright = np.full(self.shape, NEVER, np.int64)  # last window each block was a bright core ...
@@ -145,15 +163,24 @@ class FlareGate:
         self._cnt[self._cnt_pix] = 0
         self._cnt_pix = np.zeros(0, np.int64)
 
-    def update(self, index: int, x: np.ndarray, y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    def _forget_streaks(self) -> None:
+        self._streak[self._streak_pix] = 0
+        self._streak_pix = np.zeros(0, np.int64)
+
+    def update(self, index: int, x: np.ndarray, y: np.ndarray, p: np.ndarray,
+               t: np.ndarray | None = None) -> np.ndarray:
         """Feed window ``index``'s events (time order); the gated blocks of this window. The
-        work is proportional to the window's events, not to the sensor. Afterwards
-        ``alternations`` holds each event's pixel's polarity alternations over this window and
-        the last (the flicker lock of the stage)."""
+        work is proportional to the window's events, not to the sensor. Afterwards, per event:
+        ``alternations``, its pixel's polarity alternations over this window and the last (the
+        flicker lock of the stage); ``streak``, the windows running (this one included) in which
+        its pixel alternated at least ``each`` (at least once when 0) times; ``phase``, its
+        agreement with the flicker phase of the sources within ``radius_px`` (phase.py; 0 without
+        ``phase_bins`` or ``t``)."""
         s = self.spec
         if self._last_index is None or index != self._last_index + 1:
             self._last_p[:] = -1  # a gap of a window or more: no alternation spans it
             self._forget_last_window()
+            self._forget_streaks()
         pix = y.astype(np.int64) * self.width + x.astype(np.int64)
         order = np.argsort(pix, kind="stable")
         ps, pp = pix[order], p[order].astype(np.int8)
@@ -176,6 +203,15 @@ class FlareGate:
                 steady_pix = upix[(count >= s.steady) & (self._cnt[upix] >= s.steady)]
             self.alternations = np.empty(len(ps), np.int32)  # per event, in the order given
             self.alternations[order] = np.repeat(both, count)
+            on = alt >= max(s.each, 1)
+            streak = np.where(on, self._streak[upix] + 1, 0)
+            self.streak = np.empty(len(ps), np.int32)  # per event: its pixel's windows running with
+            self.streak[order] = np.repeat(streak, count)  # >= each alternations (this one included)
+            if s.each > 0:
+                lamp_pix.append(upix[streak >= s.each_windows])
+            self._forget_streaks()
+            self._streak[upix[on]] = streak[on]
+            self._streak_pix = upix[on]
             self._last_p[ps[np.append(starts[1:] - 1, len(ps) - 1)]] = pp[np.append(starts[1:] - 1, len(ps) - 1)]
             self._forget_last_window()
             self._alt[upix] = alt
@@ -184,7 +220,9 @@ class FlareGate:
             self._cnt_pix = upix
         else:
             self._forget_last_window()
+            self._forget_streaks()
             self.alternations = np.zeros(0, np.int32)
+            self.streak = np.zeros(0, np.int32)
         self._last_index = index
         ly, lx = np.divmod(np.unique(np.concatenate(lamp_pix)), self.width)
         per_block = np.zeros(self.shape, np.int64)
@@ -206,7 +244,13 @@ class FlareGate:
             run = np.where(self._bright[rows, cols] == index - 1, self._run[rows, cols] + 1, 1)
             self._bright[rows, cols], self._run[rows, cols] = index, run
             self._seen[rows[run >= s.steady_windows], cols[run >= s.steady_windows]] = index
-        return gated_blocks(index - self._seen < s.hold, s)
+        source = index - self._seen < s.hold
+        if s.phase_bins > 0 and t is not None:
+            self.phase = phase_agreement(source, x, y, p, t, index * self.window_us, self.window_us,
+                                         s.phase_bins, s.phase_min, s.block_px, _disc(s.radius_px / s.block_px))
+        else:
+            self.phase = np.zeros(len(x), np.float32)
+        return gated_blocks(source, s)
 
     def event_gate(self, blocks: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """bool[n]: the events that lie in a gated block."""
@@ -214,10 +258,12 @@ class FlareGate:
         return blocks[y.astype(np.int64) // b, x.astype(np.int64) // b]
 
 
-def gate_reference(windows: list[tuple[int, list[tuple[int, int, int]]]], spec: GateSpec,
-                   sensor: tuple[int, int]) -> list[np.ndarray]:
+def gate_reference(windows: list[tuple[int, list[tuple]]], spec: GateSpec, sensor: tuple[int, int],
+                   window_us: int = 20000, per_event: list | None = None) -> list[np.ndarray]:
     """Plain per-event version of :class:`FlareGate` over a list of (window index,
-    [(x, y, p), ...] in time order): the gated blocks of each window (the test oracle)."""
+    [(x, y, p) or (x, y, p, t), ...] in time order): the gated blocks of each window (the test
+    oracle). ``per_event``, when given, receives (alternations, streak, phase) of each window's
+    events (phase 0 where the events have no ``t``)."""
     w, h = sensor
     b = spec.block_px
     hb, wb = -(-h // b), -(-w // b)
@@ -226,14 +272,15 @@ def gate_reference(windows: list[tuple[int, list[tuple[int, int, int]]]], spec: 
     count_prev: dict = {}
     seen: dict = {}
     bright_run: dict = {}  # block: (last window it was a bright core, windows running)
+    streak_prev: dict = {}  # pixel: windows running, up to the last, with >= each alternations
     last_index = None
     out = []
     for index, events in windows:
         if last_index is None or index != last_index + 1:
-            last_p, alt_prev, count_prev = {}, {}, {}
+            last_p, alt_prev, count_prev, streak_prev = {}, {}, {}, {}
         count: dict = {}
         alt: dict = {}
-        for x, y, p in events:
+        for x, y, p, *_ in events:
             count[(x, y)] = count.get((x, y), 0) + 1
             if (x, y) in last_p and last_p[(x, y)] != p:
                 alt[(x, y)] = alt.get((x, y), 0) + 1
@@ -242,6 +289,12 @@ def gate_reference(windows: list[tuple[int, list[tuple[int, int, int]]]], spec: 
         for (x, y) in set(count) | set(alt_prev):
             if count.get((x, y), 0) >= spec.rate or alt.get((x, y), 0) + alt_prev.get((x, y), 0) >= spec.flicker:
                 lamps[(y // b, x // b)] = lamps.get((y // b, x // b), 0) + 1
+        streak = {q: streak_prev.get(q, 0) + 1 for q in count if alt.get(q, 0) >= max(spec.each, 1)}
+        if spec.each > 0:
+            for (x, y), k in streak.items():
+                if k >= spec.each_windows and not (count[(x, y)] >= spec.rate
+                                                   or alt.get((x, y), 0) + alt_prev.get((x, y), 0) >= spec.flicker):
+                    lamps[(y // b, x // b)] = lamps.get((y // b, x // b), 0) + 1
         for blk, k in lamps.items():
             if k >= spec.cluster:
                 seen[blk] = index
@@ -259,11 +312,20 @@ def gate_reference(windows: list[tuple[int, list[tuple[int, int, int]]]], spec: 
                     bright_run[(r, c)] = (index, run)
                     if run >= spec.steady_windows:
                         seen[(r, c)] = index
-        alt_prev, count_prev, last_index = alt, count, index
+        if per_event is not None:
+            alts = [alt.get((e[0], e[1]), 0) + alt_prev.get((e[0], e[1]), 0) for e in events]
+            streaks = [streak.get((e[0], e[1]), 0) for e in events]
+        alt_prev, count_prev, streak_prev, last_index = alt, count, streak, index
         source = np.zeros((hb, wb), bool)
         for (r, c), i in seen.items():
             if index - i < spec.hold:
                 source[r, c] = True
+        if per_event is not None:
+            timed = spec.phase_bins > 0 and all(len(e) == 4 for e in events)
+            phase = (phase_agreement_reference(source, events, index * window_us, window_us, spec.phase_bins,
+                                               spec.phase_min, b, spec.radius_px / b) if timed
+                     else np.zeros(len(events), np.float32))
+            per_event.append((np.array(alts, np.int32), np.array(streaks, np.int32), phase))
         gate = np.zeros((hb, wb), bool)
         cy, cx = hb * b / 2.0, wb * b / 2.0
         rad, grad = spec.radius_px / b, spec.ghost_radius_px / b

@@ -82,11 +82,20 @@ class DeflareConfig:
     gate_steady_cluster: int = 12  # ... and >= this many of them in a block ...
     gate_steady_contrast: float = 10.0  # ... this many times the ring two blocks away (+1) ...
     gate_steady_windows: int = 1  # ... in this many windows running: a source
+    gate_each: int = 0  # > 0: a pixel alternating polarity >= this often in each of ...
+    gate_each_windows: int = 3  # ... this many windows running is a light-source pixel too
+    gate_phase_bins: int = 0  # > 0: read each event's agreement with its lamps' flicker phase (phase.py) ...
+    gate_phase_min: int = 4  # ... where the lamps' cores fired at least this often in its time bin
     tile_px: int = 64  # the U-Net runs on the gated tiles of this side ...
     tile_margin_px: int = 16  # ... each seen with this much context around it
     flicker_lock: int = 0  # > 0 (with the gate): drop only events whose pixel alternated polarity at
     #                        least this often over this window and the last (glare flickers with
     #                        its lamp; a scene edge under the glare does not); 0 = off
+    flicker_phase: float = 0.0  # > 0 (with flicker_lock and gate_phase_bins): an event whose phase
+    #                             agreement with its lamps is at least this passes the flicker lock too
+    flicker_streak: int = 0  # > 0 (with the gate): drop every gated event whose pixel alternated at
+    #                          least gate_each times in each of the last flicker_streak windows,
+    #                          whatever the U-Net says (a pixel flickering window after window)
 
     RENAMED = {"threshold": "was replaced by keep_threshold, which points the other way (as "
                             "mamba.threshold does): an event is kept when 1 - flare score >= "
@@ -104,6 +113,10 @@ class DeflareConfig:
             raise ConfigError(f"{where}.min_events: must be >= 0, got {self.min_events}")
         if self.flicker_lock < 0:
             raise ConfigError(f"{where}.flicker_lock: must be >= 0, got {self.flicker_lock}")
+        if self.flicker_streak < 0:
+            raise ConfigError(f"{where}.flicker_streak: must be >= 0, got {self.flicker_streak}")
+        if not 0.0 <= self.flicker_phase <= 1.0:
+            raise ConfigError(f"{where}.flicker_phase: must be in [0, 1], got {self.flicker_phase}")
         self.gate_spec().check(where)
         for name in ("tile_px", "tile_margin_px"):
             v = getattr(self, name)
@@ -132,7 +145,7 @@ class DeflareStage:
     """Windowed stage: ``push(events) -> keep`` for the oldest buffered events, ``flush()``."""
 
     name = "deflare"
-    RUNTIME_PARAMS = ("keep_threshold", "blend", "min_events", "flicker_lock")  # the pipeline may change these while running
+    RUNTIME_PARAMS = ("keep_threshold", "blend", "min_events", "flicker_lock", "flicker_phase", "flicker_streak")  # the pipeline may change these while running
     Config = DeflareConfig
 
     def __init__(self, config: DeflareConfig, sensor: tuple[int, int] = (346, 260),
@@ -161,7 +174,7 @@ class DeflareStage:
         self._buffer = WindowBuffer(self.spec.window_us, self.sensor)
         self._flare: deque[np.ndarray] = deque()  # P(flare) of the buffered events (NaN: none given)
         self._last_t: int | None = None  # newest time stamp pushed since the last reset
-        self.gate = FlareGate(config.gate_spec(), self.sensor) if config.gate else None
+        self.gate = FlareGate(config.gate_spec(), self.sensor, self.spec.window_us) if config.gate else None
         self.windows_decided = 0  # counters for diagnostics
         self.resets = 0
         self.tiles_run = 0  # U-Net tiles run (gated), for the cost figures
@@ -230,8 +243,14 @@ class DeflareStage:
             b = np.float32(self.config.blend)
             score[given] = (np.float32(1) - b) * score[given] + b * flare[given]
         keep = np.float32(1) - score >= np.float32(self.config.keep_threshold)
-        if self.gate is not None and self.config.flicker_lock > 0:
-            keep |= self.gate.alternations < self.config.flicker_lock
+        c = self.config
+        if self.gate is not None and c.flicker_lock > 0:
+            free = self.gate.alternations < c.flicker_lock
+            if c.flicker_phase > 0:
+                free &= self.gate.phase < np.float32(c.flicker_phase)
+            keep |= free
+        if self.gate is not None and c.flicker_streak > 0:
+            keep &= ~(self._gated & (self.gate.streak >= c.flicker_streak))
         return keep
 
     def event_share(self, window: Window) -> np.ndarray:
@@ -240,7 +259,7 @@ class DeflareStage:
         event outside it: no forward pass there)."""
         ev = window.events
         if self.gate is not None:
-            blocks = self.gate.update(window.index, ev.x, ev.y, ev.p)
+            blocks = self.gate.update(window.index, ev.x, ev.y, ev.p, ev.t)
             self._gated = self.gate.event_gate(blocks, ev.x, ev.y)
         if len(ev) < self.config.min_events:
             return np.zeros(len(ev), np.float32)

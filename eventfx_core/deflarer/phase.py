@@ -1,0 +1,88 @@
+"""Phase lock: does an event fire in step with the flickering lamp near it?
+
+A lamp on mains or PWM power brightens and dims with its period, and its glare (halo, rays,
+streaks, ghosts) is its own light spread by the optics: glare events are ON while the lamp's
+core brightens and OFF while it dims, at any distance from the core and whatever the lamp's
+frequency, also where a pixel fires only once per period (the far halo, a ray sweeping past with
+a moving lamp). A scene edge under the glare fires at its own times. The lamp's flicker shows in
+the events it causes (Xu et al., "Seeing Electric Network Frequency from Events", CVPR 2023).
+
+Per closed window (:func:`phase_agreement`): the events in the source blocks (the lamp cores the
+gate found) give each source block's net polarity (ON - OFF) and event count in each of ``bins``
+time bins of the window; every block sums these over the source blocks within ``radius_px`` of it
+(the lamp's reach, as the gate uses it), and an event's agreement is
+``net * (+1 for ON, -1 for OFF) / count`` of its block's sum in its own bin, in ``[-1, 1]``
+(0 where that count is below ``min_events``: no lamp phase to compare with). The lamp's phase is
+read from its own core in the same window, so nothing outside ``radius_px`` of a lamp changes an
+agreement, and the value depends only on the window's events (split-invariant, decided when the
+window closes). :func:`phase_agreement_reference` is the plain per-event version (test oracle).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _bins_of(t: np.ndarray, start_us: int, window_us: int, bins: int) -> np.ndarray:
+    return np.clip((np.asarray(t, np.int64) - start_us) * bins // window_us, 0, bins - 1)
+
+
+def phase_agreement(source: np.ndarray, x: np.ndarray, y: np.ndarray, p: np.ndarray, t: np.ndarray,
+                    start_us: int, window_us: int, bins: int, min_events: int, block_px: int,
+                    offsets: np.ndarray) -> np.ndarray:
+    """float32[n]: each event's agreement with the phase of the lamps within reach; ``source``
+    bool[hb, wb] source blocks, ``offsets`` the (dy, dx) block offsets of the reach disc."""
+    out = np.zeros(len(x), np.float32)
+    rows, cols = np.nonzero(source)
+    if not len(rows) or not len(x):
+        return out
+    hb, wb = source.shape
+    by, bx = y.astype(np.int64) // block_px, x.astype(np.int64) // block_px
+    b = _bins_of(t, start_us, window_us, bins)
+    sign = np.where(np.asarray(p) > 0, 1, -1).astype(np.int64)
+    sid = np.full((hb, wb), -1, np.int64)
+    sid[rows, cols] = np.arange(len(rows))
+    k = sid[by, bx]
+    core = k >= 0
+    net = np.zeros((len(rows), bins), np.int64)
+    cnt = np.zeros((len(rows), bins), np.int64)
+    np.add.at(net, (k[core], b[core]), sign[core])
+    np.add.at(cnt, (k[core], b[core]), 1)
+    r = (rows[:, None] + offsets[None, :, 0]).ravel()
+    c = (cols[:, None] + offsets[None, :, 1]).ravel()
+    i = np.repeat(np.arange(len(rows)), len(offsets))
+    ok = (r >= 0) & (r < hb) & (c >= 0) & (c < wb)
+    gnet = np.zeros((hb, wb, bins), np.int64)
+    gcnt = np.zeros((hb, wb, bins), np.int64)
+    np.add.at(gnet, (r[ok], c[ok]), net[i[ok]])
+    np.add.at(gcnt, (r[ok], c[ok]), cnt[i[ok]])
+    e_net, e_cnt = gnet[by, bx, b], gcnt[by, bx, b]
+    have = e_cnt >= max(min_events, 1)
+    out[have] = (e_net[have] * sign[have] / e_cnt[have]).astype(np.float32)
+    return out
+
+
+def phase_agreement_reference(source: np.ndarray, events: list[tuple[int, int, int, int]], start_us: int,
+                              window_us: int, bins: int, min_events: int, block_px: int,
+                              radius_blocks: float) -> np.ndarray:
+    """Plain per-event version of :func:`phase_agreement`; ``events`` [(x, y, p, t), ...]."""
+    hb, wb = source.shape
+    net: dict = {}
+    cnt: dict = {}
+    for x, y, p, t in events:
+        blk = (y // block_px, x // block_px)
+        if source[blk]:
+            key = blk + (min(max((t - start_us) * bins // window_us, 0), bins - 1),)
+            net[key] = net.get(key, 0) + (1 if p > 0 else -1)
+            cnt[key] = cnt.get(key, 0) + 1
+    out = np.zeros(len(events), np.float32)
+    for j, (x, y, p, t) in enumerate(events):
+        r, c = y // block_px, x // block_px
+        b = min(max((t - start_us) * bins // window_us, 0), bins - 1)
+        n = m = 0
+        for rr, cc in zip(*np.nonzero(source)):
+            if (rr - r) ** 2 + (cc - c) ** 2 <= radius_blocks * radius_blocks + 1e-9:
+                n += net.get((rr, cc, b), 0)
+                m += cnt.get((rr, cc, b), 0)
+        if m >= max(min_events, 1):
+            out[j] = np.float32(n * (1 if p > 0 else -1) / m)
+    return out
