@@ -143,9 +143,11 @@ class Pipeline:
         with self._lock:
             self._pending.append(entry)
         inside = (events.x < self.sensor[0]) & (events.y < self.sensor[1])
-        self.stats.out_of_range += int(n - np.count_nonzero(inside))
-        score[~inside] = 0.0
-        removed_by[~inside] = REMOVED_RANGE
+        n_out = n - np.count_nonzero(inside)
+        if n_out:
+            self.stats.out_of_range += int(n_out)
+            score[~inside] = 0.0
+            removed_by[~inside] = REMOVED_RANGE
         # Split at backwards jumps in time: each segment runs on one continuous clock.
         t = events.t
         back = np.flatnonzero(t[1:] < t[:-1]) + 1 if n > 1 else np.empty(0, np.int64)

@@ -31,6 +31,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import rclpy
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.duration import Duration
@@ -80,8 +81,6 @@ def fallback_config() -> DenoiseConfig:
 def warm_up_codecs(msgtype: str) -> None:
     """Run a few synthetic events through every codec path of ``msgtype``, so numba compiles
     (or loads its cache) before the first real message arrives."""
-    import numpy as np
-
     n, w, h = 64, 64, 48
     rng = np.random.default_rng(0)
     ev = Events.from_arrays(np.sort(rng.integers(0, 20_000, n)), rng.integers(0, w, n),
@@ -324,7 +323,7 @@ class DenoiseNode(Node):
             latency = (time.monotonic_ns() - d.tag.tag) * 1e-9 if live else None
             if latency is not None and self.budget is not None and latency > self.budget.budget_s:
                 self.stats.count("messages_late")
-            self.stats.published(int(d.keep.sum()), latency)
+            self.stats.published(int(np.count_nonzero(d.keep)), latency)
             if self.live_view is not None:
                 self.live_view.add(d.events, d.keep, d.removed_by, d.tag.route == FALLBACK)
 

@@ -126,9 +126,11 @@ class TopicCodec:
             if key != self._decoder_key or restarted:
                 self._decoder = make_decoder(*key)
                 self._decoder_key = key
-            payload = np.asarray(msg.events, dtype=np.uint8).tobytes()
+            payload = np.asarray(msg.events, dtype=np.uint8)  # deserialised: a view, no copy
             if getattr(msg, "is_bigendian", False):
-                payload = little_endian_payload(payload, key[0])
+                payload = little_endian_payload(payload.tobytes(), key[0])
+            elif payload.ctypes.data % 8:  # the decoders view it as words: aligned memory
+                payload = payload.copy()
             decoded = self._decoder.decode(payload, time_base=int(msg.time_base))
         elif self.msgtype in LEGACY_ARRAYS:
             decoded = _decoded(legacy_to_events(msg.events, w, h))
