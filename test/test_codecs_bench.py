@@ -2,7 +2,7 @@
 import numpy as np
 
 from eventfx_core.codecs import make_decoder
-from eventfx_core.codecs.bench import evt2_words, measure, synthetic_stream
+from eventfx_core.bench.codecs import evt2_words, measure, synthetic_stream
 
 
 def test_measure_small():

@@ -137,7 +137,7 @@ needs_gpu = pytest.mark.skipif(not HAS_CUDA or mamba_ssm_scan_error() is not Non
 
 
 def _stream():
-    from eventfx_core.bench import cut_messages, synthetic_stream
+    from eventfx_core.bench.stages import cut_messages, synthetic_stream
 
     return cut_messages(synthetic_stream(seed=3, duration_us=100_000), 1000)
 

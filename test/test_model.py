@@ -256,7 +256,7 @@ def test_fast_stage_decides_as_the_plain_reference(threads, chunk, tile):
     the fast stage (one numba call per message, the two-thread overlap, any tile) keeps exactly
     the events the float64 torch reference keeps, except events within 1e-3 of the threshold
     (float32 against float64 over 120k events of carried state: probabilities differ by < 3e-4)."""
-    from eventfx_core.bench import cut_messages, synthetic_stream
+    from eventfx_core.bench.stages import cut_messages, synthetic_stream
     from eventfx_core.events import concat
     from eventfx_core.denoiser.stage import MambaDenoiserStage
 

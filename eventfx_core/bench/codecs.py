@@ -1,4 +1,5 @@
-"""Codec throughput on one core: ``python -m eventfx_core.codecs.bench [n_events]``.
+"""Codec throughput on one core: ``eventfx bench --codecs`` (one JSON line) or
+``python -m eventfx_core.bench.codecs [n_events]`` (a table per encoding).
 
 The stream is synthetic but shaped like sensor output: 1280x720, sorted time stamps at about
 20 M events/s, a third of the events in short same-time runs on a row (EVT3 vectors), cut
@@ -13,7 +14,7 @@ import time
 import numpy as np
 
 from ..events import Events
-from . import make_decoder, make_encoder
+from ..codecs import make_decoder, make_encoder
 
 WIDTH, HEIGHT = 1280, 720  # an IMX636-class sensor
 RATE_EV_PER_US = 20  # about 20 M events/s

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Peak resident memory of ``eventfx convert`` on a multi-GB bag (streaming must stay < 1 GB).
 
 Makes a ROS 2 sqlite3 bag of ``--size-gb`` GB: EventPacket (evt3) messages of ``--msg-kb`` KB
@@ -7,12 +6,10 @@ std_msgs/String topic, then runs ``eventfx convert`` into a bag (decode + re-enc
 message, pass-through for the other topic) and into a DSEC h5 in child processes and reports
 their ru_maxrss and throughput. Not part of the test suite (it writes GBs).
 
-    .venv/bin/python scripts/bench_convert_memory.py --size-gb 2 --dir /tmp/eventfx_bench
+    eventfx bench --convert-memory --size-gb 2 --dir /tmp/eventfx_bench
 """
 from __future__ import annotations
 
-import argparse
-import resource
 import shutil
 import subprocess
 import sys
@@ -21,14 +18,16 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import EventfxError
+
 
 def make_bag(path: Path, size_gb: float, msg_kb: int) -> tuple[int, int]:
     from rosbags.rosbag2 import Writer
 
-    from eventfx_core.codecs import make_encoder
-    from eventfx_core.events import Events
-    from eventfx_core.codecs.typestore import ros2_typestore
-    from eventfx_core.codecs.messages import EVENT_PACKET, TopicCodec, build_message
+    from ..codecs import make_encoder
+    from ..codecs.messages import EVENT_PACKET, TopicCodec, build_message
+    from ..codecs.typestore import ros2_typestore
+    from ..events import Events
 
     store = ros2_typestore()
     rng = np.random.default_rng(0)
@@ -55,18 +54,24 @@ def make_bag(path: Path, size_gb: float, msg_kb: int) -> tuple[int, int]:
     return n_msgs, n_msgs * n
 
 
+def add_arguments(p) -> None:
+    """The options of ``eventfx bench --convert-memory``."""
+    g = p.add_argument_group("--convert-memory (peak memory of eventfx convert on a big bag)")
+    g.add_argument("--size-gb", type=float, default=2.0, help="bag size to generate (GB)")
+    g.add_argument("--msg-kb", type=int, default=512, help="payload per EventPacket (KB)")
+    g.add_argument("--dir", type=Path, default=Path("/tmp/eventfx_bench"), help="scratch directory: new, empty, or one this benchmark wrote (emptied first)")
+    g.add_argument("--keep", action="store_true", help="keep the generated files")
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--size-gb", type=float, default=2.0, help="bag size to generate (GB)")
-    ap.add_argument("--msg-kb", type=int, default=512, help="payload per EventPacket (KB)")
-    ap.add_argument("--dir", type=Path, default=Path("/tmp/eventfx_bench"), help="scratch directory")
-    ap.add_argument("--keep", action="store_true", help="keep the generated files")
-    args = ap.parse_args()
+OWN_FILES = {"big", "big_out", "big_out.h5"}  # what a run leaves in --dir (with --keep)
+
+
+def run(args) -> int:
+    if args.dir.is_dir() and set(p.name for p in args.dir.iterdir()) - OWN_FILES:
+        raise EventfxError(f"--dir {args.dir}: holds files this benchmark did not write; give an empty "
+                           f"or new scratch folder (it is emptied first)")
     shutil.rmtree(args.dir, ignore_errors=True)
     args.dir.mkdir(parents=True)
-    eventfx = str(Path(sys.executable).with_name("eventfx"))
     t0 = time.perf_counter()
     n_msgs, n_events = make_bag(args.dir / "big", args.size_gb, args.msg_kb)
     size = sum(f.stat().st_size for f in (args.dir / "big").iterdir())
@@ -84,7 +89,3 @@ def main() -> int:
     if not args.keep:
         shutil.rmtree(args.dir)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

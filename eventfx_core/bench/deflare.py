@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Speed of the ``deflare`` stage: windows decided per second and added latency per window.
 
 Builds a checkpoint of the default model (``UNet3DConfig()``, ``VoxelSpec()``) with random
@@ -8,8 +7,8 @@ each sensor size, pushes it through ``DeflareStage`` in 1 ms messages and times 
 window's cost (all pushes of its 1 ms messages: buffering, then voxel grid + forward pass +
 keep decode when it closes), and the three parts apart.
 
-    .venv/bin/python scripts/bench_deflare.py                      # 346x260 and 640x480, 1 and 2 threads
-    .venv/bin/python scripts/bench_deflare.py --sensor 640x480 --threads 2 --windows 100
+    eventfx bench --deflare                                  # 346x260 and 640x480, 1 and 2 threads
+    eventfx bench --deflare --sensor 640x480 --threads 2 --windows 100
 
 Reported per sensor and thread count: median / p90 / max compute per 20 ms window, windows
 per second (1 / mean compute), the real-time factor (window length / mean compute) and the
@@ -21,7 +20,6 @@ starts) tames that tail (measured: max 54 ms instead of 740 ms at 346x260, load 
 """
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 import time
@@ -30,12 +28,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from eventfx_core.deflarer.checkpoint import save_checkpoint
-from eventfx_core.deflarer.decode import event_flare_share
-from eventfx_core.deflarer.stage import DeflareStage, share_grid
-from eventfx_core.deflarer.model import ResidualUNet3D, UNet3DConfig
-from eventfx_core.deflarer.voxel import VoxelSpec, input_grids
-from eventfx_core.events import Events
+from ..deflarer.checkpoint import save_checkpoint
+from ..deflarer.decode import event_flare_share
+from ..deflarer.model import ResidualUNet3D, UNet3DConfig
+from ..deflarer.stage import DeflareStage, share_grid
+from ..deflarer.voxel import VoxelSpec, input_grids
+from ..events import Events
 
 
 def synthetic_stream(width: int, height: int, rate: float, duration_us: int, seed: int = 0) -> Events:
@@ -111,17 +109,20 @@ def bench(sensor: tuple[int, int], threads: int, windows: int, rate: float, tmp:
     }
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sensor", action="append", help="WxH (repeatable); default 346x260 and 640x480")
-    ap.add_argument("--threads", type=int, action="append", help="torch threads (repeatable); default 1 and 2")
-    ap.add_argument("--windows", type=int, default=60, help="windows timed per configuration")
-    ap.add_argument("--rate", type=float, default=2e6, help="events per second of the synthetic stream")
-    ap.add_argument("--gate", action="store_true", help="with the light-source gate (the default configs' "
-                    "setting; the stream's flickering disc opens it); without: the U-Net on the whole sensor")
-    ap.add_argument("--checkpoint", help="time this checkpoint (e.g. eventfx_core/weights/deflarer.pt) "
-                    "instead of a random default-config model")
-    args = ap.parse_args()
+def add_arguments(p) -> None:
+    """The options of ``eventfx bench --deflare``."""
+    g = p.add_argument_group("--deflare (the deflare stage per window)")
+    g.add_argument("--sensor", action="append", help="WxH (repeatable); default 346x260 and 640x480")
+    g.add_argument("--threads", type=int, action="append", help="torch threads (repeatable); default 1 and 2")
+    g.add_argument("--windows", type=int, default=60, help="windows timed per configuration")
+    g.add_argument("--rate", type=float, default=2e6, help="events per second of the synthetic stream")
+    g.add_argument("--gate", action="store_true", help="with the light-source gate (the default configs' "
+                   "setting; the stream's flickering disc opens it); without: the U-Net on the whole sensor")
+    g.add_argument("--checkpoint", help="time this checkpoint (e.g. eventfx_core/weights/deflarer.pt) "
+                   "instead of a random default-config model")
+
+
+def run(args) -> int:
     sensors = [tuple(int(v) for v in s.lower().split("x")) for s in (args.sensor or ["346x260", "640x480"])]
     print(f"torch {torch.__version__}, oneDNN {torch.backends.mkldnn.is_available()}, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, model {args.checkpoint or UNet3DConfig()}, {VoxelSpec()}")
@@ -137,7 +138,3 @@ def main() -> int:
                       f"added latency {r['latency_ms']:.1f} ms (<= window + median compute); "
                       f"load {os.getloadavg()[0]:.2f}", flush=True)
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

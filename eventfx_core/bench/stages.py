@@ -18,8 +18,8 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import ConfigError
-from .events import Events, concat
+from ..errors import ConfigError
+from ..events import Events, concat
 
 
 @dataclass
@@ -99,7 +99,7 @@ def dv_processing_baf(messages: list[Events], window_us: int) -> StageTiming | N
     except ImportError:
         return None
     ev0 = messages[0]
-    from .evaluate.methods import dv_store
+    from ..evaluate.methods import dv_store
 
     stores = [dv_store(m) for m in messages]  # converted before the clock starts
     filt = dv.noise.BackgroundActivityNoiseFilter((ev0.width, ev0.height),
@@ -120,9 +120,9 @@ def run_bench(messages: list[Events], config_path: str | Path | None = None,
               include_dv: bool = True) -> dict[str, dict]:
     """Time features, every registered stage (with the config's settings, else its defaults),
     the config's whole pipeline, and dv-processing's BAF. Returns ``{stage: row}``."""
-    from .pipeline import Pipeline
-    from .pipeline_config import load_denoise_config
-    from .stages import REGISTRY, WindowedStage, stage_class
+    from ..pipeline import Pipeline
+    from ..pipeline_config import load_denoise_config
+    from ..stages import REGISTRY, WindowedStage, stage_class
 
     events = concat(messages)
     warm = events[: min(len(events), 20_000)]
@@ -130,8 +130,8 @@ def run_bench(messages: list[Events], config_path: str | Path | None = None,
     cfg = load_denoise_config(config_path)
     rows: dict[str, dict] = {}
 
-    from .denoiser.features import FeatureExtractor
-    from .denoiser.checkpoint import load_checkpoint, resolve_checkpoint_path
+    from ..denoiser.features import FeatureExtractor
+    from ..denoiser.checkpoint import load_checkpoint, resolve_checkpoint_path
 
     # the features the configured denoiser checkpoint was trained on (its Mamba stage computes these)
     mamba_cfg = cfg.pipeline.stage_configs.get("mamba") or stage_class("mamba").Config()

@@ -4,6 +4,11 @@ Runs on a fixed synthetic stream (640x480, bars plus background activity, 1 ms m
 with ``--file``, on a recording cut into its own messages. A classic filter (BAF) and, when
 installed, dv-processing's BackgroundActivityNoiseFilter run in the same process on the same
 messages; the ratio columns compare every stage with them.
+
+Every other benchmark is reached from here too (``eventfx_core/bench/``): ``--codecs`` adds
+the codecs' throughput; ``--deflare`` times the deflare stage per 20 ms window instead, and
+``--convert-memory`` the peak memory of ``eventfx convert`` on a generated multi-GB bag. The
+node's end-to-end throughput over DDS needs rclpy: ``python -m eventfx_ros.throughput``.
 """
 from __future__ import annotations
 
@@ -16,8 +21,13 @@ from ..errors import EventfxError
 
 
 def add_parser(sub) -> None:
+    import argparse
+
+    from ..bench import convert_memory, deflare
+
     p = sub.add_parser("bench", help="measure events/s and latency of each stage",
-                       description=__doc__.split("\n\n")[0])
+                       description="\n\n".join(__doc__.split("\n\n")[:3]),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--file", help="also measure on this recording (any format eventfx reads)")
     p.add_argument("--topic", help="event topic of a bag")
     p.add_argument("--config", help="denoise params file (default: config/denoise.yaml)")
@@ -27,6 +37,13 @@ def add_parser(sub) -> None:
     p.add_argument("--no-dv", action="store_true", help="skip dv-processing even when installed")
     p.add_argument("--codecs", action="store_true", help="also measure EVT3 and the other codecs")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--deflare", action="store_true",
+                      help="instead: the deflare stage's compute per window (options below)")
+    mode.add_argument("--convert-memory", action="store_true", dest="convert_memory",
+                      help="instead: peak memory of eventfx convert on a generated bag (options below; writes GBs)")
+    deflare.add_arguments(p)
+    convert_memory.add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -55,7 +72,15 @@ def read_messages(path: str, topic: str | None, max_events: int):
 
 
 def run(args) -> int:
-    from ..bench import cut_messages, format_table, run_bench, synthetic_stream
+    if args.deflare:
+        from ..bench import deflare
+
+        return deflare.run(args)
+    if args.convert_memory:
+        from ..bench import convert_memory
+
+        return convert_memory.run(args)
+    from ..bench.stages import cut_messages, format_table, run_bench, synthetic_stream
 
     for name, value in (("--duration-ms", args.duration_ms), ("--message-us", args.message_us),
                         ("--max-events", args.max_events)):
@@ -72,7 +97,7 @@ def run(args) -> int:
         result["recording"] = {"path": args.file, "events": sum(map(len, fmsgs)), "messages": len(fmsgs),
                                "stages": run_bench(fmsgs, args.config, include_dv=not args.no_dv)}
     if args.codecs:
-        from ..codecs.bench import measure
+        from ..bench.codecs import measure
 
         result["codecs"] = measure()
     if args.json:

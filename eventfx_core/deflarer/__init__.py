@@ -5,7 +5,7 @@ After E-Deflare (Han et al., "Learning to Remove Lens Flare in Event Camera", ar
 2512.09016): 20 ms windows binned into 8 time bins and 4x4-pixel cells, a residual 3D U-Net
 predicts the clean grid, and our decode keeps the input events whose cell the network did not
 empty, or (checkpoints with a flare-mask head) whose cell's predicted flare share is low.
-``scripts/bench_deflare.py`` measures its speed (about 10 ms per 20 ms window at 346x260 on one
+``eventfx bench --deflare`` measures its speed (about 10 ms per 20 ms window at 346x260 on one
 CPU thread).
 
     gate.py         where a light source can make flare (the U-Net runs only there)

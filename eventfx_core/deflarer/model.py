@@ -12,7 +12,7 @@ Input and output: float32 ``(N, C, bins, H, W)`` (C: ``in_channels`` in, 1 or 2 
 H and W are zero-padded (zero = no event) up to a multiple of ``stem * 2**levels`` and the
 output is cropped back: any sensor size works.
 
-Speed (``scripts/bench_deflare.py``: ~10-16 ms per 346x260 window on one CPU thread, was
+Speed (``eventfx bench --deflare``: ~10-16 ms per 346x260 window on one CPU thread, was
 ~6 s with per-pixel grids): every 3x3x3 convolution goes through oneDNN (:class:`Conv3d`).
 PyTorch's own dispatcher sends a batch-1 float32 3D convolution with a 3x3x3 kernel and few
 channels to its im2col fallback ``slow_conv3d`` (its oneDNN heuristic only looks at batch,
