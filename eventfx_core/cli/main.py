@@ -36,7 +36,7 @@ SUMMARIES = {
     "evaluate": "score methods on labelled test archives",
     "bench": "measure events/s and latency of every stage",
     "realbench": "benchmark denoisers on real recordings with injected noise",
-    "calibrate": "fit a camera's noise model (hot pixels, rates) from its dark recording",
+    "calibrate": "fit a camera's noise model from its dark recording",
     "replay": "replay a ROS 2 bag through the node over DDS",
 }
 
