@@ -69,6 +69,7 @@ class PipelineStats:
     out_of_range: int = 0  # events outside the sensor, dropped
     resets: int = 0  # time went backwards
     stage_seconds: dict[str, float] = field(default_factory=dict)  # compute time per stage
+    second_thread_s: float = 0.0  # threads: 2: time the second thread worked
 
 
 @dataclass
@@ -257,6 +258,7 @@ class Pipeline:
                         t_last: int) -> None:
         """The steps after the split: the back half of the split stage, the later event stages,
         then the windowed stages, which also learn that the stream reached ``t_last``."""
+        t0 = time.perf_counter()
         k = self._front_n
         if self._split_stage is not None:
             k += 1
@@ -275,6 +277,7 @@ class Pipeline:
             self._feed_windowed(0, entry.first_id + ids, ev, flare)
         self._advance_windowed(t_last)
         if self._steps is not None:
+            self.stats.second_thread_s += time.perf_counter() - t0
             with self._lock:
                 entry.running -= 1
 

@@ -70,6 +70,7 @@ class StreamCounters:
     events_before_time: int = 0  # events before the first time reference (evt2/evt3, dropped)
     resets: int = 0  # pipeline resets after time went backwards
     sensor_changes: int = 0  # new pipeline state because the sensor size changed
+    second_thread_busy_us: int = 0  # threads: 2: time the learned pipeline's second thread worked
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -118,6 +119,7 @@ class StreamEngine:
         self._route = LEARNED
         self._learned_stale = False  # the learned pipeline missed events: reset before its next use
         self._resets_seen = 0  # resets of self.pipe already counted
+        self._busy_seen = 0  # its second thread's busy us already counted
         self._oor_seen = 0
         self._last_seq: int | None = None
         self._unread = 0  # messages skipped before their seq was read (not a DDS loss)
@@ -196,7 +198,7 @@ class StreamEngine:
         self.builds += 1
         self.pipe = pipe
         pipe.set_on_ready(self._on_ready)
-        self._resets_seen = self._oor_seen = 0
+        self._resets_seen = self._oor_seen = self._busy_seen = 0
         self._learned_stale = False
         return True
 
@@ -217,7 +219,9 @@ class StreamEngine:
         """Messages the learned pipeline finished since ``push`` returned (``threads: 2``)."""
         if self.pipe is None:
             return []
-        return self._counted(self.pipe.collect())
+        out = self.pipe.collect()
+        self._count_pipe()
+        return self._counted(out)
 
     def set_on_ready(self, fn) -> None:
         """``fn()`` is called from the pipeline's second thread (``threads: 2``) whenever a
@@ -258,6 +262,9 @@ class StreamEngine:
             self.counters.events_out_of_range += n
             self._note("range", f"{n} events outside the {pipe.sensor[0]}x{pipe.sensor[1]} sensor dropped")
         self._resets_seen, self._oor_seen = pipe.stats.resets, pipe.stats.out_of_range
+        busy = int(pipe.stats.second_thread_s * 1e6)
+        self.counters.second_thread_busy_us += busy - self._busy_seen
+        self._busy_seen = busy
 
     def _counted(self, decisions: list[Decision]) -> list[Decision]:
         for d in decisions:

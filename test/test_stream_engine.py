@@ -243,6 +243,7 @@ def test_two_pipeline_threads_take_the_same_routes_and_decisions_as_one():
         assert (threads == 2) == (len(ready) > 0)
         results[threads] = (out, engine.counters.as_dict())
     (one, c1), (two, c2) = results[1], results[2]
+    assert c1.pop("second_thread_busy_us") == 0 < c2.pop("second_thread_busy_us")
     assert c1 == c2 and c1["messages_fallback"] == 8
     for a, b in zip(one, two):
         assert np.array_equal(a.keep, b.keep) and np.array_equal(a.removed_by, b.removed_by)
