@@ -247,3 +247,65 @@ def test_flicker_lock_drops_only_flickering_pixels_whatever_the_cut(mask_ckpt, s
     parts = [ev[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
     np.testing.assert_array_equal(run(make_stage(mask_ckpt, flicker_lock=lock), parts), whole)
     assert not whole.all()
+
+
+def test_a_50hz_lamp_is_found_by_flicker_in_each_window_and_a_busy_scene_is_not():
+    """50 Hz: two alternations per 20 ms window, too few for ``flicker`` (6 over two windows),
+    but window after window: ``each`` 2 in each of 3 windows finds it in the fourth window (the
+    first holds one: its first event has nothing before it)."""
+    slow = lamp(90, 20, 120_000, hz=50.0)
+    assert not any(b.any() for b in blocks_of(GateSpec(), slow))
+    spec = GateSpec(each=2, each_windows=3)
+    blocks = blocks_of(spec, slow)
+    assert not blocks[2].any() and blocks[3][20 // 16, 90 // 16]
+    assert not any(b.any() for b in blocks_of(spec, scene(4, 20_000, 120_000)))
+
+
+def test_phase_agreement_follows_the_lamp_and_not_an_edge_out_of_step():
+    """Pixels near a flickering lamp that fire once per half period with its sign agree (+1),
+    ones that fire with the opposite sign disagree (-1); no agreement far from a source."""
+    core = lamp(40, 40, 100_000, hz=100.0, per_flip=3)
+    half = 5000
+    t = np.arange(0, 100_000, half) + 200  # in the lamp's ON / OFF half periods
+    sign = (np.arange(len(t)) % 2)  # the lamp's polarity in each half period
+    glare = Events.from_arrays(t, np.full(len(t), 60), np.full(len(t), 40), sign, W, H)
+    edge = Events.from_arrays(t + 1, np.full(len(t), 20), np.full(len(t), 40), 1 - sign, W, H)
+    far = Events.from_arrays(t + 2, np.full(len(t), 120), np.full(len(t), 90), sign, W, H)
+    ev = merge(core, glare, edge, far)
+    gate = FlareGate(GateSpec(radius_px=32, ghost_reach=0.0, phase_bins=20, phase_min=4), (W, H))
+    idx = ev.t // 20_000
+    phase = np.concatenate([(gate.update(int(w), ev.x[m], ev.y[m], ev.p[m], ev.t[m]), gate.phase)[1]
+                            for w in np.unique(idx) for m in [idx == w]])
+    late = ev.t >= 40_000  # the lamp is a source from its second window on
+    at = lambda x, y: late & (ev.x == x) & (ev.y == y)  # noqa: E731
+    assert (phase[at(60, 40)] > 0.9).all() and (phase[at(20, 40)] < -0.9).all()
+    assert (phase[at(120, 90)] == 0).all()
+
+
+@pytest.mark.parametrize("kw", [dict(flicker_streak=3, gate_each=2),
+                                dict(flicker_lock=2, flicker_phase=0.5, gate_phase_bins=20, gate_phase_min=2, gate_each=2)])
+def test_streak_and_phase_decisions_do_not_depend_on_the_cut_and_stay_near_the_lamp(mask_ckpt, kw):
+    ev = merge(lamp(20, 60, 120_000, hz=50.0, seed=5), scene(5, 6000, 120_000))
+    whole = run(make_stage(mask_ckpt, **kw), [ev])
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        bounds = [0] + sorted(rng.integers(0, len(ev), 6).tolist()) + [len(ev)]
+        parts = [ev[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        np.testing.assert_array_equal(run(make_stage(mask_ckpt, **kw), parts), whole)
+    far = (ev.x >= 64) & (ev.y >= 64)  # neither near (20, 60) nor on its ghost line (to 119, 33)
+    assert far.sum() > 500 and whole[far].all()
+    assert not whole.all()
+
+
+def test_flicker_streak_drops_a_lamp_flickering_window_after_window_whatever_the_unet(mask_ckpt):
+    """keep_threshold 0: the U-Net removes nothing; the streak alone drops the lamp's pixels from
+    the window where they have alternated twice in each of three windows running."""
+    light = lamp(20, 60, 120_000, hz=50.0, seed=6)
+    busy = scene(6, 3000, 120_000)
+    busy = busy[~((busy.x >= 20) & (busy.x < 23) & (busy.y >= 60) & (busy.y < 63))]  # (an event of
+    ev = merge(light, busy)  # the scene at a lamp pixel can break its run of alternations)
+    keep = run(make_stage(mask_ckpt, keep_threshold=0.0, flicker_streak=3, gate_each=2), [ev])
+    lit = (ev.x >= 20) & (ev.x < 23) & (ev.y >= 60) & (ev.y < 63)
+    assert keep[lit & (ev.t < 60_000)].all() and not keep[lit & (ev.t >= 60_000)].any()
+    assert keep[~lit].mean() > 0.99
+    assert run(make_stage(mask_ckpt, keep_threshold=0.0), [ev]).all()
