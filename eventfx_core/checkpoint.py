@@ -97,7 +97,7 @@ def load_blob(path: Path, what: str = "checkpoint") -> dict:
     if not path.is_file():
         raise ConfigError(f"{path}: {what} not found")
     if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is not one
-        raise ConfigError(f"{path}: not a loadable checkpoint (not the zip archive torch.save writes; "
+        raise ConfigError(f"{path}: not a checkpoint (not the zip archive torch.save writes; "
                           f"truncated, or another kind of file)")
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)

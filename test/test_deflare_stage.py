@@ -217,7 +217,7 @@ def test_bad_checkpoints_are_config_errors(tmp_path, identity_ckpt):
     torch.save(_with_meta(blob, input_config={"window_us": 20000, "bins": 8}), tmp_path / "nocell.pt")
     torch.save(_with_meta(blob, input_config={"window_us": 10000, "bins": 8, "cell_px": 4}), tmp_path / "spec.pt")
     torch.save(_with_meta(blob, input_config={"window_us": 20000, "bins": 8, "cell_px": 2}), tmp_path / "cell.pt")
-    for name, msg in [("missing.pt", "not found"), ("junk.pt", "not a loadable"),
+    for name, msg in [("missing.pt", "not found"), ("junk.pt", "not a checkpoint"),
                       ("edited.pt", "do not match the model config"),
                       ("other.pt", "'denoiser' checkpoint, expected a deflarer"),
                       ("v1.pt", "old 'eventfx-deflarer' checkpoint.*--upgrade"),
