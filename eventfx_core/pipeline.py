@@ -38,10 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from .config import from_dict, to_dict
 from .errors import ConfigError, EventfxError
 from .events import Events, concat
-from .pipeline_config import PipelineConfig
+from .pipeline_config import PipelineConfig, set_runtime_param
 from .pipeline_thread import StepThread
 from .pipeline_score import compose
 from .stages import EventStage, WindowedStage, stage_class
@@ -191,9 +190,13 @@ class Pipeline:
         self._last_t = None
 
     def close(self) -> None:
-        """End the second thread (after what it holds); the pipeline is not used afterwards."""
+        """End the second thread (after what it holds) and every stage's own threads (the Mamba
+        stage's ``threads: 2`` pool); the pipeline is not used afterwards."""
         if self._steps is not None:
             self._steps.close()
+        for s in self.stages:
+            if hasattr(s, "close"):
+                s.close()
 
     def oldest_held_tag(self) -> Any:
         """The tag of the oldest message not yet fully decided (None when nothing is held)."""
@@ -211,18 +214,8 @@ class Pipeline:
     def set_param(self, dotted: str, value: Any) -> None:
         """Change a run-time parameter such as ``mamba.threshold``; ``ConfigError`` with the
         reason (and the old value kept) when the name or value is invalid."""
-        stage_name, _, field_name = dotted.partition(".")
-        stage = next((s for s in self.stages if s.name == stage_name), None)
-        if stage is None:
-            raise ConfigError(f"{dotted}: no stage {stage_name!r} in this pipeline")
-        if field_name not in getattr(stage, "RUNTIME_PARAMS", ()):
-            raise ConfigError(f"{dotted}: not changeable at run time; changeable: "
-                              f"{', '.join(self.runtime_params()) or 'none'}")
-        merged = to_dict(stage.config)
-        merged[field_name] = value
-        new = from_dict(type(stage.config), merged, dotted.rsplit(".", 1)[0])
-        stage.config = new
-        self.config.stage_configs[stage_name] = new
+        new = set_runtime_param(self.config, dotted, value)
+        next(s for s in self.stages if s.name == dotted.partition(".")[0]).config = new
 
     # ------------------------------------------------------------------ internals
     def _reset_for_backwards(self, last_t: int, t: int) -> None:

@@ -14,12 +14,13 @@ then unused), so a user switches stages on and off by editing one list.
 """
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import from_dict, load_yaml, ros_parameters
+from .config import from_dict, load_yaml, ros_parameters, to_dict
 from .errors import ConfigError
 from .stages import REGISTRY, stage_class
 
@@ -167,14 +168,46 @@ def overlay_overrides(path: str | Path) -> dict[str, Any]:
     return out
 
 
-def load_denoise_config(path: str | Path | None = None,
-                        overrides: dict[str, Any] | None = None) -> DenoiseConfig:
-    """Read a denoise params file (default: ``default_config_path()``), apply dotted
-    ``overrides`` such as ``{"mamba.threshold": 0.7}``, and validate everything."""
+def read_denoise_params(path: str | Path | None = None) -> tuple[dict, Path]:
+    """The ``ros__parameters`` of a denoise params file (default: ``default_config_path()``),
+    read once; ``denoise_config`` builds and checks configs from them."""
     path = Path(path) if path is not None else default_config_path()
-    params = dict(ros_parameters(load_yaml(path), path))
-    params = {k: (dict(v) if isinstance(v, dict) else v) for k, v in params.items()}
+    return dict(ros_parameters(load_yaml(path), path)), path
+
+
+def denoise_config(params: dict, path: Path, overrides: dict[str, Any] | None = None) -> DenoiseConfig:
+    """``params`` (left unchanged) with dotted ``overrides`` such as ``{"mamba.threshold": 0.7}``
+    applied, validated."""
+    params = copy.deepcopy(params)
     for dotted, value in (overrides or {}).items():
         _set_dotted(params, dotted, value)
     node, pipeline = parse_params(params, str(path))
     return DenoiseConfig(node=node, pipeline=pipeline, base_dir=path.resolve().parent, path=path)
+
+
+def load_denoise_config(path: str | Path | None = None,
+                        overrides: dict[str, Any] | None = None) -> DenoiseConfig:
+    """Read a denoise params file (default: ``default_config_path()``), apply dotted
+    ``overrides`` such as ``{"mamba.threshold": 0.7}``, and validate everything."""
+    return denoise_config(*read_denoise_params(path), overrides)
+
+
+def runtime_names(config: PipelineConfig) -> set[str]:
+    """The parameters of ``config``'s stages that may change while running (``stage.field``)."""
+    return {f"{name}.{f}" for name in config.stages for f in getattr(stage_class(name), "RUNTIME_PARAMS", ())}
+
+
+def set_runtime_param(config: PipelineConfig, dotted: str, value: Any):
+    """Set run-time parameter ``dotted`` (e.g. ``mamba.threshold``) in ``config``: the stage's
+    config is rebuilt, checked, stored in ``config.stage_configs`` and returned. ``ConfigError``
+    with the reason (nothing changed) when the name or the value is invalid."""
+    changeable = runtime_names(config)
+    if dotted not in changeable:
+        raise ConfigError(f"{dotted}: not changeable at run time; changeable: "
+                          f"{', '.join(sorted(changeable)) or 'none'}")
+    name, _, fld = dotted.partition(".")
+    merged = to_dict(config.stage_configs[name])
+    merged[fld] = value
+    new = from_dict(type(config.stage_configs[name]), merged, name)
+    config.stage_configs[name] = new
+    return new

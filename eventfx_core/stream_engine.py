@@ -40,12 +40,12 @@ from typing import Any
 
 import numpy as np
 
-from .config import from_dict, to_dict
+from .config import from_dict
 from .errors import ConfigError, EventfxError
 from .events import Events, concat
 from .codecs.messages import TopicCodec, message_seq
 from .pipeline import Decision, Pipeline
-from .pipeline_config import PipelineConfig
+from .pipeline_config import PipelineConfig, runtime_names, set_runtime_param
 from .stages import stage_class
 
 LEARNED, FALLBACK, DROP = "learned", "fallback", "drop"
@@ -367,22 +367,15 @@ class StreamEngine:
 
     # ------------------------------------------------------------------ run-time parameters
     def runtime_names(self) -> set[str]:
-        return {f"{name}.{f}" for name in self.config.stages
-                for f in getattr(stage_class(name), "RUNTIME_PARAMS", ())}
+        return runtime_names(self.config)
 
     def set_param(self, dotted: str, value: Any) -> None:
         """Change a run-time parameter (``mamba.threshold``) now and for later pipelines;
         ``ConfigError`` (old value kept) when the name or value is invalid."""
         if self.pipe is not None:
             self.pipe.set_param(dotted, value)  # updates the stage and self.config
-            return
-        if dotted not in self.runtime_names():
-            raise ConfigError(f"{dotted}: not changeable at run time; changeable: "
-                              f"{', '.join(sorted(self.runtime_names())) or 'none'}")
-        name, _, fld = dotted.partition(".")
-        merged = to_dict(self.config.stage_configs[name])
-        merged[fld] = value
-        self.config.stage_configs[name] = from_dict(type(self.config.stage_configs[name]), merged, name)
+        else:
+            set_runtime_param(self.config, dotted, value)
 
     # ------------------------------------------------------------------ start-up checks
     def check(self, sensor: tuple[int, int] = (64, 48)) -> None:

@@ -272,3 +272,22 @@ def test_fast_stage_decides_as_the_plain_reference(threads, chunk, tile):
     assert clear.mean() > 0.995
     assert np.array_equal(keep[clear], p_keep[clear] >= cfg.threshold)
     assert np.abs(score - p_score).max() < 3e-4
+
+
+def test_threads_2_feature_thread_ends_when_the_pipeline_closes(tmp_path):
+    """``mamba.threads: 2`` starts a feature thread on the first long message; closing the
+    pipeline (as ``eventfx denoise`` and the node do at the end) ends it."""
+    from eventfx_core.denoiser.checkpoint import write_initial_checkpoint
+    from eventfx_core.denoiser.stage import MambaDenoiserStage
+    from eventfx_core.pipeline import Pipeline
+    from eventfx_core.pipeline_config import PipelineConfig
+
+    write_initial_checkpoint(tmp_path / "w.pt", seed=2)
+    cfg = MambaDenoiserStage.Config(checkpoint=str(tmp_path / "w.pt"), threads=2, chunk=64)
+    pipe = Pipeline(PipelineConfig(stages=["mamba"], stage_configs={"mamba": cfg}), (64, 48))
+    pipe.push(_events(1000))
+    pipe.flush()
+    workers = list(pipe.stages[0]._pool._threads)  # the executor's own threads
+    assert workers and all(t.is_alive() and t.name.startswith("eventfx-features") for t in workers)
+    pipe.close()
+    assert pipe.stages[0]._pool is None and not any(t.is_alive() for t in workers)

@@ -20,7 +20,6 @@ from tqdm import tqdm
 
 from ..errors import EventfxError
 from ..events import Events, concat
-from ..pipeline_config import load_denoise_config
 from ..stream_engine import StreamEngine
 
 PREVIEW_EVENTS = 2_000_000  # at most this many input events are kept for the --preview PNG
@@ -92,27 +91,28 @@ def load_config(args):
     config that runs no stage says so (every event would be kept)."""
     from ..errors import ConfigError, warn
 
-    from ..pipeline_config import overlay_overrides
+    from ..pipeline_config import denoise_config, overlay_overrides, read_denoise_params
 
-    load_denoise_config(args.config)  # errors of the file itself name the file
+    params, path = read_denoise_params(args.config)  # the file is read once
+    denoise_config(params, path)  # errors of the file itself name the file
     layered: dict = {}
     for overlay in args.params_file:
         one = overlay_overrides(overlay)
         try:
-            load_denoise_config(args.config, {**layered, **one})
+            denoise_config(params, path, {**layered, **one})
         except ConfigError as exc:
             raise ConfigError(f"--params-file {overlay}: {exc}") from None
         layered.update(one)
     for item in args.set:
         try:
-            load_denoise_config(args.config, {**layered, **parse_overrides([item])})
+            denoise_config(params, path, {**layered, **parse_overrides([item])})
         except ConfigError as exc:
             text = str(exc)
             for prefix in (str(args.config or ""), str(_default_path())):
                 if prefix and text.startswith(prefix):
                     text = text[len(prefix):].lstrip(".: ")
             raise ConfigError(f"--set {item}: {text}") from None
-    cfg = load_denoise_config(args.config, {**layered, **parse_overrides(args.set)})
+    cfg = denoise_config(params, path, {**layered, **parse_overrides(args.set)})
     if not cfg.pipeline.stages:
         warn(f"{cfg.path}: no stages to run: every event is kept unchanged")
     return cfg
@@ -175,6 +175,7 @@ def run(args) -> int:
                 n_preview += len(d.events)
 
     with ExitStack() as stack:
+        stack.callback(engine.close)  # the learned stages' threads (threads: 2) end with the run
         if args.scores:  # closed before atomic_output renames it (the stack unwinds in reverse)
             scores = ScoreWriter(stack.enter_context(atomic_output(args.scores)))
             stack.callback(scores.close)

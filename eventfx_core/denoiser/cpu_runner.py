@@ -339,19 +339,6 @@ def forward(features, dt_us, tile, dt_unit, dt_min, dt_max, embed_wt, embed_b,
             softmax_rows(out[a:b])
 
 
-@numba.njit(cache=True, error_model="numpy", nogil=True)
-def time_gaps(t, prev, out):
-    """out[i] = t[i] - t[i - 1] as float32 (out[0] = t[0] - prev) up to the first event earlier
-    than the one before it (or than ``prev``); returns that event's index, or -1 if none."""
-    last = prev
-    for i in range(t.shape[0]):
-        if t[i] < last:
-            return i
-        out[i] = np.float32(t[i] - last)
-        last = t[i]
-    return -1
-
-
 @numba.njit(cache=True, error_model="numpy", nogil=True)  # no fastmath: numpy's float32 operations
 def decide(probs, keep_classes, noise_class, flare_class, threshold, keep, score, flare):
     """The Mamba stage's rule on class probabilities (n, classes), in one pass:

@@ -21,6 +21,7 @@ features and the model state with a warning (the pipeline does the same for all 
 from __future__ import annotations
 
 import warnings
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,12 +29,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, EventfxError
-from ..events import Events
+from ..events import Events, first_time_decrease
 from .features import FeatureExtractor
 from ..stages import StageResult
 from .checkpoint import load_checkpoint, resolve_checkpoint_path
 from ..device import check_device_name, resolve_device
-from .cpu_runner import FastDenoiser, decide, time_gaps
+from .cpu_runner import FastDenoiser, decide
 
 
 @dataclass
@@ -96,6 +97,13 @@ class MambaDenoiserStage:
         self._keep_idx = np.asarray(self.keep_classes, np.int64)
         self._last_t: int | None = None
 
+    def close(self) -> None:
+        """End the ``threads: 2`` feature thread (the pipeline's ``close`` calls this); a later
+        long message starts a new one."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
     def reset(self) -> None:
         self.features.reset()
         self.runner.reset()
@@ -109,14 +117,15 @@ class MambaDenoiserStage:
         dt_us = np.empty(n, np.float32)  # real gaps to the event before (0 for the first ever)
         start = 0
         while start < n:
-            t = events.t[start:]
-            back = time_gaps(t, t[0] if self._last_t is None else self._last_t, dt_us[start:])
+            prev = int(events.t[start]) if self._last_t is None else self._last_t
+            back = first_time_decrease(events[start:] if start else events, prev)
             if back == 0:
-                warnings.warn(f"mamba: time went backwards ({self._last_t} -> {int(t[0])} us); "
+                warnings.warn(f"mamba: time went backwards ({self._last_t} -> {int(events.t[start])} us); "
                               "denoiser state reset", RuntimeWarning, stacklevel=2)
                 self.reset()
                 continue
             stop = start + back if back > 0 else n
+            dt_us[start:stop] = np.diff(events.t[start:stop], prepend=prev)  # int64 gaps -> float32
             probs = self._probabilities(events[start:stop] if back > 0 or start else events,
                                         dt_us[start:stop])
             decide(probs, self._keep_idx, -1 if self.noise_class is None else self.noise_class,
@@ -130,12 +139,12 @@ class MambaDenoiserStage:
         """First half of ``process``: the gaps to the event before and the features (touches
         only the feature state). Time must not go back: the pipeline resets every stage first."""
         t = events.t
-        dt_us = np.empty(len(events), np.float32)
-        if time_gaps(t, t[0] if self._last_t is None else self._last_t, dt_us) >= 0:
+        prev = int(t[0]) if self._last_t is None else self._last_t
+        if first_time_decrease(events, prev) >= 0:
             raise EventfxError(f"mamba: time went backwards ({self._last_t} -> {int(t[0])} us) in "
                                "a split call; reset the stage first")
         self._last_t = int(t[-1])
-        return self.features.extract(events), dt_us
+        return self.features.extract(events), np.diff(t, prepend=prev).astype(np.float32)
 
     def process_back(self, events: Events, front: tuple[np.ndarray, np.ndarray]) -> StageResult:
         """Second half: the model on ``process_front``'s features and the keep rule (touches
@@ -160,6 +169,7 @@ class MambaDenoiserStage:
             return self.runner.probabilities(self.features.extract(events), dt_us)
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="eventfx-features")
+            weakref.finalize(self, self._pool.shutdown, False)  # a stage dropped without close()
         # two threads: the features of chunk k + 1 are computed while the model runs on chunk k
         bounds = [*range(0, n, step), n]
         out = np.empty((n, self.checkpoint.model_config.n_classes), np.float32)

@@ -20,6 +20,21 @@ class Packet:
     seq: int | None = None  # files that keep a message cut (DSEC made from a bag): its sequence number
     header_ns: int | None = None  # ...and its header stamp (bags: read them from ``message``)
 
+    def header_stamp_ns(self) -> int | None:
+        """The header stamp of the message this packet came from: its message's (bags), the
+        one a file kept (``header_ns``), else None."""
+        from ..codecs.messages import header_stamp_ns
+
+        return header_stamp_ns(self.message) if self.message is not None else self.header_ns
+
+    def out_seq(self) -> int:
+        """The sequence number a message made from this packet carries: its message's
+        (EventPacket/eventfx ``seq``, ROS 1 ``header.seq``) or the one a file kept, else its index."""
+        from ..codecs.messages import message_seq
+
+        seq = message_seq(self.message) if self.message is not None else self.seq
+        return self.index if seq is None else seq
+
 
 @dataclass
 class Passthrough:

@@ -91,10 +91,8 @@ class Recutter:
             else:
                 self.offset_us = header_stamp_ns(msg) // 1000 - int(packet.events.t[0])
         if self.packet_us is None:
-            seq = message_seq(msg) if msg is not None else packet.seq
-            stamp = header_stamp_ns(msg) if msg is not None else packet.header_ns
-            self._write(ev, trig, seq=packet.index if seq is None else seq,
-                        bag_ns=packet.timestamp_ns, empty_stamp_ns=stamp,
+            self._write(ev, trig, seq=packet.out_seq(), bag_ns=packet.timestamp_ns,
+                        empty_stamp_ns=packet.header_stamp_ns(),
                         header_ns=packet.header_ns if msg is None else None)
             return
         if packet.timestamp_ns is not None:

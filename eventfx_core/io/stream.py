@@ -303,12 +303,9 @@ class Sink:
             self.recut.add(packet, kept)
 
     def _start_message(self, packet: Packet) -> None:
-        from ..codecs.messages import header_stamp_ns, message_seq
-        msg = packet.message
-        seq = message_seq(msg) if msg is not None else packet.seq
-        header = header_stamp_ns(msg) if msg is not None else packet.header_ns
+        header = packet.header_stamp_ns()
         self.writer.start_message(packet.timestamp_ns, packet.timestamp_ns if header is None else header,
-                                  packet.index if seq is None else seq)
+                                  packet.out_seq())
 
     def _emit(self, timestamp_ns: int, raw: bytes) -> None:
         self.bag.write_event(timestamp_ns, raw)
