@@ -76,9 +76,10 @@ def run(stage, parts):
        rate=st.integers(2, 20), flicker=st.integers(2, 8), cluster=st.integers(1, 5),
        gap=st.booleans(), steady=st.integers(0, 3), steady_cluster=st.integers(1, 12),
        contrast=st.sampled_from([0.0, 2.0, 10.0]), runs=st.integers(1, 3), each=st.integers(0, 3),
-       each_windows=st.integers(1, 4), phase_bins=st.sampled_from([0, 1, 7, 20]), phase_min=st.integers(0, 6))
+       each_windows=st.integers(1, 4), phase_bins=st.sampled_from([0, 1, 7, 20]), phase_min=st.integers(0, 6),
+       core_px=st.sampled_from([0.0, 2.5, 6.0]))
 def test_gate_equals_the_plain_reference(seed, hz, rate, flicker, cluster, gap, steady, steady_cluster,
-                                         contrast, runs, each, each_windows, phase_bins, phase_min):
+                                         contrast, runs, each, each_windows, phase_bins, phase_min, core_px):
     rng = np.random.default_rng(seed)
     ev = merge(lamp(int(rng.integers(0, W - 3)), int(rng.integers(0, H - 3)), 120_000, hz, seed=seed),
                steady_lamp(int(rng.integers(0, W - 6)), int(rng.integers(0, H - 6)), 120_000, seed=seed),
@@ -88,19 +89,20 @@ def test_gate_equals_the_plain_reference(seed, hz, rate, flicker, cluster, gap, 
     spec = GateSpec(rate=rate, flicker=flicker, cluster=cluster, block_px=8, hold=2, radius_px=20,
                     ghost_radius_px=6, ghost_reach=1.25, steady=steady, steady_cluster=steady_cluster,
                     steady_contrast=contrast, steady_windows=runs, each=each, each_windows=each_windows,
-                    phase_bins=phase_bins, phase_min=phase_min)
+                    phase_bins=phase_bins, phase_min=phase_min, core_px=core_px)
     gate = FlareGate(spec, (W, H))
     idx = ev.t // 20_000
     fast, per_event, windows = [], [], []
     for w in np.unique(idx):
         m = idx == w
         fast.append(gate.update(int(w), ev.x[m], ev.y[m], ev.p[m], ev.t[m]))
-        per_event.append((gate.alternations, gate.streak, gate.phase))
+        per_event.append((gate.alternations, gate.streak, gate.phase, gate.core))
         windows.append((int(w), list(zip(ev.x[m].tolist(), ev.y[m].tolist(), ev.p[m].tolist(), ev.t[m].tolist()))))
     ref_events: list = []
     for a, b in zip(fast, gate_reference(windows, spec, (W, H), per_event=ref_events)):
         np.testing.assert_array_equal(a, b)
     for got, want in zip(per_event, ref_events):
+        assert len(got) == len(want) == 4
         for g, r in zip(got, want):
             np.testing.assert_allclose(g, r, rtol=1e-6, atol=1e-6)
 
@@ -309,3 +311,19 @@ def test_flicker_streak_drops_a_lamp_flickering_window_after_window_whatever_the
     assert keep[lit & (ev.t < 60_000)].all() and not keep[lit & (ev.t >= 60_000)].any()
     assert keep[~lit].mean() > 0.99
     assert run(make_stage(mask_ckpt, keep_threshold=0.0), [ev]).all()
+
+
+def test_the_lamp_core_is_kept_and_its_glare_dropped(mask_ckpt):
+    """``gate_core_px``: the events within it of the centre of a lamp's flickering events are the
+    light source and kept; the flickering glare around it is still dropped by the streak."""
+    core = lamp(40, 40, 120_000, hz=50.0, size=3, seed=7)
+    ring = concat([lamp(40 + dx, 40 + dy, 120_000, hz=50.0, size=1, seed=8 + i)
+                   for i, (dx, dy) in enumerate([(-8, 1), (10, 1), (1, -8), (1, 10)])], W, H)
+    ev = merge(core, ring)
+    kw = dict(keep_threshold=0.0, flicker_streak=3, gate_each=2)
+    plain = run(make_stage(mask_ckpt, **kw), [ev])
+    kept = run(make_stage(mask_ckpt, gate_core_px=3.0, **kw), [ev])
+    late = ev.t >= 60_000
+    centre = (np.abs(ev.x.astype(int) - 41) <= 1) & (np.abs(ev.y.astype(int) - 41) <= 1)
+    assert not plain[late].any()  # without it the streak drops the lamp too
+    assert kept[late & centre].all() and not kept[late & ~centre].any()

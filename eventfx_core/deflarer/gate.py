@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError
-from .phase import phase_agreement, phase_agreement_reference
+from .phase import lamp_cores, lamp_cores_reference, phase_agreement, phase_agreement_reference
 
 NEVER = np.iinfo(np.int64).min // 4  # "no source seen yet" (far below any window index)
 RING = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if max(abs(dy), abs(dx)) == 2]
@@ -69,6 +69,7 @@ class GateSpec:
     phase_bins: int = 0  # > 0: each event's agreement with its lamps' flicker phase (phase.py), read
     #                      in this many time bins per window (0: off)
     phase_min: int = 4  # source events in the bin needed to know the lamps' phase there
+    core_px: float = 0.0  # > 0: events within this of a lamp's centre are its core (``core``, phase.py)
 
     def check(self, where: str) -> None:
         for name in ("rate", "flicker", "cluster", "block_px", "hold", "steady_cluster", "steady_windows"):
@@ -79,6 +80,8 @@ class GateSpec:
         for name in ("radius_px", "ghost_radius_px", "steady", "each", "phase_bins", "phase_min"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{where}.gate_{name}: must be >= 0, got {getattr(self, name)}")
+        if self.core_px < 0:
+            raise ConfigError(f"{where}.gate_core_px: must be >= 0, got {self.core_px}")
         if self.ghost_reach < 0:
             raise ConfigError(f"{where}.gate_ghost_reach: must be >= 0, got {self.ghost_reach}")
         if self.steady_contrast < 0:
@@ -175,7 +178,7 @@ class FlareGate:
         flicker lock of the stage); ``streak``, the windows running (this one included) in which
         its pixel alternated at least ``each`` (at least once when 0) times; ``phase``, its
         agreement with the flicker phase of the sources within ``radius_px`` (phase.py; 0 without
-        ``phase_bins`` or ``t``)."""
+        ``phase_bins`` or ``t``); ``core``, whether it lies within ``core_px`` of a lamp's centre."""
         s = self.spec
         if self._last_index is None or index != self._last_index + 1:
             self._last_p[:] = -1  # a gap of a window or more: no alternation spans it
@@ -250,6 +253,8 @@ class FlareGate:
                                          s.phase_bins, s.phase_min, s.block_px, _disc(s.radius_px / s.block_px))
         else:
             self.phase = np.zeros(len(x), np.float32)
+        flickering = self.streak > 0  # alternated >= max(each, 1) times in this window
+        self.core = lamp_cores(source, x, y, flickering, s.block_px, s.core_px)
         return gated_blocks(source, s)
 
     def event_gate(self, blocks: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -262,8 +267,8 @@ def gate_reference(windows: list[tuple[int, list[tuple]]], spec: GateSpec, senso
                    window_us: int = 20000, per_event: list | None = None) -> list[np.ndarray]:
     """Plain per-event version of :class:`FlareGate` over a list of (window index,
     [(x, y, p) or (x, y, p, t), ...] in time order): the gated blocks of each window (the test
-    oracle). ``per_event``, when given, receives (alternations, streak, phase) of each window's
-    events (phase 0 where the events have no ``t``)."""
+    oracle). ``per_event``, when given, receives (alternations, streak, phase, core) of each
+    window's events (phase 0 where the events have no ``t``)."""
     w, h = sensor
     b = spec.block_px
     hb, wb = -(-h // b), -(-w // b)
@@ -325,7 +330,8 @@ def gate_reference(windows: list[tuple[int, list[tuple]]], spec: GateSpec, senso
             phase = (phase_agreement_reference(source, events, index * window_us, window_us, spec.phase_bins,
                                                spec.phase_min, b, spec.radius_px / b) if timed
                      else np.zeros(len(events), np.float32))
-            per_event.append((np.array(alts, np.int32), np.array(streaks, np.int32), phase))
+            core = lamp_cores_reference(source, events, [k > 0 for k in streaks], b, spec.core_px)
+            per_event.append((np.array(alts, np.int32), np.array(streaks, np.int32), phase, core))
         gate = np.zeros((hb, wb), bool)
         cy, cx = hb * b / 2.0, wb * b / 2.0
         rad, grad = spec.radius_px / b, spec.ghost_radius_px / b

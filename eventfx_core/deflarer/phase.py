@@ -16,6 +16,11 @@ time bins of the window; every block sums these over the source blocks within ``
 read from its own core in the same window, so nothing outside ``radius_px`` of a lamp changes an
 agreement, and the value depends only on the window's events (split-invariant, decided when the
 window closes). :func:`phase_agreement_reference` is the plain per-event version (test oracle).
+
+The lamp's centre (:func:`lamp_cores`): the light source itself is to be kept. Per source block
+that holds at least as many flickering events (events of pixels that alternated at least
+``each`` times in this window) in its 3x3 blocks as any of its 8 neighbours, the centroid of
+those events; events within ``core_px`` of such a centre are the lamp's core.
 """
 from __future__ import annotations
 
@@ -85,4 +90,68 @@ def phase_agreement_reference(source: np.ndarray, events: list[tuple[int, int, i
                 m += cnt.get((rr, cc, b), 0)
         if m >= max(min_events, 1):
             out[j] = np.float32(n * (1 if p > 0 else -1) / m)
+    return out
+
+
+def _sum3(g: np.ndarray) -> np.ndarray:
+    """Sum over each cell's 3x3 neighbourhood (zero outside)."""
+    h, w = g.shape
+    p = np.pad(g, 1)
+    return sum(p[dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3))
+
+
+def lamp_cores(source: np.ndarray, x: np.ndarray, y: np.ndarray, flickering: np.ndarray, block_px: int,
+               core_px: float) -> np.ndarray:
+    """bool[n]: the events within ``core_px`` of a lamp centre (see the module text)."""
+    out = np.zeros(len(x), bool)
+    if not source.any() or not len(x) or core_px <= 0:
+        return out
+    hb, wb = source.shape
+    x, y = x.astype(np.int64), y.astype(np.int64)
+    by, bx = y // block_px, x // block_px
+    m = flickering & source[by, bx]
+    cnt = np.zeros((hb, wb), np.int64)
+    sx = np.zeros((hb, wb), np.int64)
+    sy = np.zeros((hb, wb), np.int64)
+    np.add.at(cnt, (by[m], bx[m]), 1)
+    np.add.at(sx, (by[m], bx[m]), x[m])
+    np.add.at(sy, (by[m], bx[m]), y[m])
+    c3, x3, y3 = _sum3(cnt), _sum3(sx), _sum3(sy)
+    p = np.pad(c3, 1)
+    top = np.max([p[dy:dy + hb, dx:dx + wb] for dy in range(3) for dx in range(3)], axis=0)
+    for r, c in np.argwhere(source & (c3 > 0) & (c3 >= top)):
+        cx, cy = x3[r, c] / c3[r, c], y3[r, c] / c3[r, c]
+        out |= (x - cx) ** 2 + (y - cy) ** 2 <= core_px * core_px
+    return out
+
+
+def lamp_cores_reference(source: np.ndarray, events: list[tuple], flickering: list[bool], block_px: int,
+                         core_px: float) -> np.ndarray:
+    """Plain per-event version of :func:`lamp_cores`; ``events`` [(x, y, ...), ...]."""
+    hb, wb = source.shape
+    cnt: dict = {}
+    sums: dict = {}
+    for (x, y, *_), f in zip(events, flickering):
+        blk = (y // block_px, x // block_px)
+        if f and source[blk]:
+            cnt[blk] = cnt.get(blk, 0) + 1
+            sx, sy = sums.get(blk, (0, 0))
+            sums[blk] = (sx + x, sy + y)
+
+    def around(r, c):
+        keys = [(r + dy, c + dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+        return (sum(cnt.get(k, 0) for k in keys), sum(sums.get(k, (0, 0))[0] for k in keys),
+                sum(sums.get(k, (0, 0))[1] for k in keys))
+
+    centres = []
+    for r, c in zip(*np.nonzero(source)):
+        n, sx, sy = around(r, c)
+        if n > 0 and all(n >= around(r + dy, c + dx)[0] for dy in (-1, 0, 1) for dx in (-1, 0, 1)
+                         if 0 <= r + dy < hb and 0 <= c + dx < wb):
+            centres.append((sx / n, sy / n))
+    out = np.zeros(len(events), bool)
+    if core_px <= 0:
+        return out
+    for j, (x, y, *_) in enumerate(events):
+        out[j] = any((x - cx) ** 2 + (y - cy) ** 2 <= core_px * core_px for cx, cy in centres)
     return out

@@ -86,6 +86,7 @@ class DeflareConfig:
     gate_each_windows: int = 3  # ... this many windows running is a light-source pixel too
     gate_phase_bins: int = 0  # > 0: read each event's agreement with its lamps' flicker phase (phase.py) ...
     gate_phase_min: int = 4  # ... where the lamps' cores fired at least this often in its time bin
+    gate_core_px: float = 0.0  # > 0: events within this of a lamp's centre are the light source: kept
     tile_px: int = 64  # the U-Net runs on the gated tiles of this side ...
     tile_margin_px: int = 16  # ... each seen with this much context around it
     flicker_lock: int = 0  # > 0 (with the gate): drop only events whose pixel alternated polarity at
@@ -251,6 +252,8 @@ class DeflareStage:
             keep |= free
         if self.gate is not None and c.flicker_streak > 0:
             keep &= ~(self._gated & (self.gate.streak >= c.flicker_streak))
+        if self.gate is not None and c.gate_core_px > 0:
+            keep |= self.gate.core  # the light source itself
         return keep
 
     def event_share(self, window: Window) -> np.ndarray:
