@@ -125,7 +125,7 @@ class Pipeline:
                 self._front_n, self._split_stage = k, self.event_stages[k]
             if k is not None or self.windowed_stages:  # else nothing to overlap: one thread
                 self._steps = StepThread(MAX_INFLIGHT_EVENTS)
-                weakref.finalize(self, self._steps.close, 0.0)
+                weakref.finalize(self, self._steps.close)  # also at exit: ends before the interpreter
 
     # ------------------------------------------------------------------ public API
     def push(self, events: Events, tag: Any = None) -> list[Decision]:
