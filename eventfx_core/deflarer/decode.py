@@ -37,7 +37,7 @@ def flare_share(vin: np.ndarray, vpred: np.ndarray, eps: float = CANCELLED_EPS) 
     return np.where(mag < eps, np.float32(0), np.clip(share, 0, 1)).astype(np.float32)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", nogil=True)  # runs beside the other pipeline thread
 def _event_share(x, y, b0, b1, w0, w1, cell, share, out):
     for i in range(x.shape[0]):
         cy = y[i] // cell

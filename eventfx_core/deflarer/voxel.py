@@ -65,7 +65,7 @@ def _bin_weights_scalar(t: int, t0: int, window_us: int, bins: int):
     return b0, b0 + 1, 1.0 - frac, frac
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", nogil=True)  # runs beside the other pipeline thread
 def _bin_weights(t, t0, window_us, bins, b0_out, b1_out, w0_out, w1_out, inside_out):
     for i in range(t.shape[0]):
         dt = t[i] - t0
@@ -93,7 +93,7 @@ def bin_weights(t: np.ndarray, t0: int, spec: VoxelSpec):
 
 
 # ----------------------------------------------------------------- events -> voxel
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", nogil=True)  # runs beside the other pipeline thread
 def _accumulate(x, y, p, b0, b1, w0, w1, inside, cell, signed, grid):
     for i in range(x.shape[0]):
         if not inside[i]:

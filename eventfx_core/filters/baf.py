@@ -30,7 +30,7 @@ class BackgroundActivityConfig:
             raise ConfigError(f"{where}.time_window_us must be > 0, got {self.time_window_us}")
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", nogil=True)  # runs beside the other pipeline thread
 def _baf_kernel(t, x, y, width, window, include_self, last_t, last_global, keep, score):
     row = width + 2
     candidates = 9.0 if include_self else 8.0

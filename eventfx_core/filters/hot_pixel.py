@@ -80,7 +80,7 @@ class HotPixelConfig:
 WINDOW, COUNT, HOT, PREV = 0, 1, 2, 3  # columns of the per-pixel state (one row per pixel)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", nogil=True)  # runs beside the other pipeline thread
 def _neighbour_busy(pixels, q, x, y, width, height, w, busy):
     """True when one of the 8 neighbours of pixel q fired >= busy events in window w or w - 1."""
     for dy in range(-1, 2):
@@ -100,7 +100,7 @@ def _neighbour_busy(pixels, q, x, y, width, height, w, busy):
     return False
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", nogil=True)  # runs beside the other pipeline thread
 def _hot_pixel_kernel(t, x, y, width, height, window, limit, busy, pixels, last_global, origin, keep, score):
     resets = 0
     w = NEVER  # current window index, with its bounds [start, end): t // window only on a change

@@ -24,7 +24,7 @@ class RefractoryConfig:
             raise ConfigError(f"{where}.refractory_us must be >= 0, got {self.refractory_us}")
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", nogil=True)  # runs beside the other pipeline thread
 def _refractory_kernel(t, x, y, width, refractory, last_kept, last_global, keep, score):
     resets = 0
     for i in range(t.shape[0]):

@@ -32,7 +32,7 @@ class SpatioTemporalCorrelationConfig:
             raise ConfigError(f"{where}.k must be in 1..8, got {self.k}")
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", nogil=True)  # runs beside the other pipeline thread
 def _stcf_kernel(t, x, y, p, width, window, k, polarity_match, last_t, last_p, last_global,
                  keep, score):
     row = width + 2
