@@ -90,6 +90,7 @@ class StepThread:
             except BaseException as exc:  # handed to the caller's thread by submit/drain
                 with self._cv:
                     self._error = exc
+            del fn, args  # hold no reference to the caller's objects while idle (its finalizer)
             with self._cv:
                 self._items.popleft()
                 self._events -= n_events

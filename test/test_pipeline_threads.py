@@ -6,6 +6,7 @@ results collected while pushing (``collect``) or at the end; messages come back 
 once. Then the mechanics: a split stage's halves, time jumps, errors on the second thread, the
 bounded queue and shutdown.
 """
+import gc
 import threading
 import time
 from dataclasses import dataclass
@@ -186,6 +187,18 @@ def test_the_back_half_runs_on_the_second_thread_and_close_ends_it():
     run(one, [random_stream(0)])
     assert one.stages[0].threads_seen == {threading.current_thread().name}
     assert small_pipeline(2, stages=("stcf",))._steps is None  # nothing to overlap: one thread
+
+
+def test_a_dropped_pipeline_ends_its_second_thread():
+    pipe = small_pipeline(2)
+    pipe.push(random_stream(4))
+    pipe.flush()
+    thread = pipe._steps._thread
+    assert thread.is_alive()
+    del pipe
+    gc.collect()
+    thread.join(5)
+    assert not thread.is_alive()
 
 
 def test_an_error_on_the_second_thread_reaches_the_caller():
