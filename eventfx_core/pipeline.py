@@ -170,8 +170,8 @@ class Pipeline:
         return self._pop_ready()
 
     def set_on_ready(self, fn) -> None:
-        """``fn()`` is called (on the second thread) each time it finished a step, so a
-        consumer can ``collect``; no effect with one thread (``push`` returns everything)."""
+        """``fn()`` is called (on the second thread) each time it has run everything queued,
+        so a consumer can ``collect``; no effect with one thread (``push`` returns everything)."""
         if self._steps is not None:
             self._steps.on_done = fn
 

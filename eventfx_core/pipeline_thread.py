@@ -12,7 +12,8 @@ are those of one thread (``test/test_pipeline_threads.py`` checks this over rand
   that far ahead and the memory of the steps' inputs (e.g. the features) stays bounded.
 - Errors: an exception in a call is kept; later calls are skipped and every later ``submit``
   or ``drain`` raises it (the pipeline's state is then inconsistent: callers discard it).
-- ``on_done``: called on the worker thread after each call (e.g. to wake a consumer).
+- ``on_done``: called on the worker thread when it has run everything queued (e.g. to wake a
+  consumer; while the caller keeps it busy, the caller collects results itself).
 - Shutdown: ``close`` runs what is queued, then ends the thread (bounded wait).
 """
 from __future__ import annotations
@@ -95,7 +96,8 @@ class StepThread:
                 self._items.popleft()
                 self._events -= n_events
                 self._cv.notify_all()
-            on_done = self.on_done
+                idle = not self._items
+            on_done = self.on_done if idle else None
             try:
                 if on_done is not None:
                     on_done()
