@@ -209,17 +209,16 @@ class StreamEngine:
 
     def flush(self) -> list[Decision]:
         """End of stream: decide everything still held (state is kept)."""
-        if self.pipe is None:
-            return []
-        out = self.pipe.flush()
-        self._count_pipe()
-        return self._counted(out)
+        return self._drain("flush")
 
     def collect(self) -> list[Decision]:
         """Messages the learned pipeline finished since ``push`` returned (``threads: 2``)."""
+        return self._drain("collect")
+
+    def _drain(self, method: str) -> list[Decision]:
         if self.pipe is None:
             return []
-        out = self.pipe.collect()
+        out = getattr(self.pipe, method)()
         self._count_pipe()
         return self._counted(out)
 

@@ -77,15 +77,10 @@ class GateSpec:
                 raise ConfigError(f"{where}.gate_{name}: must be >= 1, got {getattr(self, name)}")
         if self.each_windows < 1:
             raise ConfigError(f"{where}.gate_each_windows: must be >= 1, got {self.each_windows}")
-        for name in ("radius_px", "ghost_radius_px", "steady", "each", "phase_bins", "phase_min"):
+        for name in ("radius_px", "ghost_radius_px", "steady", "each", "phase_bins", "phase_min",
+                     "core_px", "ghost_reach", "steady_contrast"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{where}.gate_{name}: must be >= 0, got {getattr(self, name)}")
-        if self.core_px < 0:
-            raise ConfigError(f"{where}.gate_core_px: must be >= 0, got {self.core_px}")
-        if self.ghost_reach < 0:
-            raise ConfigError(f"{where}.gate_ghost_reach: must be >= 0, got {self.ghost_reach}")
-        if self.steady_contrast < 0:
-            raise ConfigError(f"{where}.gate_steady_contrast: must be >= 0, got {self.steady_contrast}")
 
 
 def _disc(radius_blocks: float) -> np.ndarray:

@@ -108,14 +108,9 @@ class DeflareConfig:
         if not 0.0 <= self.blend <= 1.0:
             raise ConfigError(f"{where}.blend: must be in [0, 1], got {self.blend}")
         VoxelSpec(self.window_us, self.bins, self.cell_px).check(where)
-        if self.threads < 0:
-            raise ConfigError(f"{where}.threads: must be >= 0, got {self.threads}")
-        if self.min_events < 0:
-            raise ConfigError(f"{where}.min_events: must be >= 0, got {self.min_events}")
-        if self.flicker_lock < 0:
-            raise ConfigError(f"{where}.flicker_lock: must be >= 0, got {self.flicker_lock}")
-        if self.flicker_streak < 0:
-            raise ConfigError(f"{where}.flicker_streak: must be >= 0, got {self.flicker_streak}")
+        for name in ("threads", "min_events", "flicker_lock", "flicker_streak"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{where}.{name}: must be >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.flicker_phase <= 1.0:
             raise ConfigError(f"{where}.flicker_phase: must be in [0, 1], got {self.flicker_phase}")
         self.gate_spec().check(where)
