@@ -6,7 +6,7 @@ import argparse
 import numpy as np
 import yaml
 
-from conftest import run_cli
+from conftest import random_raw, run_cli
 from eventfx_core.calibrate import CalibrateConfig, fit
 from eventfx_core.cli.denoise import load_config
 from eventfx_core.events import Events
@@ -89,3 +89,14 @@ def test_bad_input_is_one_line_and_nothing_is_overwritten(tmp_path, capsys):
     assert rc == 2 and "exists already" in err and mine.read_text() == "a file the user had"
     rc, _, err = run_cli(capsys, "calibrate", rec, "--out", tmp_path / "c.yaml", "--seconds", "0")
     assert rc == 2 and err.startswith("eventfx: error:")
+
+
+def test_non_finite_numbers_are_one_line(tmp_path, capsys):
+    rec = tmp_path / "rec.raw"
+    random_raw(rec, seed=3, n=2000, t0=0, max_gap=500)
+    for opt, value in (("--seconds", "nan"), ("--seconds", "inf"), ("--hot-factor", "nan"),
+                       ("--hot-factor", "inf")):
+        out = tmp_path / f"c{opt}{value}.yaml"
+        rc, _, err = run_cli(capsys, "calibrate", rec, "--out", out, opt, value, "-q")
+        assert rc == 2 and err.startswith("eventfx: error:") and opt in err, (opt, value, err)
+        assert not out.exists()

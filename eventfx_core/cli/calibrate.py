@@ -10,6 +10,7 @@ recording is noise only, so lower is better).
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -65,10 +66,10 @@ def run(args) -> int:
 
     if not Path(args.recording).exists():
         raise EventfxError(f"{args.recording}: no such file or folder")
-    if args.seconds is not None and args.seconds <= 0:
-        raise EventfxError(f"--seconds must be > 0, got {args.seconds}")
-    if args.hot_factor <= 1:
-        raise EventfxError(f"--hot-factor must be > 1, got {args.hot_factor}")
+    if args.seconds is not None and not (0 < args.seconds < math.inf):
+        raise EventfxError(f"--seconds must be a finite number > 0, got {args.seconds}")
+    if not (1 < args.hot_factor < math.inf):
+        raise EventfxError(f"--hot-factor must be a finite number > 1, got {args.hot_factor}")
     outs = check_outputs({"--out": args.out, "--rate-map": args.rate_map}, inputs=[args.recording, args.config],
                          overwrite=args.overwrite, suffixes={"--out": (".yaml", ".yml"), "--rate-map": (".npy",)})
     base = load_denoise_config(args.config)
