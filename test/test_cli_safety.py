@@ -244,3 +244,14 @@ def test_evaluate_never_replaces_a_report_without_overwrite(tmp_path, capsys):
     # with --overwrite the check passes and the run goes on (to the missing dataset)
     rc, _, err = run(capsys, "evaluate", "--data", data, "--out", out, "--no-noise-bag", "-q", "--overwrite")
     assert rc == 2 and "exists already" not in err and str(data) in one_error_line(err)
+
+
+@pytest.mark.parametrize("argv", [
+    ["--deflare", "--windows", "0"], ["--deflare", "--rate", "nan"], ["--deflare", "--sensor", "abc"],
+    ["--deflare", "--sensor", "0x480"], ["--deflare", "--threads", "0"],
+    ["--convert-memory", "--size-gb", "nan"], ["--convert-memory", "--size-gb", "0"],
+    ["--convert-memory", "--msg-kb", "0"]])
+def test_bench_deflare_and_convert_memory_bad_numbers_are_one_line(argv, tmp_path, capsys):
+    rc, _, err = run(capsys, "bench", *argv, "--dir", tmp_path / "scratch")
+    assert rc == 2 and argv[1] in one_error_line(err)
+    assert not (tmp_path / "scratch").exists()  # checked before any work

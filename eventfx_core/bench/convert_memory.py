@@ -10,6 +10,7 @@ their ru_maxrss and throughput. Not part of the test suite (it writes GBs).
 """
 from __future__ import annotations
 
+import math
 import shutil
 import subprocess
 import sys
@@ -41,7 +42,7 @@ def make_bag(path: Path, size_gb: float, msg_kb: int) -> tuple[int, int]:
         return codec.serialize(build_message(EVENT_PACKET, shifted, header_stamp_ns=i * 10**6, seq=i,
                                              encoding="evt3", encoder=enc))
 
-    n_msgs = int(size_gb * 2**30 // len(packet(0)))
+    n_msgs = max(1, int(size_gb * 2**30 // len(packet(0))))
     enc = make_encoder("evt3", 1280, 720)
     with Writer(path, version=9) as w:
         ce = w.add_connection("/event_camera/events", EVENT_PACKET, typestore=store)
@@ -67,6 +68,10 @@ OWN_FILES = {"big", "big_out", "big_out.h5"}  # what a run leaves in --dir (with
 
 
 def run(args) -> int:
+    if not (0 < args.size_gb < math.inf):
+        raise EventfxError(f"--size-gb must be a finite number > 0, got {args.size_gb}")
+    if args.msg_kb < 1:
+        raise EventfxError(f"--msg-kb must be >= 1, got {args.msg_kb}")
     if args.dir.is_dir() and set(p.name for p in args.dir.iterdir()) - OWN_FILES:
         raise EventfxError(f"--dir {args.dir}: holds files this benchmark did not write; give an empty "
                            f"or new scratch folder (it is emptied first)")
@@ -83,7 +88,9 @@ def run(args) -> int:
                "rc = main(sys.argv[1:]); print(f'ru_maxrss {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB'); "
                "sys.exit(rc)", "convert", "-q", str(args.dir / "big"), str(args.dir / out)]
         t1 = time.perf_counter()
-        subprocess.run(cmd, check=True)
+        rc = subprocess.run(cmd).returncode
+        if rc:
+            raise EventfxError(f"eventfx convert {args.dir / 'big'} {args.dir / out} failed (exit {rc})")
         dt = time.perf_counter() - t1
         print(f"convert -> {out}: {dt:.0f} s, {n_events / dt / 1e6:.1f} M events/s", flush=True)
     if not args.keep:

@@ -20,6 +20,7 @@ starts) tames that tail (measured: max 54 ms instead of 740 ms at 346x260, load 
 """
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import time
@@ -33,6 +34,7 @@ from ..deflarer.decode import event_flare_share
 from ..deflarer.model import ResidualUNet3D, UNet3DConfig
 from ..deflarer.stage import DeflareStage, share_grid
 from ..deflarer.voxel import VoxelSpec, input_grids
+from ..errors import EventfxError
 from ..events import Events
 
 
@@ -122,8 +124,25 @@ def add_arguments(p) -> None:
                    "instead of a random default-config model")
 
 
+def parse_sensor(text: str) -> tuple[int, int]:
+    """``WxH`` -> (W, H), both positive; ``EventfxError`` otherwise."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise EventfxError(f"--sensor {text!r}: expected WIDTHxHEIGHT, e.g. 640x480") from None
+    if w <= 0 or h <= 0:
+        raise EventfxError(f"--sensor {text!r}: width and height must be positive")
+    return w, h
+
+
 def run(args) -> int:
-    sensors = [tuple(int(v) for v in s.lower().split("x")) for s in (args.sensor or ["346x260", "640x480"])]
+    sensors = [parse_sensor(s) for s in (args.sensor or ["346x260", "640x480"])]
+    if any(t < 1 for t in args.threads or []):
+        raise EventfxError(f"--threads must be >= 1, got {args.threads}")
+    if args.windows < 1:
+        raise EventfxError(f"--windows must be >= 1, got {args.windows}")
+    if not (0 < args.rate < math.inf):
+        raise EventfxError(f"--rate must be a finite number > 0, got {args.rate}")
     print(f"torch {torch.__version__}, oneDNN {torch.backends.mkldnn.is_available()}, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, model {args.checkpoint or UNet3DConfig()}, {VoxelSpec()}")
     with tempfile.TemporaryDirectory() as d:
