@@ -54,6 +54,15 @@ def test_bad_rates_is_one_line(shared_data, tmp_path, capsys):
     assert err == ["eventfx: error: --rates: give positive numbers, got '0'"]
 
 
+@pytest.mark.parametrize("seconds", ["nan", "inf"])
+def test_non_finite_calibrate_seconds_is_one_line(seconds, shared_data, tmp_path, capsys):
+    args = ["realbench", "--recordings", "evl_sample", "--calibrate", seconds, "--no-dv", "-q",
+            "--out", str(tmp_path / "x")]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("eventfx: error: --calibrate")
+
+
 def test_an_existing_report_is_kept_unless_overwrite(shared_data, tmp_path, capsys):
     out = tmp_path / "rb"
     out.mkdir()

@@ -7,6 +7,7 @@ the Mamba stage (--mamba-config), eventfx's STCF and BAF, dv-processing's three 
 """
 from __future__ import annotations
 
+import math
 import shlex
 import sys
 from pathlib import Path
@@ -113,8 +114,8 @@ def run(args) -> int:
             use_dv = False
     stage_cfgs = configs["pipeline"].pipeline.stage_configs
     classic = {k: stage_cfgs[k] for k in ("stcf", "baf") if k in stage_cfgs}
-    if args.calibrate < 0:
-        raise EventfxError(f"--calibrate: give seconds >= 0, got {args.calibrate}")
+    if not (0 <= args.calibrate < math.inf):
+        raise EventfxError(f"--calibrate: give finite seconds >= 0, got {args.calibrate}")
     report = benchmark(recs, configs, classic, kinds, rates, model, use_dv, progress=not args.quiet,
                        calibrate_s=args.calibrate)
     report["command"] = "eventfx " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["realbench"] else ""
