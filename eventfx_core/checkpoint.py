@@ -107,7 +107,7 @@ def load_blob(path: Path, what: str = "checkpoint") -> dict:
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as exc:
         reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"{path}: not a loadable checkpoint (truncated or corrupt: {reason})") from None
-    if not isinstance(blob, dict) or "format" not in blob:
+    if not isinstance(blob, dict) or not isinstance(blob.get("format"), str):
         raise ConfigError(f"{path}: not an eventfx checkpoint (no format tag)")
     return blob
 

@@ -166,3 +166,13 @@ def test_shipped_weights_are_in_the_one_schema():
     for kind in ("denoiser", "deflarer"):
         blob = torch.load(WEIGHTS_DIR / f"{kind}.pt", weights_only=True)
         assert blob["format"] == FORMAT and blob["kind"] == kind and "resume" not in blob
+
+
+@pytest.mark.parametrize("fmt", [["eventfx-checkpoint"], {"a": 1}, 3])
+def test_a_format_tag_that_is_not_a_string_is_refused_in_one_line(fmt, tmp_path):
+    path = tmp_path / "odd.pt"
+    torch.save({"format": fmt}, path)
+    with pytest.raises(ConfigError) as e:
+        load_checkpoint(path)
+    _one_line(e)
+    assert checkpoint_main(["--upgrade", str(path), str(tmp_path / "new.pt")]) == 2
