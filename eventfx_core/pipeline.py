@@ -164,7 +164,9 @@ class Pipeline:
 
     def collect(self) -> list[Decision]:
         """The messages decided since the last call, in order: with ``threads: 2`` the second
-        thread finishes messages after ``push`` returned (see ``set_on_ready``)."""
+        thread finishes messages after ``push`` returned (see ``set_on_ready``). Call it from the
+        thread that calls ``push`` (the node's worker does): a message is queued before its work
+        is counted as running, so a ``collect`` racing a ``push`` could see it too early."""
         if self._steps is not None:
             self._steps.check()
         return self._pop_ready()
