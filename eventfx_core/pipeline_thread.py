@@ -14,7 +14,9 @@ are those of one thread (``test/test_pipeline_threads.py`` checks this over rand
   or ``drain`` raises it (the pipeline's state is then inconsistent: callers discard it).
 - ``on_done``: called on the worker thread when it has run everything queued (e.g. to wake a
   consumer; while the caller keeps it busy, the caller collects results itself).
-- Shutdown: ``close`` runs what is queued, then ends the thread (bounded wait).
+- Shutdown: ``close`` runs what is queued, then ends the thread (bounded wait). The thread
+  starts with the first ``submit``: a ``StepThread`` that is never given work (a pipeline
+  built but never used) starts none, and ``close`` leaves none.
 """
 from __future__ import annotations
 
@@ -32,8 +34,7 @@ class StepThread:
         self._events = 0  # events of the calls queued or running
         self._error: BaseException | None = None
         self._closing = False
-        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
-        self._thread.start()
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)  # see submit
 
     @property
     def busy(self) -> bool:
@@ -48,6 +49,8 @@ class StepThread:
             self._raise()
             if self._closing:
                 raise RuntimeError("the pipeline thread is closed")
+            if self._thread.ident is None:  # the first call: start the thread now
+                self._thread.start()
             self._items.append((n_events, fn, args))
             self._events += n_events
             self._cv.notify_all()
@@ -64,7 +67,7 @@ class StepThread:
         with self._cv:
             self._closing = True
             self._cv.notify_all()
-        if self._thread is not threading.current_thread():
+        if self._thread.ident is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout_s)
 
     def check(self) -> None:

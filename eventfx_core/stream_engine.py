@@ -140,8 +140,7 @@ class StreamEngine:
             self.counters.sensor_changes += 1
             out += self.flush()
             self._close_pipe()
-            self._fb = None
-            self._fb_pending, self._fb_pending_n = [], 0
+            self._close_fallback()
         self.sensor = events.sensor_size
         fallback = route == FALLBACK and self.fallback_config is not None
         if self.pipe is None and not fallback:
@@ -192,8 +191,9 @@ class StreamEngine:
 
     def install(self, pipe: Pipeline) -> bool:
         """Use ``pipe`` (from ``build``) as the learned pipeline; False when the stream's sensor
-        changed meanwhile or one is installed already (then ``pipe`` is not used)."""
+        changed meanwhile or one is installed already (then ``pipe`` is closed, unused)."""
         if self.pipe is not None or pipe.sensor != self.sensor:
+            pipe.close()  # no thread of it is left behind
             return False
         self.builds += 1
         self.pipe = pipe
@@ -230,13 +230,21 @@ class StreamEngine:
             self.pipe.set_on_ready(fn)
 
     def close(self) -> None:
-        """End the learned pipeline's second thread (``threads: 2``); nothing is decided after."""
+        """End the pipelines' threads (the learned pipeline's second thread with ``threads: 2``,
+        the stages' own); nothing is decided after."""
         self._close_pipe()
+        self._close_fallback()
 
     def _close_pipe(self) -> None:
         if self.pipe is not None:
             self.pipe.close()
             self.pipe = None
+
+    def _close_fallback(self) -> None:
+        if self._fb is not None:
+            self._fb.close()
+            self._fb = None
+        self._fb_pending, self._fb_pending_n = [], 0
 
     def oldest_held(self) -> Any:
         """The caller's tag of the oldest message the learned pipeline still holds, or None."""
@@ -246,8 +254,7 @@ class StreamEngine:
     def discard_state(self) -> None:
         """Forget the pipelines (after an unexpected error left them half-updated)."""
         self._close_pipe()
-        self._fb = None
-        self._fb_pending, self._fb_pending_n = [], 0
+        self._close_fallback()
         self.sensor = None
         self._route = LEARNED
 
@@ -389,5 +396,8 @@ class StreamEngine:
                 one = PipelineConfig(stages=[name], device=cfg.device,
                                      stage_configs={name: cfg.stage_configs[name]})
                 pipe = Pipeline(one, sensor, self.base_dir)
-                pipe.push(ev)
-                pipe.flush()
+                try:
+                    pipe.push(ev)
+                    pipe.flush()
+                finally:
+                    pipe.close()

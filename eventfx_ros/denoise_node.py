@@ -311,11 +311,12 @@ class DenoiseNode(Node):
         if self._builder is None or self._builder.is_alive():
             return
         self._builder = None
-        if "pipe" in self._built and self.engine.install(self._built["pipe"]):
+        built, self._built = self._built, {}  # install closes a pipeline it does not use
+        if "pipe" in built and self.engine.install(built["pipe"]):
             self.get_logger().info(f"learned stages ready for {self.engine.sensor[0]}x"
                                    f"{self.engine.sensor[1]} events")
-        elif "error" in self._built:
-            self._warn("build", f"building the stages failed: {self._built['error']}")
+        elif "error" in built:
+            self._warn("build", f"building the stages failed: {built['error']}")
 
     def _publish(self, decisions, live: bool = True) -> None:
         for d in decisions:
@@ -358,6 +359,10 @@ class DenoiseNode(Node):
             self.destroy_subscription(self._sub)
             self._sub = None
         self.worker.stop(timeout_s)
+        if self._builder is not None:  # a pipeline still loading in the background: never used
+            self._builder.join(timeout_s)
+            if "pipe" in self._built:
+                self._built.pop("pipe").close()
         with self._lock:
             decisions = self.engine.flush()
             self.engine.close()

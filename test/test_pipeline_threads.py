@@ -189,6 +189,23 @@ def test_the_back_half_runs_on_the_second_thread_and_close_ends_it():
     assert small_pipeline(2, stages=("stcf",))._steps is None  # nothing to overlap: one thread
 
 
+def test_the_second_thread_starts_with_the_first_work_and_close_ends_it():
+    before = threading.active_count()
+    idle = small_pipeline(2)  # built, never pushed (e.g. a background build the node discards)
+    assert idle._steps is not None and idle._steps._thread.ident is None
+    assert threading.active_count() == before
+    idle.close()
+    assert idle._steps._thread.ident is None and threading.active_count() == before
+    used = small_pipeline(2)
+    used.push(random_stream(0))
+    assert used._steps._thread.is_alive()
+    used.flush()
+    used.close()
+    assert not used._steps._thread.is_alive() and threading.active_count() == before
+    with pytest.raises(RuntimeError, match="closed"):
+        used.push(random_stream(1))
+
+
 def test_a_dropped_pipeline_ends_its_second_thread():
     pipe = small_pipeline(2)
     pipe.push(random_stream(4))
@@ -211,6 +228,24 @@ def test_an_error_on_the_second_thread_reaches_the_caller():
     with pytest.raises(RuntimeError, match="on purpose"):  # the state is broken: it stays raised
         pipe.collect()
     pipe.close()
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_eventfx_denoise_ends_the_second_thread_also_after_an_error_mid_file(tmp_path, capsys, fail):
+    from conftest import random_raw, run_cli
+
+    raw = random_raw(tmp_path / "in.raw", 5, 4000, t0=0, max_gap=40, width=W, height=H)
+    before = {t for t in threading.enumerate() if t.name == "eventfx-pipeline"}
+    argv = ["denoise", raw, tmp_path / "out.raw", "-q", "--set", "threads=2",
+            "--set", "stages=[every_other_split, half_window]",
+            "--set", f"half_window.fail_at_us={40_000 if fail else -1}"]
+    if fail:  # a stage error on the second thread, mid-file: a bug, so a traceback, not exit 2
+        with pytest.raises(RuntimeError, match="on purpose"):
+            run_cli(capsys, *argv)
+    else:
+        assert run_cli(capsys, *argv)[0] == 0
+    left = [t for t in threading.enumerate() if t.name == "eventfx-pipeline" and t not in before]
+    assert left == []
 
 
 def test_the_queue_is_bounded_and_runs_in_order():

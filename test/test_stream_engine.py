@@ -248,3 +248,25 @@ def test_two_pipeline_threads_take_the_same_routes_and_decisions_as_one():
     for a, b in zip(one, two):
         assert np.array_equal(a.keep, b.keep) and np.array_equal(a.removed_by, b.removed_by)
     assert 0 < sum(int(d.keep.sum()) for d in one) < sum(len(d.keep) for d in one)
+
+
+def test_a_pipeline_install_does_not_use_is_closed_and_leaves_no_thread():
+    """The node builds a learned pipeline in the background; when the sensor changed meanwhile
+    (or one is installed) ``install`` refuses it: it must not keep a thread alive."""
+    raws, _ = _messages(n_msgs=3)
+    _, cfg = parse_params({"stages": ["stcf", "deflare"], "threads": 2,
+                           "deflare": {"allow_other_sensor": True}})
+    engine = StreamEngine(cfg, msgtype=EVENT_PACKET)
+    engine.prepare((W, H))
+    spare = engine.build((W, H))
+    assert spare._steps is not None and not spare._steps._thread.is_alive()  # no work: no thread
+    assert engine.install(spare) is False  # one is installed already
+    assert spare._steps._closing and not spare._steps._thread.is_alive()
+    other = engine.build((W + 1, H))
+    assert engine.install(other) is False and other._steps._closing  # another sensor
+    out = [d for i, r in enumerate(raws) for d in engine.push_message(r, tag=i)] + engine.flush()
+    assert len(out) == 3
+    thread = engine.pipe._steps._thread
+    assert thread.is_alive()
+    engine.close()
+    assert not thread.is_alive() and engine.pipe is None
