@@ -23,7 +23,9 @@ restart) flushes the windowed stages, resets every stage, and counts a reset (ca
 the node throttled, the CLI in its summary). Each ``Decision`` says which stage removed each
 event (``removed_by``), for the node's live view, and a threshold-free score (``score``, see
 ``pipeline_score``: an event removed at stage i ranks below every event that reached stage i + 1,
-then by the last stage's own score), whose threshold n/(n+1) is the keep decision.
+then by the last stage's own score), whose threshold n/(n+1) is the keep decision. The score is
+computed when first read (evaluate, realbench, ``eventfx denoise --scores``), never on the
+node's path, which does not read it.
 """
 from __future__ import annotations
 
@@ -41,8 +43,8 @@ import numpy as np
 from .errors import ConfigError, EventfxError
 from .events import Events, concat
 from .pipeline_config import PipelineConfig, set_runtime_param
+from . import pipeline_score
 from .pipeline_thread import StepThread
-from .pipeline_score import compose
 from .stages import EventStage, WindowedStage, stage_class
 
 log = logging.getLogger("eventfx.pipeline")
@@ -50,15 +52,42 @@ REMOVED_RANGE = 127  # Decision.removed_by of events outside the sensor
 MAX_INFLIGHT_EVENTS = 32_768  # threads: 2: events the caller may run ahead of the second thread
 
 
-@dataclass
 class Decision:
-    tag: Any  # whatever the caller pushed with the events (a message, an index)
-    events: Events  # the events as pushed
-    keep: np.ndarray  # bool[n]
-    score: np.ndarray  # float32[n]: the pipeline score (``pipeline_score``: removed at stage i <
-    #                    reached stage i + 1, then by the last stage's own score); keep == score >= n/(n+1)
-    removed_by: np.ndarray | None = None  # int8[n]: -1 kept, REMOVED_RANGE outside the sensor,
-    #                                      else the index in ``stages`` of the stage that removed it
+    """One message's decisions. ``score`` is computed on first read from ``graded`` and
+    ``removed_by`` (``pipeline_score.compose``, per event, so a slice of it equals it of a slice)."""
+
+    def __init__(self, tag: Any, events: Events, keep: np.ndarray, score: np.ndarray | None = None,
+                 removed_by: np.ndarray | None = None, *, graded: np.ndarray | None = None,
+                 n_stages: int = 0):
+        self.tag = tag  # whatever the caller pushed with the events (a message, an index)
+        self.events = events  # the events as pushed
+        self.keep = keep  # bool[n]
+        self.removed_by = removed_by  # int8[n]: -1 kept, REMOVED_RANGE outside the sensor, else
+        #                               the index in ``stages`` of the stage that removed it
+        self.graded = graded  # float32[n]: the last score a stage gave each event (1: none did)
+        self.n_stages = n_stages
+        self._score = score
+
+    @property
+    def score(self) -> np.ndarray:
+        """float32[n]: the pipeline score (``pipeline_score``: removed at stage i < reached stage
+        i + 1, then by the last stage's own score); keep == score >= n/(n+1)."""
+        if self._score is None:
+            self._score = pipeline_score.compose(self.graded, self.removed_by, self.n_stages,
+                                                 REMOVED_RANGE)
+        return self._score
+
+    @score.setter
+    def score(self, value: np.ndarray) -> None:
+        self._score = value
+
+    def part(self, a: int, b: int, tag: Any) -> "Decision":
+        """Events [a, b) as a decision of their own (the score stays uncomputed)."""
+        def cut(arr):
+            return None if arr is None else arr[a:b]
+
+        return Decision(tag, self.events[a:b], self.keep[a:b], cut(self._score), cut(self.removed_by),
+                        graded=cut(self.graded), n_stages=self.n_stages)
 
 
 @dataclass
@@ -382,6 +411,6 @@ class Pipeline:
                     break
                 e = self._pending.popleft()
             self.stats.events_kept += int(np.count_nonzero(e.keep))
-            score = compose(e.score, e.removed_by, len(self.stages), REMOVED_RANGE)
-            out.append(Decision(e.tag, e.events, e.keep, score, e.removed_by))
+            out.append(Decision(e.tag, e.events, e.keep, removed_by=e.removed_by, graded=e.score,
+                                n_stages=len(self.stages)))
         return out

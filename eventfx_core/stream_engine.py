@@ -301,8 +301,7 @@ class StreamEngine:
         joined = out.pop()  # the batch: the last decision (held learned messages come first)
         bounds = np.cumsum([0] + [len(e) for e in evs])
         for t, a, b in zip(tags, bounds[:-1], bounds[1:]):
-            out.append(Decision(t, joined.events[a:b], joined.keep[a:b], joined.score[a:b],
-                                None if joined.removed_by is None else joined.removed_by[a:b]))
+            out.append(joined.part(int(a), int(b), t))
         return out
 
     def _read(self, raw: bytes, tag: Any, route: str) -> MessageTag | None:

@@ -188,6 +188,35 @@ def test_any_message_cut_gives_the_same_decisions(seed, cuts):
     assert np.array_equal(whole, split)
 
 
+def test_the_score_is_computed_when_read_with_the_values_of_one_eager_pass(monkeypatch):
+    """Deciding computes no pipeline score (the node never reads it); reading ``score`` gives
+    bit for bit what ``compose`` gives over the whole stream at once."""
+    from eventfx_core import pipeline_score
+    from eventfx_core.pipeline import REMOVED_RANGE
+
+    real, calls = pipeline_score.compose, []
+    monkeypatch.setattr(pipeline_score, "compose", lambda *a: calls.append(len(a[0])) or real(*a))
+    ev = random_events(7)
+    ev = Events.from_arrays(ev.t, np.where(np.arange(len(ev)) % 41 == 0, W + 1, ev.x), ev.y, ev.p, W, H)
+    out = run(make_pipeline(), [ev[i:i + 29] for i in range(0, len(ev), 29)])
+    assert calls == []
+    part = out[3].part(5, 20, "p")  # a slice (the node's fallback batches): its own lazy score
+    assert part.score.dtype == np.float32 and calls == [15]
+    calls.clear()
+    graded = np.concatenate([d.graded for d in out])
+    removed_by = np.concatenate([d.removed_by for d in out])
+    eager = real(graded, removed_by, 2, REMOVED_RANGE)
+    lazy = np.concatenate([d.score for d in out])
+    assert calls == [len(d.keep) for d in out]  # once per message ...
+    assert all(d.score is d.score for d in out) and len(calls) == len(out)  # ... then kept
+    assert lazy.dtype == np.float32 and np.array_equal(lazy.view(np.uint32), eager.view(np.uint32))
+    keep = np.concatenate([d.keep for d in out])
+    assert np.array_equal(lazy >= np.float32(2 / 3), keep) and 0 < keep.mean() < 1
+    assert (lazy[removed_by == REMOVED_RANGE] == 0).all() and (removed_by == REMOVED_RANGE).any()
+    assert len(set(removed_by.tolist())) == 4  # kept, outside, and both stages removed some
+    assert np.array_equal(part.score.view(np.uint32), out[3].score[5:20].view(np.uint32))
+
+
 def test_out_of_range_events_are_dropped_and_counted():
     pipe = make_pipeline(())
     ev = Events.from_arrays([1, 2, 3], [1, W + 3, 2], [1, 1, H], [1, 1, 1], W, H)

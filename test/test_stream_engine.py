@@ -270,3 +270,38 @@ def test_a_pipeline_install_does_not_use_is_closed_and_leaves_no_thread():
     assert thread.is_alive()
     engine.close()
     assert not thread.is_alive() and engine.pipe is None
+
+
+def test_the_engine_path_computes_no_pipeline_score_until_read(monkeypatch):
+    """The node's path (push, fallback batches, collect, encode, flush) never calls
+    ``pipeline_score.compose``; a fallback batch's scores, read later, are bit for bit those
+    of one message at a time."""
+    from eventfx_core import pipeline_score
+
+    real, calls = pipeline_score.compose, []
+    monkeypatch.setattr(pipeline_score, "compose", lambda *a: calls.append(1) or real(*a))
+    raws, _ = _messages(n_msgs=16)
+    _, cfg = parse_params({**PARAMS, "threads": 2, "stages": ["hot_pixel", "baf", "deflare"],
+                           "deflare": {"allow_other_sensor": True}})
+    outs = []
+    for batched in (False, True):
+        engine = StreamEngine(cfg, msgtype=EVENT_PACKET, fallback=["stcf"])
+        out = [d for i, r in enumerate(raws[:6]) for d in engine.push_message(r, tag=i)]
+        out += engine.collect()
+        if batched:
+            out += engine.push_fallback_batch([(r, i + 6) for i, r in enumerate(raws[6:11])])
+        else:
+            out += [d for i, r in enumerate(raws[6:11]) for d in engine.push_message(r, i + 6, FALLBACK)]
+        out += [d for i, r in enumerate(raws[11:]) for d in engine.push_message(r, tag=i + 11)]
+        out += engine.flush()
+        engine.close()
+        for d in out:
+            engine.encode(d)
+        assert [d.tag.tag for d in out] == list(range(16))
+        outs.append(out)
+    assert calls == []
+    for a, b in zip(*outs):
+        assert np.array_equal(a.score.view(np.uint32), b.score.view(np.uint32))
+        n = np.float32(a.n_stages)  # 3, or 1 for the fallback's messages
+        assert np.array_equal(a.score >= n / (n + 1), a.keep)
+    assert len(calls) == 32
