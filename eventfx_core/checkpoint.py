@@ -25,7 +25,12 @@ a newer format -- raises ``ConfigError`` with one line. Files of the formats bef
 ("eventfx-denoiser" v1, "eventfx-deflarer" v2, "eventfx-denoiser-train") are refused with the
 command that converts them, once, without running any code from them:
 
-    python -m eventfx_core.checkpoint --upgrade OLD.pt NEW.pt
+    python -m eventfx_core.checkpoint --upgrade OLD.pt NEW.pt [--overwrite]
+
+It follows the output-path policy of every eventfx writer (``io.output_paths``): NEW is never
+OLD, an existing NEW is replaced only with ``--overwrite``, and the file is written as
+``NEW.partial`` and renamed when complete and checked; a ``NEW.partial`` already there is not
+removed without ``--overwrite`` either.
 """
 from __future__ import annotations
 
@@ -212,11 +217,16 @@ def _upgrade_deflarer(blob: dict, where: str) -> tuple[dict, dict, dict | None]:
     return meta, blob["state_dict"], None
 
 
-def upgrade(old: str | Path, new: str | Path) -> Path:
+def upgrade(old: str | Path, new: str | Path, overwrite: bool = False) -> Path:
     """Convert a checkpoint of an older eventfx format into this one (weights bit for bit)."""
+    from .io.output_paths import atomic_output, check_output, partial_path
+
     old, new = Path(old), Path(new)
-    if new.exists():
-        raise ConfigError(f"{new}: exists; choose a new file name (nothing is overwritten)")
+    check_output(new, inputs=[old], overwrite=overwrite, what="NEW")
+    tmp = partial_path(new)
+    if (tmp.exists() or tmp.is_symlink()) and not overwrite:
+        raise EventfxError(f"{tmp} exists (left by an interrupted run?); remove it, choose another "
+                           f"name or pass --overwrite")
     blob = load_blob(old)
     fmt = blob["format"]
     if fmt == FORMAT:
@@ -235,19 +245,13 @@ def upgrade(old: str | Path, new: str | Path) -> Path:
            "tensors": dict(tensors), "sha256": digest(meta_text, tensors)}
     if resume is not None:
         out["resume"] = resume
-    new.parent.mkdir(parents=True, exist_ok=True)
-    tmp = new.with_name(new.name + ".tmp")
-    torch.save(out, tmp)
-    try:  # the model's own loader checks that the result rebuilds its model
-        if kind == "denoiser":
-            from .denoiser.checkpoint import load_checkpoint
-        else:
-            from .deflarer.checkpoint import load_checkpoint
-        load_checkpoint(tmp)
-    except ConfigError:
-        tmp.unlink(missing_ok=True)
-        raise
-    tmp.replace(new)
+    if kind == "denoiser":
+        from .denoiser.checkpoint import load_checkpoint
+    else:
+        from .deflarer.checkpoint import load_checkpoint
+    with atomic_output(new) as tmp:  # renamed to NEW only when written and checked
+        torch.save(out, tmp)
+        load_checkpoint(tmp)  # the model's own loader checks that the result rebuilds its model
     return new
 
 
@@ -257,9 +261,11 @@ def main(argv: list[str] | None = None) -> int:
                                 "current one (the weights are copied bit for bit; no code is run).")
     p.add_argument("--upgrade", nargs=2, metavar=("OLD", "NEW"), required=True,
                    help="read OLD (an old-format checkpoint), write NEW (must not exist)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing NEW (and a NEW.partial left by an interrupted run)")
     args = p.parse_args(argv)
     try:
-        out = upgrade(*args.upgrade)
+        out = upgrade(*args.upgrade, overwrite=args.overwrite)
     except EventfxError as exc:
         print(f"eventfx: error: {exc}", file=sys.stderr)
         return 2

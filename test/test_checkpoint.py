@@ -176,3 +176,36 @@ def test_a_format_tag_that_is_not_a_string_is_refused_in_one_line(fmt, tmp_path)
         load_checkpoint(path)
     _one_line(e)
     assert checkpoint_main(["--upgrade", str(path), str(tmp_path / "new.pt")]) == 2
+
+
+def test_upgrade_never_clobbers_what_the_user_has(tmp_path, capsys):
+    """The output-path policy: NEW is not OLD; an existing NEW, or a NEW.partial (the temporary
+    name), is left as it is with one error line and exit 2 unless --overwrite; another file
+    beside it (e.g. NEW.tmp) is never touched."""
+    old = _as_old_format(write_initial_checkpoint(tmp_path / "n.pt", seed=4), tmp_path / "old.pt")
+    new = tmp_path / "up.pt"
+    mine = {p: p.name.encode() for p in (new.with_name("up.pt.tmp"), new.with_name("up.pt.partial"))}
+    for p, data in mine.items():
+        p.write_bytes(data)
+    capsys.readouterr()
+    assert checkpoint_main(["--upgrade", str(old), str(new)]) == 2  # the .partial is someone's
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "up.pt.partial exists" in err and "Traceback" not in err
+    assert not new.exists() and all(p.read_bytes() == d for p, d in mine.items())
+    new.with_name("up.pt.partial").unlink()
+    assert checkpoint_main(["--upgrade", str(old), str(new)]) == 0
+    assert new.with_name("up.pt.tmp").read_bytes() == b"up.pt.tmp"  # untouched
+    assert not new.with_name("up.pt.partial").exists()
+    load_checkpoint(new)
+    new.write_bytes(b"user data")
+    capsys.readouterr()
+    assert checkpoint_main(["--upgrade", str(old), str(new)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "exists already" in err and new.read_bytes() == b"user data"
+    before = old.read_bytes()
+    assert checkpoint_main(["--upgrade", str(old), str(old), "--overwrite"]) == 2  # never the input
+    assert "is the input" in capsys.readouterr().err and old.read_bytes() == before
+    new.with_name("up.pt.partial").write_bytes(b"left over")
+    assert checkpoint_main(["--upgrade", str(old), str(new), "--overwrite"]) == 0
+    load_checkpoint(new)
+    assert not new.with_name("up.pt.partial").exists()
