@@ -83,6 +83,22 @@ class GateSpec:
                 raise ConfigError(f"{where}.gate_{name}: must be >= 0, got {getattr(self, name)}")
 
 
+@dataclass(frozen=True)
+class Observed:
+    """One window as :meth:`FlareGate.observe` saw it: its events, and per event its pixel
+    (``y * width + x``), alternations and streak up to this window; ``on_pix`` the pixels that
+    alternated at least ``max(each, 1)`` times in it (sorted)."""
+    index: int
+    x: np.ndarray
+    y: np.ndarray
+    p: np.ndarray
+    t: np.ndarray | None
+    pix: np.ndarray
+    alternations: np.ndarray
+    streak: np.ndarray
+    on_pix: np.ndarray
+
+
 def _disc(radius_blocks: float) -> np.ndarray:
     """Offsets (dy, dx) of the blocks whose centres lie within ``radius_blocks`` of a block's."""
     r = int(np.floor(radius_blocks))
@@ -173,7 +189,14 @@ class FlareGate:
         flicker lock of the stage); ``streak``, the windows running (this one included) in which
         its pixel alternated at least ``each`` (at least once when 0) times; ``phase``, its
         agreement with the flicker phase of the sources within ``radius_px`` (phase.py; 0 without
-        ``phase_bins`` or ``t``); ``core``, whether it lies within ``core_px`` of a lamp's centre."""
+        ``phase_bins`` or ``t``); ``core``, whether it lies within ``core_px`` of a lamp's centre.
+        ``judge(observe(...))``: the window decided with nothing after it."""
+        return self.judge(self.observe(index, x, y, p, t))
+
+    def observe(self, index: int, x: np.ndarray, y: np.ndarray, p: np.ndarray,
+                t: np.ndarray | None = None) -> "Observed":
+        """Feed window ``index``'s events (time order) to the state: its light sources are found
+        and remembered; what :meth:`judge` needs of the window later is returned."""
         s = self.spec
         if self._last_index is None or index != self._last_index + 1:
             self._last_p[:] = -1  # a gap of a window or more: no alternation spans it
@@ -242,13 +265,35 @@ class FlareGate:
             run = np.where(self._bright[rows, cols] == index - 1, self._run[rows, cols] + 1, 1)
             self._bright[rows, cols], self._run[rows, cols] = index, run
             self._seen[rows[run >= s.steady_windows], cols[run >= s.steady_windows]] = index
+        return Observed(index, x, y, p, t, pix, self.alternations, self.streak,
+                        upix[on] if len(ps) else np.zeros(0, np.int64))
+
+    def judge(self, obs: "Observed", later: list["Observed"] = ()) -> np.ndarray:
+        """The gated blocks of the observed window ``obs``, given what was observed since: the
+        ``later`` windows (oldest first), all observed after ``obs`` and before anything newer.
+        A block found to be a source in any window from ``hold - 1`` windows before ``obs`` to
+        the newest observed one is a source of ``obs`` (a lamp found two windows after it
+        switched on gates its first windows too); a pixel's ``streak`` runs on into the
+        consecutive ``later`` windows in which it alternated ``each`` times. Sets the per-event
+        ``alternations``, ``streak``, ``phase`` and ``core`` of ``obs`` (see :meth:`update`)."""
+        s = self.spec
+        index = obs.index
         source = index - self._seen < s.hold
+        streak = obs.streak.copy()
+        alive = streak > 0
+        for f, o in enumerate(later, 1):
+            if o.index != index + f or not alive.any():
+                break
+            alive &= np.isin(obs.pix, o.on_pix, assume_unique=False)
+            streak += alive
+        self.alternations, self.streak = obs.alternations, streak
+        x, y, p, t = obs.x, obs.y, obs.p, obs.t
         if s.phase_bins > 0 and t is not None:
             self.phase = phase_agreement(source, x, y, p, t, index * self.window_us, self.window_us,
                                          s.phase_bins, s.phase_min, s.block_px, _disc(s.radius_px / s.block_px))
         else:
             self.phase = np.zeros(len(x), np.float32)
-        flickering = self.streak > 0  # alternated >= max(each, 1) times in this window
+        flickering = obs.streak > 0  # alternated >= max(each, 1) times in this window
         self.core = lamp_cores(source, x, y, flickering, s.block_px, s.core_px)
         return gated_blocks(source, s)
 
@@ -259,22 +304,25 @@ class FlareGate:
 
 
 def gate_reference(windows: list[tuple[int, list[tuple]]], spec: GateSpec, sensor: tuple[int, int],
-                   window_us: int = 20000, per_event: list | None = None) -> list[np.ndarray]:
+                   window_us: int = 20000, per_event: list | None = None, lookahead: int = 0) -> list[np.ndarray]:
     """Plain per-event version of :class:`FlareGate` over a list of (window index,
     [(x, y, p) or (x, y, p, t), ...] in time order): the gated blocks of each window (the test
     oracle). ``per_event``, when given, receives (alternations, streak, phase, core) of each
-    window's events (phase 0 where the events have no ``t``)."""
+    window's events (phase 0 where the events have no ``t``). ``lookahead``: each window is
+    judged knowing the windows up to ``lookahead`` indices after it (``FlareGate.judge`` with
+    them as ``later``): a block is its source when it was found one in a window in
+    ``(index - hold, index + lookahead]``; a streak runs on through the consecutive later windows."""
     w, h = sensor
     b = spec.block_px
     hb, wb = -(-h // b), -(-w // b)
     last_p: dict = {}
     alt_prev: dict = {}
     count_prev: dict = {}
-    seen: dict = {}
+    found: dict = {}  # window index: the blocks found to be sources in it
     bright_run: dict = {}  # block: (last window it was a bright core, windows running)
     streak_prev: dict = {}  # pixel: windows running, up to the last, with >= each alternations
     last_index = None
-    out = []
+    seen_windows = []  # (index, events, alternations, streaks (pixel: windows running))
     for index, events in windows:
         if last_index is None or index != last_index + 1:
             last_p, alt_prev, count_prev, streak_prev = {}, {}, {}, {}
@@ -295,9 +343,7 @@ def gate_reference(windows: list[tuple[int, list[tuple]]], spec: GateSpec, senso
                 if k >= spec.each_windows and not (count[(x, y)] >= spec.rate
                                                    or alt.get((x, y), 0) + alt_prev.get((x, y), 0) >= spec.flicker):
                     lamps[(y // b, x // b)] = lamps.get((y // b, x // b), 0) + 1
-        for blk, k in lamps.items():
-            if k >= spec.cluster:
-                seen[blk] = index
+        found[index] = {blk for blk, k in lamps.items() if k >= spec.cluster}
         if spec.steady > 0:
             steady: dict = {}
             for (x, y), k in count.items():
@@ -311,21 +357,32 @@ def gate_reference(windows: list[tuple[int, list[tuple]]], spec: GateSpec, senso
                     run = run + 1 if last == index - 1 else 1
                     bright_run[(r, c)] = (index, run)
                     if run >= spec.steady_windows:
-                        seen[(r, c)] = index
-        if per_event is not None:
-            alts = [alt.get((e[0], e[1]), 0) + alt_prev.get((e[0], e[1]), 0) for e in events]
-            streaks = [streak.get((e[0], e[1]), 0) for e in events]
+                        found[index].add((r, c))
+        alts = [alt.get((e[0], e[1]), 0) + alt_prev.get((e[0], e[1]), 0) for e in events]
+        seen_windows.append((index, events, alts, streak))
         alt_prev, count_prev, streak_prev, last_index = alt, count, streak, index
+    by_index = {index: streak for index, _, _, streak in seen_windows}
+    out = []
+    for index, events, alts, streak in seen_windows:
         source = np.zeros((hb, wb), bool)
-        for (r, c), i in seen.items():
-            if index - i < spec.hold:
-                source[r, c] = True
+        for j, blocks in found.items():
+            if index - spec.hold < j <= index + lookahead:
+                for r, c in blocks:
+                    source[r, c] = True
         if per_event is not None:
+            streaks = []
+            for x, y, *_ in events:
+                k = streak.get((x, y), 0)
+                f = 1
+                while k and f <= lookahead and by_index.get(index + f, {}).get((x, y), 0):
+                    f += 1
+                streaks.append(k + f - 1 if k else 0)
             timed = spec.phase_bins > 0 and all(len(e) == 4 for e in events)
             phase = (phase_agreement_reference(source, events, index * window_us, window_us, spec.phase_bins,
                                                spec.phase_min, b, spec.radius_px / b) if timed
                      else np.zeros(len(events), np.float32))
-            core = lamp_cores_reference(source, events, [k > 0 for k in streaks], b, spec.core_px)
+            core = lamp_cores_reference(source, events, [streak.get((e[0], e[1]), 0) > 0 for e in events], b,
+                                        spec.core_px)
             per_event.append((np.array(alts, np.int32), np.array(streaks, np.int32), phase, core))
         gate = np.zeros((hb, wb), bool)
         cy, cx = hb * b / 2.0, wb * b / 2.0

@@ -5,7 +5,9 @@ absolute time (``t // window_us``), each closed window becomes a voxel grid, the
 U-Net predicts the flare-free grid, and the stage keeps the input events whose cell's
 predicted flare share (:func:`share_grid`: the share the network emptied, or with a flare-mask
 head its sigmoid(logit); read per event as :func:`decode.keep_mask` does) is below the threshold. Decisions come
-back in arrival order; the added latency is one window plus the compute of one forward pass.
+back in arrival order; the added latency is one window plus the compute of one forward pass
+(``1 + lookahead_windows`` windows with the gate's look-ahead: a window is then decided once
+that many later windows have closed, with what the gate found in them).
 
 Blending with the denoiser: a 4x4-pixel cell cannot tell a light source's core from the flare
 around it, an event-level model partly can. When the stage before hands on its per-event
@@ -46,7 +48,7 @@ from ..events import Events, first_time_decrease
 from ..device import resolve_device
 from .checkpoint import load_checkpoint
 from .decode import event_flare_share, flare_share, mask_share
-from .gate import FlareGate, GateSpec
+from .gate import FlareGate, GateSpec, Observed
 from .voxel import VoxelSpec, input_grids
 from .window import Window, WindowBuffer
 
@@ -97,6 +99,10 @@ class DeflareConfig:
     flicker_streak: int = 0  # > 0 (with the gate): drop every gated event whose pixel alternated at
     #                          least gate_each times in each of the last flicker_streak windows,
     #                          whatever the U-Net says (a pixel flickering window after window)
+    lookahead_windows: int = 0  # > 0 (with the gate): a closed window is decided only once this many
+    #                             later windows have closed, with what the gate found in them (a lamp
+    #                             found two windows after it switched on gates its first windows too;
+    #                             a streak runs on into them); adds this many windows of latency
 
     RENAMED = {"threshold": "was replaced by keep_threshold, which points the other way (as "
                             "mamba.threshold does): an event is kept when 1 - flare score >= "
@@ -108,7 +114,7 @@ class DeflareConfig:
         if not 0.0 <= self.blend <= 1.0:
             raise ConfigError(f"{where}.blend: must be in [0, 1], got {self.blend}")
         VoxelSpec(self.window_us, self.bins, self.cell_px).check(where)
-        for name in ("threads", "min_events", "flicker_lock", "flicker_streak"):
+        for name in ("threads", "min_events", "flicker_lock", "flicker_streak", "lookahead_windows"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{where}.{name}: must be >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.flicker_phase <= 1.0:
@@ -169,6 +175,8 @@ class DeflareStage:
         self.checkpoint_path = path
         self._buffer = WindowBuffer(self.spec.window_us, self.sensor)
         self._flare: deque[np.ndarray] = deque()  # P(flare) of the buffered events (NaN: none given)
+        self._held: deque[tuple[Window, np.ndarray, Observed | None]] = deque()  # closed, not yet decided
+        self._lookahead = int(config.lookahead_windows) if config.gate else 0
         self._last_t: int | None = None  # newest time stamp pushed since the last reset
         self.gate = FlareGate(config.gate_spec(), self.sensor, self.spec.window_us) if config.gate else None
         self.windows_decided = 0  # counters for diagnostics
@@ -186,16 +194,16 @@ class DeflareStage:
             back = first_time_decrease(events, self._last_t)
             if back < 0:
                 self._flare.append(flare)
-                out += self._decide(self._buffer.push(events))
+                out += self._decide(self._buffer.push(events), int(events.t[-1]))
                 self._last_t = int(events.t[-1])
                 break
             if back > 0:
                 self._flare.append(flare[:back])
-                out += self._decide(self._buffer.push(events[:back]))
+                out += self._decide(self._buffer.push(events[:back]), int(events.t[back - 1]))
             prev = int(events.t[back - 1]) if back > 0 else self._last_t
             log.warning("deflare: time goes backwards (%s -> %d us): deciding %d buffered events "
-                        "and resetting", prev, int(events.t[back]), self._buffer.pending)
-            out += self._decide(self._buffer.flush())
+                        "and resetting", prev, int(events.t[back]), self.pending)
+            out += self._decide(self._buffer.flush(), None)
             self.reset()
             self.resets += 1
             events, flare = events[back:], flare[back:]
@@ -207,17 +215,18 @@ class DeflareStage:
         if self._last_t is not None and t_us < self._last_t:
             return np.zeros(0, bool)  # the next push sees the backwards jump and resets
         self._last_t = int(t_us)
-        out = self._decide(self._buffer.advance(t_us))
+        out = self._decide(self._buffer.advance(t_us), int(t_us))
         return np.concatenate(out) if out else np.zeros(0, bool)
 
     def flush(self) -> np.ndarray:
-        out = self._decide(self._buffer.flush())
+        out = self._decide(self._buffer.flush(), None)
         return np.concatenate(out) if out else np.zeros(0, bool)
 
     def reset(self) -> None:
         """Forget buffered events (their decisions are never returned) and the time line."""
         self._buffer.reset()
         self._flare.clear()
+        self._held.clear()
         self._last_t = None
         if self.gate is not None:
             self.gate.reset()
@@ -225,13 +234,16 @@ class DeflareStage:
     @property
     def pending(self) -> int:
         """Events pushed whose decision has not been returned yet."""
-        return self._buffer.pending
+        return self._buffer.pending + sum(len(w.events) for w, _, _ in self._held)
 
     # ------------------------------------------------------------------ one window
-    def decide_window(self, window: Window, flare: np.ndarray | None = None) -> np.ndarray:
+    def decide_window(self, window: Window, flare: np.ndarray | None = None, observed: Observed | None = None,
+                      later: list[Observed] = ()) -> np.ndarray:
         """Keep mask of one closed window's events (``flare``: their P(flare) from the stage
-        before, NaN or None where not given). With the gate, events outside it are kept."""
-        score = self.event_share(window)
+        before, NaN or None where not given). With the gate, events outside it are kept;
+        ``observed``/``later``: the gate's observation of this window and of the windows
+        observed after it (see :meth:`event_share`)."""
+        score = self.event_share(window, observed, later)
         if flare is not None and self.config.blend > 0:
             given = ~np.isnan(flare)
             if self.gate is not None:
@@ -251,13 +263,18 @@ class DeflareStage:
             keep |= self.gate.core  # the light source itself
         return keep
 
-    def event_share(self, window: Window) -> np.ndarray:
+    def event_share(self, window: Window, observed: Observed | None = None,
+                    later: list[Observed] = ()) -> np.ndarray:
         """float32[n]: the predicted flare share at each event of a closed window (0 for every
         event of a window with fewer than ``min_events`` events and, with the gate, for every
-        event outside it: no forward pass there)."""
+        event outside it: no forward pass there). With the gate: ``observed`` is the gate's
+        observation of this window (None: observe it now, nothing after it) and ``later`` those
+        of the windows observed since (``lookahead_windows``)."""
         ev = window.events
         if self.gate is not None:
-            blocks = self.gate.update(window.index, ev.x, ev.y, ev.p, ev.t)
+            if observed is None:
+                observed = self.gate.observe(window.index, ev.x, ev.y, ev.p, ev.t)
+            blocks = self.gate.judge(observed, list(later))
             self._gated = self.gate.event_gate(blocks, ev.x, ev.y)
         if len(ev) < self.config.min_events:
             return np.zeros(len(ev), np.float32)
@@ -346,10 +363,28 @@ class DeflareStage:
             if swap:
                 torch.set_num_threads(threads)
 
-    def _decide(self, windows: list[Window]) -> list[np.ndarray]:
+    def _decide(self, windows: list[Window], clock: int | None) -> list[np.ndarray]:
+        """Observe the closed ``windows`` (oldest first) and decide every held window whose
+        ``lookahead_windows`` later windows have closed by ``clock`` (the stream's time; None:
+        the end, decide everything held). A window is decided before any window more than
+        ``lookahead_windows`` after it is observed, so it sees the same later windows whatever
+        the message cut."""
         out = []
         for w in windows:
-            out.append(self.decide_window(w, self._pop_flare(len(w.events))))
+            out += self._release(w.index)
+            ev = w.events
+            obs = None if self.gate is None else self.gate.observe(w.index, ev.x, ev.y, ev.p, ev.t)
+            self._held.append((w, self._pop_flare(len(ev)), obs))
+        out += self._release(None if clock is None else clock // self.spec.window_us)
+        return out
+
+    def _release(self, open_index: int | None) -> list[np.ndarray]:
+        """Decide the held windows ``k`` with ``k + lookahead_windows < open_index`` (all: None)."""
+        out = []
+        while self._held and (open_index is None or self._held[0][0].index + self._lookahead < open_index):
+            w, flare, obs = self._held.popleft()
+            later = [o for _, _, o in self._held] if obs is not None else []
+            out.append(self.decide_window(w, flare, obs, later))
             self.windows_decided += 1
         return out
 
