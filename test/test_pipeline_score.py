@@ -11,7 +11,7 @@ from eventfx_core.events import Events, concat
 from eventfx_core.io import Packet, open_source
 from eventfx_core.pipeline import REMOVED_RANGE, Pipeline
 from eventfx_core.pipeline_config import load_denoise_config, parse_params
-from eventfx_core.pipeline_score import SQUASH, compose, reference_order
+from eventfx_core.pipeline_score import SQUASH, compose, graded_of, reference_order
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_BAG = REPO / "data" / "demo" / "emlb_demo_evt3"
@@ -92,3 +92,35 @@ def test_default_operating_point_lies_on_the_curve_of_the_default_pipeline():
     # every STCF removal ranks below every event the model saw, which rank by the model's score
     assert score[removed_by == 1].max() < score[removed_by == 2].min()
     assert score[removed_by == 2].max() < score[keep].min()
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 1), st.integers(-1, 4)), min_size=1, max_size=40))
+def test_graded_of_inverts_compose(rows):
+    graded = np.array([g for g, _ in rows], np.float32)
+    removed_by = np.array([r for _, r in rows], np.int64)
+    removed_by[0] = REMOVED_RANGE
+    back = graded_of(compose(graded, removed_by, 5, REMOVED_RANGE), removed_by, 5, REMOVED_RANGE)
+    assert back[0] == 0.0
+    np.testing.assert_allclose(back[1:], graded[1:], rtol=0, atol=1e-5)
+
+
+def test_reordering_interleaves_removals_by_cell_share_and_keeps_the_keep_decision():
+    from eventfx_core.evaluate.metrics import roc_auc
+    from eventfx_core.evaluate.score_order import BINS, cells, reordered, signal_share
+    # 2 stages: stage 0 removes mostly signal (graded 0.9), stage 1 mostly noise (graded 0.1);
+    # the lexicographic order puts stage 0's removals lowest, a fitted order lifts them.
+    depth = np.array([0] * 10 + [1] * 10 + [2] * 10)
+    graded = np.array([0.9] * 10 + [0.1] * 10 + [0.6] * 10)
+    positive = np.array([1] * 8 + [0] * 2 + [1] * 2 + [0] * 8 + [1] * 9 + [0] * 1, bool)
+    share = signal_share(cells(depth, graded), positive, 3 * BINS)
+    assert share[cells([0], [0.9])[0]] == (8 + 0.5) / 11 and share[0] == 0.5  # empty cell: 1/2
+    s = reordered(depth, graded, share, 2)
+    assert s[depth == 2].min() > s[depth < 2].max()  # kept on top: the operating point stays
+    assert s[depth == 0].min() > s[depth == 1].max()  # stage 0's removals now above stage 1's
+    lexi = compose(graded, np.where(depth == 2, -1, depth), 2, REMOVED_RANGE)
+    assert roc_auc(s, positive) > roc_auc(lexi, positive) + 0.1
+    # within a cell the graded order stays (a threshold there is the stage's own threshold)
+    g2 = np.array([0.30, 0.31, 0.32])
+    s2 = reordered(np.ones(3, int), g2, np.full(3 * BINS, 0.5), 2)
+    assert np.all(np.diff(s2) > 0)

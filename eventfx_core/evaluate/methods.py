@@ -72,13 +72,18 @@ class PipelineMethod:
         self.name = "pipeline"
         self.pipe = Pipeline(cfg.pipeline, sensor=sensor, base_dir=cfg.base_dir)
 
-    def run(self, ev: Events) -> tuple[np.ndarray, np.ndarray]:
+    def decisions(self, ev: Events) -> list:
+        """The pipeline's ``Decision`` of each message of ``ev``, in order (state reset first)."""
         self.pipe.reset()
         decisions = []
         for a, b in message_bounds(ev):
             decisions += self.pipe.push(ev[a:b], tag=a)
         decisions += self.pipe.flush()
         decisions.sort(key=lambda d: d.tag)
+        return decisions
+
+    def run(self, ev: Events) -> tuple[np.ndarray, np.ndarray]:
+        decisions = self.decisions(ev)
         if not decisions:
             return np.zeros(0, bool), np.zeros(0, np.float32)
         return (np.concatenate([d.keep for d in decisions]).astype(bool),
