@@ -229,6 +229,11 @@ class Pipeline:
             if hasattr(s, "close"):
                 s.close()
 
+    def held_messages(self) -> int:
+        """How many pushed messages have not been returned yet."""
+        with self._lock:
+            return len(self._pending)
+
     def oldest_held_tag(self) -> Any:
         """The tag of the oldest message not yet fully decided (None when nothing is held)."""
         with self._lock:

@@ -251,6 +251,10 @@ class StreamEngine:
         t = self.pipe.oldest_held_tag() if self.pipe is not None else None
         return t.tag if isinstance(t, MessageTag) else t
 
+    def held_messages(self) -> int:
+        """How many accepted messages the learned pipeline holds, not yet returned."""
+        return self.pipe.held_messages() if self.pipe is not None else 0
+
     def discard_state(self) -> None:
         """Forget the pipelines (after an unexpected error left them half-updated)."""
         self._close_pipe()

@@ -354,7 +354,10 @@ class DenoiseNode(Node):
     def finish(self, timeout_s: float = 5.0) -> None:
         """End of stream: process what is queued, flush the windowed stages, publish the rest
         (not counted as live latency) and a last diagnostics message, and wait (bounded) until
-        subscribers acknowledged."""
+        subscribers acknowledged. If the flush fails (e.g. the pipeline's second thread failed
+        after the worker stopped), the node does what it does for any failed message: one
+        error line, the messages the pipeline still held counted as ``messages_rejected``,
+        and no raise; the engine is closed and the last diagnostics published all the same."""
         if self._sub is not None:
             self.destroy_subscription(self._sub)
             self._sub = None
@@ -363,15 +366,27 @@ class DenoiseNode(Node):
             self._builder.join(timeout_s)
             if "pipe" in self._built:
                 self._built.pop("pipe").close()
-        with self._lock:
-            decisions = self.engine.flush()
-            self.engine.close()
-        if self._pub is not None:
-            self._publish(decisions, live=False)
-        self.publish_diagnostics()
-        for pub in (self._pub, self._diag_pub):
-            if pub is not None:
-                pub.wait_for_all_acked(Duration(seconds=timeout_s))
+        decisions = []
+        try:
+            with self._lock:
+                decisions = self.engine.flush()
+        except Exception as exc:
+            with self._lock:
+                lost = self.engine.held_messages()
+                self.engine.counters.messages_rejected += lost
+            self.get_logger().error(f"end of stream: flushing the pipeline failed ({type(exc).__name__}: "
+                                    f"{exc}); {lost} held message(s) not published")
+        finally:
+            with self._lock:
+                self.engine.close()
+        try:
+            if self._pub is not None:
+                self._publish(decisions, live=False)
+        finally:
+            self.publish_diagnostics()
+            for pub in (self._pub, self._diag_pub):
+                if pub is not None:
+                    pub.wait_for_all_acked(Duration(seconds=timeout_s))
 
 
 def make_executor():
