@@ -4,10 +4,10 @@ removed it, or kept by all, and its last graded score; ``pipeline_score``) falls
 another (the removals of all stages interleaved by a calibrated probability of being signal,
 kept events on top so that the keep decision stays the operating point; within a cell by graded,
 so every threshold is still a rule of the form "stage i keeps what grades >= g_i"). Compared
-with the lexicographic order that ships, and with the bound: cells fitted on the evaluated split
-itself, which no order that sees only (depth, graded) can beat by more than within-cell order.
-(Calibrating a cascade's stage scores into one probability: Platt 1999, Zadrozny and Elkan, KDD
-2002; the histogram-binning form is theirs.)
+with the lexicographic order that ships, and with a bound: the shares fitted on the evaluated
+split itself (the best order of the cells, up to the order inside them).
+(Calibrated probabilities from binned scores: histogram binning, Zadrozny and Elkan, ICML
+2001.)
 
     python -m eventfx_core.evaluate.score_order [--data data/synthetic] [--config C] [--real]
 
