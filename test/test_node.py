@@ -4,18 +4,14 @@ One node process serves the module (start-up costs seconds on a shared machine).
 process publishes EventPacket messages as raw CDR bytes, reads the node's output and its
 ``/diagnostics`` counters, and calls its parameter services.
 """
-import dataclasses
-import time
-
 import numpy as np
 import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
 
 from eventfx_core.events import Events  # noqa: E402
-from eventfx_core.codecs.messages import EVENT_PACKET, TopicCodec, build_message  # noqa: E402
-from eventfx_ros.diagnostics import status_values  # noqa: E402
 from eventfx_ros.replay import ros_env, start_node, stop_node  # noqa: E402
+from ros_client import Client  # noqa: E402
 
 W, H = 64, 48
 TOPIC, OUT = "/test_events", "/test_events_clean"
@@ -33,56 +29,6 @@ def _events(t0: int, n: int = 200, seed: int = 0) -> Events:
                               rng.integers(0, H, n), rng.integers(0, 2, n), W, H)
 
 
-class Client:
-    """Publisher of raw EventPacket bytes, recorder of output and diagnostics."""
-
-    def __init__(self, domain: int):
-        from diagnostic_msgs.msg import DiagnosticArray
-        from event_camera_msgs.msg import EventPacket
-        from rclpy.context import Context
-        from rclpy.executors import SingleThreadedExecutor
-
-        from eventfx_ros.qos import diagnostics_qos, event_qos
-
-        self.ctx = Context()
-        rclpy.init(args=[], context=self.ctx, domain_id=domain)
-        self.node = rclpy.create_node("eventfx_test_client", context=self.ctx)
-        self.pub = self.node.create_publisher(EventPacket, TOPIC, event_qos(True, 100))
-        self.outputs, self.diags = [], []
-        self.sub = self.node.create_subscription(EventPacket, OUT, self.outputs.append,
-                                                 event_qos(True, 100), raw=True)
-        self.dsub = self.node.create_subscription(DiagnosticArray, "/diagnostics", self._diag,
-                                                  diagnostics_qos())
-        self.executor = SingleThreadedExecutor(context=self.ctx)
-        self.executor.add_node(self.node)
-        self.codec = TopicCodec(EVENT_PACKET)
-
-    def _diag(self, arr):
-        for st in arr.status:
-            if "event denoising" in st.name:
-                self.diags.append(status_values(st))
-
-    def spin_until(self, cond, timeout_s: float) -> bool:
-        end = time.monotonic() + timeout_s
-        while time.monotonic() < end:
-            if cond():
-                return True
-            self.executor.spin_once(timeout_sec=0.05)
-        return cond()
-
-    def send(self, msg) -> None:
-        self.pub.publish(self.codec.serialize(msg))
-
-    def packet(self, ev: Events, seq: int, **replace):
-        msg = build_message(EVENT_PACKET, ev, header_stamp_ns=int(ev.t[0]) * 1000 if len(ev) else 0,
-                            seq=seq, encoding="libcaer")
-        return dataclasses.replace(msg, **replace) if replace else msg
-
-    def close(self):
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.ctx)
-
-
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
     folder = tmp_path_factory.mktemp("node")
@@ -92,7 +38,7 @@ def node(tmp_path_factory):
     params = {"input_topic": TOPIC, "output_topic": OUT, "input_type": "auto", "reliable": True,
               "max_message_bytes": 100_000, "diagnostics_period_s": 0.2}
     proc = start_node(cfg, params, env, folder / "node.log")
-    client = Client(int(env["ROS_DOMAIN_ID"]))
+    client = Client(int(env["ROS_DOMAIN_ID"]), TOPIC, OUT)
     try:
         ready = client.spin_until(lambda: client.pub.get_subscription_count() >= 1
                                   and client.sub.get_publisher_count() >= 1

@@ -8,7 +8,6 @@ still close the engine (no thread left) and publish the last diagnostics, with t
 could not publish counted and one error line; the messages decided before are published.
 """
 import threading
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,12 +16,12 @@ import pytest
 rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
 
 from eventfx_core import pipeline_score, stages as stages_mod  # noqa: E402
-from eventfx_core.codecs.messages import EVENT_PACKET, TopicCodec, build_message  # noqa: E402
+from eventfx_core.codecs.messages import EVENT_PACKET  # noqa: E402
 from eventfx_core.events import Events  # noqa: E402
 from eventfx_core.pipeline_config import DenoiseConfig, NodeConfig, parse_params  # noqa: E402
 from eventfx_core.stages import StageResult  # noqa: E402
-from eventfx_ros.diagnostics import status_values  # noqa: E402
 from eventfx_ros.replay import ros_env  # noqa: E402
+from ros_client import Client  # noqa: E402
 
 W, H = 32, 24
 TOPIC, OUT = "/finish_events", "/finish_events_clean"
@@ -67,13 +66,7 @@ def _events(t0, n=300, seed=0):
 
 @pytest.mark.timeout(120)
 def test_finish_closes_and_reports_when_the_second_thread_fails(monkeypatch, capfd):
-    from diagnostic_msgs.msg import DiagnosticArray
-    from event_camera_msgs.msg import EventPacket
-    from rclpy.context import Context
-    from rclpy.executors import SingleThreadedExecutor
-
     from eventfx_ros.denoise_node import DenoiseNode
-    from eventfx_ros.qos import diagnostics_qos, event_qos
 
     monkeypatch.setitem(stages_mod.REGISTRY, "failing_back", f"{__name__}:FailingBack")
     composed = []
@@ -86,35 +79,17 @@ def test_finish_closes_and_reports_when_the_second_thread_fails(monkeypatch, cap
     cfg = DenoiseConfig(node=NodeConfig(input_topic=TOPIC, output_topic=OUT, input_type=EVENT_PACKET,
                                         reliable=True, latency_budget_ms=0, diagnostics_period_s=60.0),
                         pipeline=pipe_cfg, base_dir=None)
-    ctx = Context()
-    rclpy.init(args=[], context=ctx, domain_id=int(env["ROS_DOMAIN_ID"]))
-    node = client = None
+    client = Client(int(env["ROS_DOMAIN_ID"]), TOPIC, OUT, name="finish_client")
+    node = None
     try:
-        node = DenoiseNode(cfg, context=ctx)
-        client = rclpy.create_node("finish_client", context=ctx)
-        outputs, diags = [], []
-        pub = client.create_publisher(EventPacket, TOPIC, event_qos(True, 100))
-        client.create_subscription(EventPacket, OUT, outputs.append, event_qos(True, 100), raw=True)
-        client.create_subscription(DiagnosticArray, "/diagnostics", lambda a: diags.extend(
-            status_values(s) for s in a.status if "event denoising" in s.name), diagnostics_qos())
-        ex = SingleThreadedExecutor(context=ctx)
-        ex.add_node(node)
-        ex.add_node(client)
-
-        def spin_until(cond, timeout_s):
-            end = time.monotonic() + timeout_s
-            while time.monotonic() < end and not cond():
-                ex.spin_once(timeout_sec=0.05)
-            return cond()
-
-        assert spin_until(lambda: pub.get_subscription_count() >= 1
-                          and client.count_publishers(OUT) >= 1, 60)
-        codec = TopicCodec(EVENT_PACKET)
+        node = DenoiseNode(cfg, context=client.ctx)  # spins with the client
+        client.executor.add_node(node)
+        outputs, diags, spin_until = client.outputs, client.diags, client.spin_until
+        assert spin_until(lambda: client.pub.get_subscription_count() >= 1
+                          and client.sub.get_publisher_count() >= 1, 60)
         starts = [0, 20_000, FAIL_AT_US, FAIL_AT_US + 20_000]  # the last two are never decided
         for seq, t0 in enumerate(starts):
-            ev = _events(t0, seed=seq)
-            pub.publish(codec.serialize(build_message(EVENT_PACKET, ev, header_stamp_ns=t0 * 1000,
-                                                      seq=seq, encoding="evt3")))
+            client.send(client.packet(_events(t0, seed=seq), seq))
             if seq == 1:  # published before the failing one holds the second thread
                 assert spin_until(lambda: len(outputs) == 2, 20)
         assert spin_until(lambda: node.engine.counters.events_in == 4 * 300, 20)
@@ -139,7 +114,6 @@ def test_finish_closes_and_reports_when_the_second_thread_fails(monkeypatch, cap
         assert composed == []  # the node never computes the pipeline score it does not read
     finally:
         RELEASE.set()
-        for n in (client, node):
-            if n is not None:
-                n.destroy_node()
-        rclpy.try_shutdown(context=ctx)
+        if node is not None:
+            node.destroy_node()
+        client.close()

@@ -2,15 +2,13 @@
 pipeline once and /diagnostics counts it (issue 17 item 6; before, each loop was unwrapped as a
 24-bit clock rollover, +16.78 s, and no reset was counted).
 """
-import time
-
 import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
 
 from eventfx_core.io.bags import BagSource  # noqa: E402
-from eventfx_ros.diagnostics import status_values  # noqa: E402
 from eventfx_ros.replay import ros_env, start_node, stop_node  # noqa: E402
+from ros_client import Client  # noqa: E402
 
 TOPIC, OUT = "/loop_events", "/loop_events_clean"
 LOOPS = 3
@@ -19,13 +17,6 @@ LOOPS = 3
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_looped_evt3_bag_resets_once_per_loop(shared_data, tmp_path):
-    from diagnostic_msgs.msg import DiagnosticArray
-    from event_camera_msgs.msg import EventPacket
-    from rclpy.context import Context
-    from rclpy.executors import SingleThreadedExecutor
-
-    from eventfx_ros.qos import diagnostics_qos, event_qos
-
     with BagSource(shared_data / "ros2_bags" / "test_data_evt3_trigger") as src:
         raws = [src.codec.serialize(p.message) for p in src]
     cfg = tmp_path / "node.yaml"
@@ -35,37 +26,21 @@ def test_looped_evt3_bag_resets_once_per_loop(shared_data, tmp_path):
               "input_type": "event_camera_msgs/msg/EventPacket", "latency_budget_ms": 0,
               "diagnostics_period_s": 0.2}
     node = start_node(cfg, params, env, tmp_path / "node.log")
-    ctx = Context()
-    rclpy.init(args=[], context=ctx, domain_id=int(env["ROS_DOMAIN_ID"]))
-    client = rclpy.create_node("loop_client", context=ctx)
-    outputs, diags = [], []
-    pub = client.create_publisher(EventPacket, TOPIC, event_qos(True, 1000))
-    client.create_subscription(EventPacket, OUT, outputs.append, event_qos(True, 1000), raw=True)
-    client.create_subscription(DiagnosticArray, "/diagnostics", lambda a: diags.extend(
-        status_values(s) for s in a.status if "event denoising" in s.name), diagnostics_qos())
-    ex = SingleThreadedExecutor(context=ctx)
-    ex.add_node(client)
-
-    def spin_until(cond, timeout_s):
-        end = time.monotonic() + timeout_s
-        while time.monotonic() < end and not cond():
-            ex.spin_once(timeout_sec=0.05)
-        return cond()
-
+    client = Client(int(env["ROS_DOMAIN_ID"]), TOPIC, OUT, depth=1000, name="loop_client")
+    outputs, diags, spin_until = client.outputs, client.diags, client.spin_until
     try:
-        assert spin_until(lambda: pub.get_subscription_count() >= 1 or node.poll() is not None, 120)
+        assert spin_until(lambda: client.pub.get_subscription_count() >= 1 or node.poll() is not None, 120)
         for _ in range(LOOPS):  # as `ros2 bag play --loop`: the same messages, seq and stamps
             for raw in raws:
-                pub.publish(raw)
-                ex.spin_once(timeout_sec=0.002)
+                client.pub.publish(raw)
+                client.executor.spin_once(timeout_sec=0.002)
         n = LOOPS * len(raws)
         assert spin_until(lambda: len(outputs) >= n, 120), (tmp_path / "node.log").read_text()
         # a diagnostics period may close between the worker's count of a message in and out:
         # wait for one that has counted every message out
         assert spin_until(lambda: diags and diags[-1].get("messages_out", 0) >= n, 30)
     finally:
-        client.destroy_node()
-        rclpy.try_shutdown(context=ctx)
+        client.close()
         stop_node(node)
     last = diags[-1]
     assert last["resets"] == LOOPS - 1, last
