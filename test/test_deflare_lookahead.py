@@ -62,9 +62,10 @@ def judged_in_stage_order(spec, ev, lookahead):
 @settings(max_examples=6, deadline=None)
 @given(seed=st.integers(0, 10_000), hz=st.sampled_from([50.0, 100.0, 150.0]), lookahead=st.integers(0, 3),
        gap=st.booleans(), each=st.integers(0, 3), each_windows=st.integers(1, 4), hold=st.integers(1, 4),
-       steady=st.integers(0, 3), phase_bins=st.sampled_from([0, 20]), core_px=st.sampled_from([0.0, 4.0]))
+       steady=st.integers(0, 3), phase_bins=st.sampled_from([0, 20]), core_px=st.sampled_from([0.0, 1.5, 4.0]),
+       core_shift=st.integers(0, 4))
 def test_lookahead_gate_equals_the_plain_reference(seed, hz, lookahead, gap, each, each_windows, hold, steady,
-                                                   phase_bins, core_px):
+                                                   phase_bins, core_px, core_shift):
     rng = np.random.default_rng(seed)
     start = int(rng.integers(0, 3)) * 20_000  # the lamp switches on in the first windows
     light = lamp(int(rng.integers(0, W - 3)), int(rng.integers(0, H - 3)), 140_000, hz, seed=seed)
@@ -75,7 +76,7 @@ def test_lookahead_gate_equals_the_plain_reference(seed, hz, lookahead, gap, eac
         ev = ev[(ev.t < 60_000) | (ev.t >= 80_000)]
     spec = GateSpec(rate=8, flicker=4, cluster=2, block_px=8, hold=hold, radius_px=20, ghost_radius_px=6,
                     steady=steady, steady_cluster=4, steady_contrast=2.0, each=each, each_windows=each_windows,
-                    phase_bins=phase_bins, phase_min=2, core_px=core_px)
+                    phase_bins=phase_bins, phase_min=2, core_px=core_px, core_shift=core_shift)
     fast = judged_in_stage_order(spec, ev, lookahead)
     idx = ev.t // 20_000
     windows = [(int(w), list(zip(ev.x[m].tolist(), ev.y[m].tolist(), ev.p[m].tolist(), ev.t[m].tolist())))
@@ -186,3 +187,47 @@ def test_time_going_backwards_decides_what_is_held_then_resets(mask_ckpt, caplog
 def test_lookahead_must_not_be_negative(mask_ckpt):
     with pytest.raises(ConfigError, match="lookahead_windows"):
         make_stage(mask_ckpt, lookahead_windows=-1)
+
+
+def test_mean_shift_centres_the_core_on_the_lamp():
+    """The 3x3-block centroid of a lamp whose halo the blocks cut off lies off the lamp; a few
+    mean-shift steps bring it back, so a small ``core_px`` keeps the lamp and drops the halo."""
+    from eventfx_core.deflarer.phase import lamp_cores, lamp_cores_reference
+    rng = np.random.default_rng(1)
+    n = 4000  # a lamp at (20, 20) near the sensor's corner, its halo decaying over 6 px
+    r, a = rng.exponential(6.0, n), rng.uniform(0, 2 * np.pi, n)
+    x = np.clip(np.round(20 + r * np.cos(a)), 0, W - 1).astype(np.int64)
+    y = np.clip(np.round(20 + r * np.sin(a)), 0, H - 1).astype(np.int64)
+    x = np.concatenate([x, rng.integers(36, 48, 1500)])  # a busy flickering patch in the next blocks
+    y = np.concatenate([y, rng.integers(0, 48, 1500)])
+    source = np.zeros((H // 16, W // 16), bool)
+    source[:3, :3] = True
+    flick = np.ones(len(x), bool)
+    lamp_px = (x == 20) & (y == 20)
+    plain = lamp_cores(source, x, y, flick, 16, 2.0)
+    shifted = lamp_cores(source, x, y, flick, 16, 2.0, shift=6)
+    assert not plain[lamp_px].any() and shifted[lamp_px].all()
+    assert shifted[np.hypot(x - 20, y - 20) > 3].sum() == 0
+    events = list(zip(x.tolist(), y.tolist()))
+    np.testing.assert_array_equal(lamp_cores_reference(source, events, flick.tolist(), 16, 2.0, 6), shifted)
+
+
+def test_out_of_step_keeps_a_scene_event_at_a_glare_pixel_and_drops_the_glare(mask_ckpt):
+    """``out_of_step``: at a pixel of a 50 Hz lamp, events of the opposite polarity to the lamp's
+    in the same 1 ms (a scene edge there) are kept; the lamp's own events are still dropped."""
+    light = lamp(20, 60, 120_000, hz=50.0, seed=11)
+    late = light.t >= 60_000
+    odd = Events.from_arrays(light.t[late][::9] + 1, light.x[late][::9], light.y[late][::9],
+                             1 - light.p[late][::9], W, H)  # out of step with the lamp
+    ev = merge(light, odd)
+    is_odd = np.zeros(len(ev), bool)
+    key = set(zip(odd.t.tolist(), odd.x.tolist(), odd.y.tolist(), odd.p.tolist()))
+    is_odd[:] = [(t, x, y, p) in key for t, x, y, p in zip(ev.t.tolist(), ev.x.tolist(), ev.y.tolist(), ev.p.tolist())]
+    kw = dict(keep_threshold=0.0, flicker_streak=3, gate_each=2, gate_phase_bins=20, gate_phase_min=4)
+    plain = run(make_stage(mask_ckpt, **kw), [ev])
+    kept = run(make_stage(mask_ckpt, out_of_step=0.0, **kw), [ev])
+    assert is_odd.sum() >= 15 and not plain[is_odd].any() and kept[is_odd].all()
+    assert not kept[~is_odd & (ev.t >= 60_000)].any()
+    assert (kept >= plain).all()
+    with pytest.raises(ConfigError, match="out_of_step"):
+        make_stage(mask_ckpt, out_of_step=1.5)

@@ -70,6 +70,7 @@ class GateSpec:
     #                      in this many time bins per window (0: off)
     phase_min: int = 4  # source events in the bin needed to know the lamps' phase there
     core_px: float = 0.0  # > 0: events within this of a lamp's centre are its core (``core``, phase.py)
+    core_shift: int = 0  # mean-shift steps that move each lamp centre to its densest spot (phase.py)
 
     def check(self, where: str) -> None:
         for name in ("rate", "flicker", "cluster", "block_px", "hold", "steady_cluster", "steady_windows"):
@@ -78,7 +79,7 @@ class GateSpec:
         if self.each_windows < 1:
             raise ConfigError(f"{where}.gate_each_windows: must be >= 1, got {self.each_windows}")
         for name in ("radius_px", "ghost_radius_px", "steady", "each", "phase_bins", "phase_min",
-                     "core_px", "ghost_reach", "steady_contrast"):
+                     "core_px", "core_shift", "ghost_reach", "steady_contrast"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{where}.gate_{name}: must be >= 0, got {getattr(self, name)}")
 
@@ -294,7 +295,7 @@ class FlareGate:
         else:
             self.phase = np.zeros(len(x), np.float32)
         flickering = obs.streak > 0  # alternated >= max(each, 1) times in this window
-        self.core = lamp_cores(source, x, y, flickering, s.block_px, s.core_px)
+        self.core = lamp_cores(source, x, y, flickering, s.block_px, s.core_px, s.core_shift)
         return gated_blocks(source, s)
 
     def event_gate(self, blocks: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -382,7 +383,7 @@ def gate_reference(windows: list[tuple[int, list[tuple]]], spec: GateSpec, senso
                                                spec.phase_min, b, spec.radius_px / b) if timed
                      else np.zeros(len(events), np.float32))
             core = lamp_cores_reference(source, events, [streak.get((e[0], e[1]), 0) > 0 for e in events], b,
-                                        spec.core_px)
+                                        spec.core_px, spec.core_shift)
             per_event.append((np.array(alts, np.int32), np.array(streaks, np.int32), phase, core))
         gate = np.zeros((hb, wb), bool)
         cy, cx = hb * b / 2.0, wb * b / 2.0

@@ -20,7 +20,11 @@ window closes). :func:`phase_agreement_reference` is the plain per-event version
 The lamp's centre (:func:`lamp_cores`): the light source itself is to be kept. Per source block
 that holds at least as many flickering events (events of pixels that alternated at least
 ``each`` times in this window) in its 3x3 blocks as any of its 8 neighbours, the centroid of
-those events; events within ``core_px`` of such a centre are the lamp's core.
+those events; with ``shift`` > 0 that centre then moves ``shift`` times to the centroid of the
+flickering events within ``2 * core_px`` of it (mean shift, Comaniciu and Meer, TPAMI 2002: it
+climbs to the densest spot, the lamp itself, where the 3x3-block centroid is pulled towards the
+blocks' middle by the part of the halo they cut off); events within ``core_px`` of such a centre
+are the lamp's core.
 """
 from __future__ import annotations
 
@@ -101,7 +105,7 @@ def _sum3(g: np.ndarray) -> np.ndarray:
 
 
 def lamp_cores(source: np.ndarray, x: np.ndarray, y: np.ndarray, flickering: np.ndarray, block_px: int,
-               core_px: float) -> np.ndarray:
+               core_px: float, shift: int = 0) -> np.ndarray:
     """bool[n]: the events within ``core_px`` of a lamp centre (see the module text)."""
     out = np.zeros(len(x), bool)
     if not source.any() or not len(x) or core_px <= 0:
@@ -119,14 +123,20 @@ def lamp_cores(source: np.ndarray, x: np.ndarray, y: np.ndarray, flickering: np.
     c3, x3, y3 = _sum3(cnt), _sum3(sx), _sum3(sy)
     p = np.pad(c3, 1)
     top = np.max([p[dy:dy + hb, dx:dx + wb] for dy in range(3) for dx in range(3)], axis=0)
+    fx, fy = x[flickering], y[flickering]
     for r, c in np.argwhere(source & (c3 > 0) & (c3 >= top)):
         cx, cy = x3[r, c] / c3[r, c], y3[r, c] / c3[r, c]
+        for _ in range(shift):
+            near = (fx - cx) ** 2 + (fy - cy) ** 2 <= 4 * core_px * core_px
+            if not near.any():
+                break
+            cx, cy = fx[near].sum() / near.sum(), fy[near].sum() / near.sum()
         out |= (x - cx) ** 2 + (y - cy) ** 2 <= core_px * core_px
     return out
 
 
 def lamp_cores_reference(source: np.ndarray, events: list[tuple], flickering: list[bool], block_px: int,
-                         core_px: float) -> np.ndarray:
+                         core_px: float, shift: int = 0) -> np.ndarray:
     """Plain per-event version of :func:`lamp_cores`; ``events`` [(x, y, ...), ...]."""
     hb, wb = source.shape
     cnt: dict = {}
@@ -148,7 +158,14 @@ def lamp_cores_reference(source: np.ndarray, events: list[tuple], flickering: li
         n, sx, sy = around(r, c)
         if n > 0 and all(n >= around(r + dy, c + dx)[0] for dy in (-1, 0, 1) for dx in (-1, 0, 1)
                          if 0 <= r + dy < hb and 0 <= c + dx < wb):
-            centres.append((sx / n, sy / n))
+            cx, cy = sx / n, sy / n
+            for _ in range(shift):
+                near = [(e[0], e[1]) for e, f in zip(events, flickering)
+                        if f and (e[0] - cx) ** 2 + (e[1] - cy) ** 2 <= (2 * core_px) ** 2]
+                if not near:
+                    break
+                cx, cy = sum(q[0] for q in near) / len(near), sum(q[1] for q in near) / len(near)
+            centres.append((cx, cy))
     out = np.zeros(len(events), bool)
     if core_px <= 0:
         return out

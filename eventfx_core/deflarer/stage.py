@@ -89,6 +89,7 @@ class DeflareConfig:
     gate_phase_bins: int = 0  # > 0: read each event's agreement with its lamps' flicker phase (phase.py) ...
     gate_phase_min: int = 4  # ... where the lamps' cores fired at least this often in its time bin
     gate_core_px: float = 0.0  # > 0: events within this of a lamp's centre are the light source: kept
+    gate_core_shift: int = 0  # mean-shift steps moving each lamp centre to its densest spot (phase.py)
     tile_px: int = 64  # the U-Net runs on the gated tiles of this side ...
     tile_margin_px: int = 16  # ... each seen with this much context around it
     flicker_lock: int = 0  # > 0 (with the gate): drop only events whose pixel alternated polarity at
@@ -99,6 +100,10 @@ class DeflareConfig:
     flicker_streak: int = 0  # > 0 (with the gate): drop every gated event whose pixel alternated at
     #                          least gate_each times in each of the last flicker_streak windows,
     #                          whatever the U-Net says (a pixel flickering window after window)
+    out_of_step: float = -1.0  # > -1 (with the gate and gate_phase_bins): keep every event whose polarity
+    #                            agrees with its lamps' flicker phase by less than this, whatever the
+    #                            U-Net and the streak say (glare fires in step with its lamp; a scene
+    #                            event at a flickering glare pixel fires at its own times); -1: off
     lookahead_windows: int = 0  # > 0 (with the gate): a closed window is decided only once this many
     #                             later windows have closed, with what the gate found in them (a lamp
     #                             found two windows after it switched on gates its first windows too;
@@ -119,6 +124,8 @@ class DeflareConfig:
                 raise ConfigError(f"{where}.{name}: must be >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.flicker_phase <= 1.0:
             raise ConfigError(f"{where}.flicker_phase: must be in [0, 1], got {self.flicker_phase}")
+        if not -1.0 <= self.out_of_step <= 1.0:
+            raise ConfigError(f"{where}.out_of_step: must be in [-1, 1], got {self.out_of_step}")
         self.gate_spec().check(where)
         for name in ("tile_px", "tile_margin_px"):
             v = getattr(self, name)
@@ -147,7 +154,8 @@ class DeflareStage:
     """Windowed stage: ``push(events) -> keep`` for the oldest buffered events, ``flush()``."""
 
     name = "deflare"
-    RUNTIME_PARAMS = ("keep_threshold", "blend", "min_events", "flicker_lock", "flicker_phase", "flicker_streak")  # the pipeline may change these while running
+    RUNTIME_PARAMS = ("keep_threshold", "blend", "min_events", "flicker_lock", "flicker_phase", "flicker_streak",
+                      "out_of_step")  # the pipeline may change these while running
     Config = DeflareConfig
 
     def __init__(self, config: DeflareConfig, sensor: tuple[int, int] = (346, 260),
@@ -259,6 +267,8 @@ class DeflareStage:
             keep |= free
         if self.gate is not None and c.flicker_streak > 0:
             keep &= ~(self._gated & (self.gate.streak >= c.flicker_streak))
+        if self.gate is not None and c.out_of_step > -1:
+            keep |= self.gate.phase < np.float32(c.out_of_step)
         if self.gate is not None and c.gate_core_px > 0:
             keep |= self.gate.core  # the light source itself
         return keep
