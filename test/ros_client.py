@@ -12,10 +12,13 @@ from eventfx_core.events import Events
 from eventfx_ros.diagnostics import status_values
 
 
+TOPIC, OUT = "/test_events", "/test_events_clean"  # the node tests' default topics
+
+
 class Client:
     """Publisher of raw EventPacket bytes on ``topic``, recorder of ``out`` and diagnostics."""
 
-    def __init__(self, domain: int, topic: str, out: str, depth: int = 100,
+    def __init__(self, domain: int, topic: str = TOPIC, out: str = OUT, depth: int = 100,
                  name: str = "eventfx_test_client"):
         from diagnostic_msgs.msg import DiagnosticArray
         from event_camera_msgs.msg import EventPacket

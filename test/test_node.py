@@ -11,10 +11,9 @@ rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed"
 
 from eventfx_core.events import Events  # noqa: E402
 from eventfx_ros.replay import ros_env, start_node, stop_node  # noqa: E402
-from ros_client import Client  # noqa: E402
+from ros_client import OUT, TOPIC, Client  # noqa: E402
 
 W, H = 64, 48
-TOPIC, OUT = "/test_events", "/test_events_clean"
 CONFIG = """/**:
   ros__parameters:
     input_topic: /unused

@@ -123,11 +123,11 @@ def test_relative_topics_follow_the_namespace_and_qos_is_overridable(tmp_path):
           depth: 7
 """)
     env = ros_env()
+    client = Client(int(env["ROS_DOMAIN_ID"]))  # first: a failure here leaves no node running
     log = open(tmp_path / "node.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "eventfx_ros.denoise_node", "--ros-args",
                              "--params-file", str(cfg), "-r", "__ns:=/cam0"],
                             env=env, stdout=log, stderr=subprocess.STDOUT)
-    client = Client(int(env["ROS_DOMAIN_ID"]))
     try:
         def infos():
             return client.node.get_publishers_info_by_topic("/cam0/events_clean")
