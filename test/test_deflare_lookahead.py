@@ -63,9 +63,9 @@ def judged_in_stage_order(spec, ev, lookahead):
 @given(seed=st.integers(0, 10_000), hz=st.sampled_from([50.0, 100.0, 150.0]), lookahead=st.integers(0, 3),
        gap=st.booleans(), each=st.integers(0, 3), each_windows=st.integers(1, 4), hold=st.integers(1, 4),
        steady=st.integers(0, 3), phase_bins=st.sampled_from([0, 20]), core_px=st.sampled_from([0.0, 1.5, 4.0]),
-       core_shift=st.integers(0, 4))
+       core_shift=st.integers(0, 4), core_contrast=st.sampled_from([0.0, 1.0, 2.5]))
 def test_lookahead_gate_equals_the_plain_reference(seed, hz, lookahead, gap, each, each_windows, hold, steady,
-                                                   phase_bins, core_px, core_shift):
+                                                   phase_bins, core_px, core_shift, core_contrast):
     rng = np.random.default_rng(seed)
     start = int(rng.integers(0, 3)) * 20_000  # the lamp switches on in the first windows
     light = lamp(int(rng.integers(0, W - 3)), int(rng.integers(0, H - 3)), 140_000, hz, seed=seed)
@@ -76,7 +76,8 @@ def test_lookahead_gate_equals_the_plain_reference(seed, hz, lookahead, gap, eac
         ev = ev[(ev.t < 60_000) | (ev.t >= 80_000)]
     spec = GateSpec(rate=8, flicker=4, cluster=2, block_px=8, hold=hold, radius_px=20, ghost_radius_px=6,
                     steady=steady, steady_cluster=4, steady_contrast=2.0, each=each, each_windows=each_windows,
-                    phase_bins=phase_bins, phase_min=2, core_px=core_px, core_shift=core_shift)
+                    phase_bins=phase_bins, phase_min=2, core_px=core_px, core_shift=core_shift,
+                    core_contrast=core_contrast)
     fast = judged_in_stage_order(spec, ev, lookahead)
     idx = ev.t // 20_000
     windows = [(int(w), list(zip(ev.x[m].tolist(), ev.y[m].tolist(), ev.p[m].tolist(), ev.t[m].tolist())))
@@ -231,3 +232,29 @@ def test_out_of_step_keeps_a_scene_event_at_a_glare_pixel_and_drops_the_glare(ma
     assert (kept >= plain).all()
     with pytest.raises(ConfigError, match="out_of_step"):
         make_stage(mask_ckpt, out_of_step=1.5)
+
+
+def test_core_contrast_keeps_a_wide_source_and_not_a_smooth_halo():
+    """``contrast``: a source 6 px wide (pixels firing 5 times each) over a sparse glare (once
+    each) is kept whole with a 3 px ``core_px``; a smooth halo (counts falling slowly) is not."""
+    from eventfx_core.deflarer.phase import lamp_cores, lamp_cores_reference
+    yy, xx = np.mgrid[0:H, 0:W]
+    r = np.hypot(xx - 60, yy - 40)
+    source = np.zeros((H // 16, W // 16), bool)
+    source[1:4, 2:5] = True
+
+    def events(counts):
+        n = counts.ravel()
+        return np.repeat(xx.ravel(), n), np.repeat(yy.ravel(), n)
+
+    wide = np.where(r <= 6, 5, np.where(r <= 12, 1, 0))
+    smooth = np.where(r <= 12, np.maximum(1, np.round(5 * np.exp(-r / 8))).astype(int), 0)
+    for counts, want_kept in ((wide, r <= 6), (smooth, r <= 3)):
+        x, y = events(counts)
+        flick = np.ones(len(x), bool)
+        got = lamp_cores(source, x, y, flick, 16, 3.0, shift=3, contrast=2.5)
+        inside = want_kept[y, x]
+        assert got[inside].all() and not got[~inside].any()
+        assert not lamp_cores(source, x, y, flick, 16, 3.0, shift=3)[np.hypot(x - 60, y - 40) > 3].any()
+        np.testing.assert_array_equal(
+            lamp_cores_reference(source, list(zip(x.tolist(), y.tolist())), flick.tolist(), 16, 3.0, 3, 2.5), got)

@@ -31,7 +31,11 @@ Everything is local to the window and to the blocks near a source: no statistic 
 sensor, so a lamp in one place changes no decision far from it (except along its ghost line).
 The state (polarity of each pixel's last event, its alternations and events in the last
 window, the windows running it alternated ``each`` times, the last window each block was a source) is updated only when a window closes, in window order, so the
-gate is as split-invariant and deterministic as the windows. :func:`gate_reference` is the
+gate is as split-invariant and deterministic as the windows. :meth:`FlareGate.observe` takes a
+closed window into the state, :meth:`FlareGate.judge` decides it; between them the stage may
+observe up to ``lookahead_windows`` later windows (look-ahead): a source found in any window from
+``hold - 1`` before to the newest observed one is a source of the judged window, and a pixel's
+streak runs on into the consecutive later windows. :func:`gate_reference` is the
 plain per-event version (the test oracle of :class:`FlareGate`).
 """
 from __future__ import annotations
@@ -71,6 +75,7 @@ class GateSpec:
     phase_min: int = 4  # source events in the bin needed to know the lamps' phase there
     core_px: float = 0.0  # > 0: events within this of a lamp's centre are its core (``core``, phase.py)
     core_shift: int = 0  # mean-shift steps that move each lamp centre to its densest spot (phase.py)
+    core_contrast: float = 0.0  # > 0: within 2 core_px, a pixel this many times busier than the ring around is core too
 
     def check(self, where: str) -> None:
         for name in ("rate", "flicker", "cluster", "block_px", "hold", "steady_cluster", "steady_windows"):
@@ -79,7 +84,7 @@ class GateSpec:
         if self.each_windows < 1:
             raise ConfigError(f"{where}.gate_each_windows: must be >= 1, got {self.each_windows}")
         for name in ("radius_px", "ghost_radius_px", "steady", "each", "phase_bins", "phase_min",
-                     "core_px", "core_shift", "ghost_reach", "steady_contrast"):
+                     "core_px", "core_shift", "core_contrast", "ghost_reach", "steady_contrast"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{where}.gate_{name}: must be >= 0, got {getattr(self, name)}")
 
@@ -295,7 +300,8 @@ class FlareGate:
         else:
             self.phase = np.zeros(len(x), np.float32)
         flickering = obs.streak > 0  # alternated >= max(each, 1) times in this window
-        self.core = lamp_cores(source, x, y, flickering, s.block_px, s.core_px, s.core_shift)
+        self.core = lamp_cores(source, x, y, flickering, s.block_px, s.core_px, s.core_shift,
+                               s.core_contrast)
         return gated_blocks(source, s)
 
     def event_gate(self, blocks: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -383,7 +389,7 @@ def gate_reference(windows: list[tuple[int, list[tuple]]], spec: GateSpec, senso
                                                spec.phase_min, b, spec.radius_px / b) if timed
                      else np.zeros(len(events), np.float32))
             core = lamp_cores_reference(source, events, [streak.get((e[0], e[1]), 0) > 0 for e in events], b,
-                                        spec.core_px, spec.core_shift)
+                                        spec.core_px, spec.core_shift, spec.core_contrast)
             per_event.append((np.array(alts, np.int32), np.array(streaks, np.int32), phase, core))
         gate = np.zeros((hb, wb), bool)
         cy, cx = hb * b / 2.0, wb * b / 2.0

@@ -24,7 +24,11 @@ those events; with ``shift`` > 0 that centre then moves ``shift`` times to the c
 flickering events within ``2 * core_px`` of it (mean shift, Comaniciu and Meer, TPAMI 2002: it
 climbs to the densest spot, the lamp itself, where the 3x3-block centroid is pulled towards the
 blocks' middle by the part of the halo they cut off); events within ``core_px`` of such a centre
-are the lamp's core.
+are the lamp's core. A light source can be wider than ``core_px``; with ``contrast`` > 0 an event
+within ``2 * core_px`` of a centre is core too when its pixel fired at least ``contrast`` times as
+often in the window as the pixels of the ring from ``2 * core_px`` to ``3 * core_px`` around it
+did on average (at least once): the source outshines its own glare, where a smooth halo's events
+near the core fire about as often as those a little farther out.
 """
 from __future__ import annotations
 
@@ -105,7 +109,7 @@ def _sum3(g: np.ndarray) -> np.ndarray:
 
 
 def lamp_cores(source: np.ndarray, x: np.ndarray, y: np.ndarray, flickering: np.ndarray, block_px: int,
-               core_px: float, shift: int = 0) -> np.ndarray:
+               core_px: float, shift: int = 0, contrast: float = 0.0) -> np.ndarray:
     """bool[n]: the events within ``core_px`` of a lamp centre (see the module text)."""
     out = np.zeros(len(x), bool)
     if not source.any() or not len(x) or core_px <= 0:
@@ -124,6 +128,10 @@ def lamp_cores(source: np.ndarray, x: np.ndarray, y: np.ndarray, flickering: np.
     p = np.pad(c3, 1)
     top = np.max([p[dy:dy + hb, dx:dx + wb] for dy in range(3) for dx in range(3)], axis=0)
     fx, fy = x[flickering], y[flickering]
+    if contrast > 0:
+        pix = y * 65536 + x
+        _, inv, cnt = np.unique(pix, return_inverse=True, return_counts=True)
+        count = cnt[inv]  # per event: its pixel's events in the window
     for r, c in np.argwhere(source & (c3 > 0) & (c3 >= top)):
         cx, cy = x3[r, c] / c3[r, c], y3[r, c] / c3[r, c]
         for _ in range(shift):
@@ -131,12 +139,17 @@ def lamp_cores(source: np.ndarray, x: np.ndarray, y: np.ndarray, flickering: np.
             if not near.any():
                 break
             cx, cy = fx[near].sum() / near.sum(), fy[near].sum() / near.sum()
-        out |= (x - cx) ** 2 + (y - cy) ** 2 <= core_px * core_px
+        d2 = (x - cx) ** 2 + (y - cy) ** 2
+        out |= d2 <= core_px * core_px
+        if contrast > 0:
+            ring = (d2 > 4 * core_px * core_px) & (d2 <= 9 * core_px * core_px)
+            ring_mean = ring.sum() / max(len(np.unique(pix[ring])), 1)
+            out |= (d2 <= 4 * core_px * core_px) & (count >= contrast * max(ring_mean, 1.0))
     return out
 
 
 def lamp_cores_reference(source: np.ndarray, events: list[tuple], flickering: list[bool], block_px: int,
-                         core_px: float, shift: int = 0) -> np.ndarray:
+                         core_px: float, shift: int = 0, contrast: float = 0.0) -> np.ndarray:
     """Plain per-event version of :func:`lamp_cores`; ``events`` [(x, y, ...), ...]."""
     hb, wb = source.shape
     cnt: dict = {}
@@ -169,6 +182,15 @@ def lamp_cores_reference(source: np.ndarray, events: list[tuple], flickering: li
     out = np.zeros(len(events), bool)
     if core_px <= 0:
         return out
-    for j, (x, y, *_) in enumerate(events):
-        out[j] = any((x - cx) ** 2 + (y - cy) ** 2 <= core_px * core_px for cx, cy in centres)
+    count: dict = {}
+    for x, y, *_ in events:
+        count[(x, y)] = count.get((x, y), 0) + 1
+    for cx, cy in centres:
+        ring = [(x, y) for x, y, *_ in events
+                if 4 * core_px * core_px < (x - cx) ** 2 + (y - cy) ** 2 <= 9 * core_px * core_px]
+        level = contrast * max(len(ring) / max(len(set(ring)), 1), 1.0)
+        for j, (x, y, *_) in enumerate(events):
+            d2 = (x - cx) ** 2 + (y - cy) ** 2
+            if d2 <= core_px * core_px or (contrast > 0 and d2 <= 4 * core_px * core_px and count[(x, y)] >= level):
+                out[j] = True
     return out

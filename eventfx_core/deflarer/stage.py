@@ -90,6 +90,8 @@ class DeflareConfig:
     gate_phase_min: int = 4  # ... where the lamps' cores fired at least this often in its time bin
     gate_core_px: float = 0.0  # > 0: events within this of a lamp's centre are the light source: kept
     gate_core_shift: int = 0  # mean-shift steps moving each lamp centre to its densest spot (phase.py)
+    gate_core_contrast: float = 0.0  # > 0: within 2 gate_core_px of a centre, an event whose pixel fired this many
+    #                                  times as often as the ring around (2-3 gate_core_px) is the source too
     tile_px: int = 64  # the U-Net runs on the gated tiles of this side ...
     tile_margin_px: int = 16  # ... each seen with this much context around it
     flicker_lock: int = 0  # > 0 (with the gate): drop only events whose pixel alternated polarity at
