@@ -286,12 +286,14 @@ class FlareGate:
         index = obs.index
         source = index - self._seen < s.hold
         streak = obs.streak.copy()
-        alive = streak > 0
+        alive = np.flatnonzero(streak > 0)  # events whose pixel's run is still going
         for f, o in enumerate(later, 1):
-            if o.index != index + f or not alive.any():
+            if o.index != index + f or not len(alive) or not len(o.on_pix):
                 break
-            alive &= np.isin(obs.pix, o.on_pix, assume_unique=False)
-            streak += alive
+            q = obs.pix[alive]
+            at = np.minimum(np.searchsorted(o.on_pix, q), len(o.on_pix) - 1)  # on_pix is sorted
+            alive = alive[o.on_pix[at] == q]
+            streak[alive] += 1
         self.alternations, self.streak = obs.alternations, streak
         x, y, p, t = obs.x, obs.y, obs.p, obs.t
         if s.phase_bins > 0 and t is not None:
