@@ -54,6 +54,8 @@ from .window import Window, WindowBuffer
 
 log = logging.getLogger(__name__)
 DEFAULT_CHECKPOINT = WEIGHTS_DIR / "deflarer.pt"
+# DeflareStage.why codes: the rule that removed an event (evaluation only; 0 kept)
+WHY = {"unet": 1, "unet_alternating": 2, "unet_phase": 3, "streak": 4}
 
 
 @dataclass
@@ -192,6 +194,7 @@ class DeflareStage:
         self.windows_decided = 0  # counters for diagnostics
         self.resets = 0
         self.tiles_run = 0  # U-Net tiles run (gated), for the cost figures
+        self.why: list[np.ndarray] | None = None  # a list: decide_window appends each window's WHY codes
 
     # ------------------------------------------------------------------ protocol
     def push(self, events: Events, flare: np.ndarray | None = None) -> np.ndarray:
@@ -273,7 +276,26 @@ class DeflareStage:
             keep |= self.gate.phase < np.float32(c.out_of_step)
         if self.gate is not None and c.gate_core_px > 0:
             keep |= self.gate.core  # the light source itself
+        if self.why is not None:
+            self.why.append(self._why(keep, score))
         return keep
+
+    def _why(self, keep: np.ndarray, score: np.ndarray) -> np.ndarray:
+        """int8 WHY code of every event of the window just decided (evaluation only): 0 kept,
+        else the rule that removed it: ``streak`` where the U-Net alone would have kept it, else
+        the U-Net's share, let through the flicker lock by an alternating pixel
+        (``unet_alternating``) or by phase agreement with its lamps (``unet_phase``)."""
+        c = self.config
+        why = np.zeros(len(keep), np.int8)
+        gone = ~keep
+        why[gone] = WHY["unet"]
+        if self.gate is not None and c.flicker_lock > 0:
+            why[gone & (self.gate.alternations >= c.flicker_lock)] = WHY["unet_alternating"]
+            why[gone & (self.gate.alternations < c.flicker_lock)] = WHY["unet_phase"]
+        if self.gate is not None and c.flicker_streak > 0:
+            unet_keeps = np.float32(1) - score >= np.float32(c.keep_threshold)
+            why[gone & self._gated & (self.gate.streak >= c.flicker_streak) & unet_keeps] = WHY["streak"]
+        return why
 
     def event_share(self, window: Window, observed: Observed | None = None,
                     later: list[Observed] = ()) -> np.ndarray:

@@ -30,16 +30,74 @@ from ..viz import before_after_png
 from .glare_overlay import CORE, GLARE, overlay, render_overlay, standard_lamps
 
 
-def run(cfg: PipelineConfig, base_dir, ev: Events, chunk: int = 20000) -> tuple[np.ndarray, np.ndarray]:
-    """(keep, removed_by) of every event: the pipeline fed in messages of ``chunk`` events."""
+def run(cfg: PipelineConfig, base_dir, ev: Events, chunk: int = 20000, why: list | None = None
+        ) -> tuple[np.ndarray, np.ndarray]:
+    """(keep, removed_by) of every event: the pipeline fed in messages of ``chunk`` events.
+    ``why``: a list that receives the deflarer's per-event WHY codes (``deflarer.stage.WHY``),
+    for a deflarer-alone config only (its windows are decided in arrival order)."""
     pipe = Pipeline(cfg, ev.sensor_size, base_dir=base_dir)
+    if why is not None:
+        if list(cfg.stages) != ["deflare"]:
+            raise ValueError("why codes need the deflarer alone")
+        pipe.stages[0].why = why
     out = []
     for a in range(0, len(ev), chunk):
         out += pipe.push(ev[a:a + chunk])
     out += pipe.flush()
+    pipe.close()
     if not out:
         return np.zeros(0, bool), np.zeros(0, np.int8)
     return np.concatenate([d.keep for d in out]), np.concatenate([d.removed_by for d in out])
+
+
+NEAR_MS = (2, 20)  # "glare at the same pixel within +-N ms": 2 ms (a flicker half-period), 20 ms (a window)
+RINGS_PX = (12, 40, 96)  # distance bins from the lamp centre: halo, rays, the gate's reach, beyond
+
+
+def near_glare(ev: Events, src: np.ndarray, dt_us: int) -> np.ndarray:
+    """bool per scene event (``src == 0``, in order): some overlay event (glare or core) fires at
+    the same pixel within +-``dt_us`` of it. Such a scene event looks, to any per-pixel rule
+    over that time span, like the glare around it."""
+    t = (ev.t - ev.t[0]).astype(np.int64)
+    pix = ev.y.astype(np.int64) * ev.width + ev.x.astype(np.int64)
+    span = np.int64(int(t[-1]) + 2 * dt_us + 2)  # keys pix * span + t never collide across pixels
+    g = np.sort(pix[src != 0] * span + t[src != 0] + dt_us)  # shifted so that key - dt >= 0
+    k = pix[src == 0] * span + t[src == 0] + dt_us
+    return np.searchsorted(g, k + dt_us, side="right") > np.searchsorted(g, k - dt_us, side="left")
+
+
+def scene_loss(ev: Events, src: np.ndarray, keep: np.ndarray, kept_alone: np.ndarray, lamp, t0: int,
+               removed_by: np.ndarray, stages: list[str], why: np.ndarray | None) -> dict:
+    """Where the scene events an overlay run loses lie, in points of the scene kept without the
+    overlay (they add up to 100 - scene kept): at a pixel where the overlay fires within +-N ms
+    (``NEAR_MS``) or elsewhere, by distance from the lamp at the event's time (``RINGS_PX``), and
+    by the stage (pipeline) or deflarer rule (deflarer alone) that removed it. ``ceiling_Nms``:
+    the share of those scene events with no overlay event at their pixel within +-N ms (what a
+    per-event rule keeps at most if it removes every glare event sharing a pixel and time span
+    with them)."""
+    sc = src == 0
+    base = kept_alone
+    n = max(int(base.sum()), 1)
+    lost = base & ~keep[sc]
+    pts = (lambda m: float(100.0 * (lost & m).sum() / n))
+    out = {}
+    for ms in NEAR_MS:
+        near = near_glare(ev, src, ms * 1000)
+        out[f"ceiling_{ms}ms"] = float(1 - (base & near).sum() / n)
+        out[f"lost_near_{ms}ms_pts"] = pts(near)
+    s = (ev.t[sc] - t0) * 1e-6
+    d = np.hypot(ev.x[sc] - (lamp.x + lamp.vx * s), ev.y[sc] - (lamp.y + lamp.vy * s))
+    edges = (0,) + RINGS_PX + (np.inf,)
+    out["lost_by_distance_pts"] = {f"{a}-{b}" if np.isfinite(b) else f">{a}": pts((d >= a) & (d < b))
+                                   for a, b in zip(edges[:-1], edges[1:])}
+    if why is not None:
+        from ..deflarer.stage import WHY
+        w = why[sc]
+        out["lost_by_rule_pts"] = {name: pts(w == code) for name, code in WHY.items()}
+    else:
+        r = removed_by[sc]
+        out["lost_by_rule_pts"] = {name: pts(r == i) for i, name in enumerate(stages)}
+    return out
 
 
 def alone(cfg: PipelineConfig, name: str) -> PipelineConfig:
@@ -84,7 +142,9 @@ def glare_runs(rec, lamps: dict, configs: dict, seconds: float, out: Path | None
         glare, lab = render_overlay(lamp, ev.width, ev.height, t0, t1, seed=len(rows))
         both, src = overlay(ev, glare, lab)
         for name, (c, b) in configs.items():
-            keep, removed_by = run(c, b, both)
+            why = [] if list(c.stages) == ["deflare"] else None
+            keep, removed_by = run(c, b, both, why=why)
+            why = np.concatenate(why) if why else None
             scene_kept = keep[src == 0]  # the scene events, in their original order
             kept_alone = base[name]
             rows.append(dict(recording=rec.info.name, split=rec.info.split, lamp=lname, config=name,
@@ -93,7 +153,8 @@ def glare_runs(rec, lamps: dict, configs: dict, seconds: float, out: Path | None
                              glare_removed_lit=(float(1 - keep[lit].mean()) if (lit := (src == GLARE) & (both.t >= t0 + onset_us)).any()
                                                 else None),
                              core_kept=float(keep[src == CORE].mean()) if (src == CORE).any() else None,
-                             scene_kept_vs_no_overlay=float((scene_kept & kept_alone).sum() / max(kept_alone.sum(), 1))))
+                             scene_kept_vs_no_overlay=float((scene_kept & kept_alone).sum() / max(kept_alone.sum(), 1)),
+                             **scene_loss(both, src, keep, kept_alone, lamp, t0, removed_by, list(c.stages), why)))
             if out is not None and lname in ("mains_100hz", "pwm_100hz_moving"):
                 removed_png(out / f"{rec.info.name}_{lname}_{name}.png", both, keep, removed_by, c.stages,
                             f"{rec.info.name} + {lname} overlay, {name}")
@@ -150,6 +211,24 @@ def markdown(report: dict) -> str:
         lines.append(f"| {r['recording']} | {r['split']} | {r['lamp']} | {r['config']} | {r['glare_events']:,} | "
                      f"{f(r['glare_removed'])} | {f(r.get('glare_removed_lit'))} | {f(r['core_kept'])} | "
                      f"{f(r['scene_kept_vs_no_overlay'])} |")
+    lines += ["", "(c) the scene an overlay run loses: where and why, in points of the scene kept without the "
+              "overlay (columns of a group add up to 100 - scene kept). Ceiling +-N ms: the share of the scene "
+              "with no overlay event at its pixel within +-N ms (a per-event rule that removes all such glare "
+              "keeps at most this much); at glare px: lost scene events that share a pixel and +-N ms with "
+              "glare. Rules: the deflarer alone (U-Net share let through the flicker lock by an alternating "
+              "pixel or by phase agreement; streak where the U-Net would keep), the pipeline: its stages.", ""]
+    rows = [r for r in report["glare"] if "ceiling_2ms" in r]
+    if rows:
+        dist = list(rows[0]["lost_by_distance_pts"])
+        lines += ["| recording | lamp | run | scene kept | ceiling +-2 / 20 ms | lost at glare px +-2 / 20 ms | "
+                  "lost by distance " + " / ".join(f"{d} px" for d in dist) + " | lost by rule or stage |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in rows:
+            rules = ", ".join(f"{k} {v:.2f}" for k, v in r["lost_by_rule_pts"].items() if v > 0) or "-"
+            lines.append(f"| {r['recording']} | {r['lamp']} | {r['config']} | {100 * r['scene_kept_vs_no_overlay']:.1f} % | "
+                         f"{100 * r['ceiling_2ms']:.1f} / {100 * r['ceiling_20ms']:.1f} % | "
+                         f"{r['lost_near_2ms_pts']:.2f} / {r['lost_near_20ms_pts']:.2f} | "
+                         + " / ".join(f"{v:.2f}" for v in r["lost_by_distance_pts"].values()) + f" | {rules} |")
     return "\n".join(lines) + "\n"
 
 
