@@ -44,3 +44,12 @@ def test_flare_real_reports_bad_input_in_one_line(tmp_path, capsys):
     assert cli(["--config", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("eventfx: error:") and "missing.yaml" in err and "Traceback" not in err
+
+
+def test_flare_real_refuses_a_bad_lamp_position_in_one_line(tmp_path, capsys):
+    from eventfx_core.evaluate.flare_real import cli
+    for bad in ("0.5", "1.5,0.2", "a,b", "nan,0.5"):
+        assert cli(["--lamp-at", bad, "--out", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("eventfx: error: --lamp-at") and "Traceback" not in err
+    assert not (tmp_path / "o").exists()

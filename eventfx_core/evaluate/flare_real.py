@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..events import Events
 from ..pipeline import Pipeline
 from ..pipeline_config import PipelineConfig, load_denoise_config
@@ -169,9 +170,19 @@ def main(argv=None) -> int:
     ap.add_argument("--deflare-config", default=None, help="deflarer-alone config (default config/deflare.yaml)")
     ap.add_argument("--seconds", type=float, default=0.3, help="overlay runs use this much of each scene")
     ap.add_argument("--max-s", type=float, default=2.0, help="read at most this much of each recording")
+    ap.add_argument("--lamp-at", default=None, metavar="FX,FY",
+                    help="place every lamp at this fraction of the sensor's width and height (default 0.78,0.25)")
     ap.add_argument("--onset-ms", type=float, default=60.0,
                     help="the 'lit' glare column counts glare from this long after the lamp switched on")
     args = ap.parse_args(argv)
+    at = None
+    if args.lamp_at is not None:
+        try:
+            at = tuple(float(v) for v in args.lamp_at.split(","))
+        except ValueError:
+            at = ()
+        if len(at) != 2 or not all(0.0 <= v <= 1.0 for v in at):
+            raise ConfigError(f"--lamp-at: two fractions in [0, 1] separated by a comma, got {args.lamp_at!r}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     pipe = load_denoise_config(args.config)
@@ -186,8 +197,10 @@ def main(argv=None) -> int:
     report["glare"] = []
     for rec in recordings:
         if rec.events.sensor_size == (346, 260) and rec.info.name != "emlb_demo_evt3":  # one copy of that scene
-            report["glare"] += glare_runs(rec, standard_lamps(346, 260), configs, args.seconds, out,
-                                          int(args.onset_ms * 1000))
+            lamps = standard_lamps(346, 260)
+            if at is not None:
+                lamps = {k: replace(v, x=at[0] * 346, y=at[1] * 260) for k, v in lamps.items()}
+            report["glare"] += glare_runs(rec, lamps, configs, args.seconds, out, int(args.onset_ms * 1000))
     (out / "report.json").write_text(json.dumps(report, indent=1))
     (out / "report.md").write_text(markdown(report))
     print(markdown(report))
