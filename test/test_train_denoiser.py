@@ -167,3 +167,76 @@ def test_unknown_training_kind_is_one_line_error(tmp_path):
     cfg.write_text("kind: teleporter\n")
     out = _run("train", "--config", str(cfg), check=False)
     assert out.returncode == 2 and out.stderr.strip().count("\n") == 0 and "kind" in out.stderr
+
+
+def _prefilter_params(path: Path) -> Path:
+    """A pipeline params file whose hot_pixel and stcf settings the cascade prefilter must use
+    (not the defaults: a prefilter that read other settings keeps other events)."""
+    params = {"stages": ["hot_pixel", "stcf", "mamba"],
+              "hot_pixel": {"window_us": 50_000, "max_rate_hz": 60.0, "busy_share": 0.9},
+              "stcf": {"time_window_us": 20_000, "k": 2}}
+    path.write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}))
+    return path
+
+
+def test_cascade_prefilter_keeps_what_the_pipeline_stages_keep(archives, tmp_path):
+    """Cascade training (Viola and Jones 2001): the features are those of the events that
+    hot_pixel -> stcf keep, the filters chained by hand over the whole stream as the oracle,
+    whatever the archive's chunking."""
+    from eventfx_core.denoiser.data import load_archive_features
+    from eventfx_core.denoiser.features import FeatureConfig, FeatureExtractor
+    from eventfx_core.denoiser.training import DataConfig, prefilter_pipeline
+    from eventfx_core.filters.hot_pixel import HotPixelFilter
+    from eventfx_core.filters.stcf import SpatioTemporalCorrelationFilter
+    from eventfx_core.io.archive import ArchiveReader
+
+    data = DataConfig(prefilter=["hot_pixel", "stcf"], prefilter_config="pipe.yaml")
+    _prefilter_params(tmp_path / "pipe.yaml")
+    pre = prefilter_pipeline(data, tmp_path)
+    assert pre.stages == ["hot_pixel", "stcf"] and pre.stage_configs["stcf"].k == 2
+    path = archives / "train_0.h5"
+    with ArchiveReader(path) as r:
+        ev, lab = r.read(0, r.n)
+    hp = HotPixelFilter(pre.stage_configs["hot_pixel"], sensor=(32, 32))
+    stcf = SpatioTemporalCorrelationFilter(pre.stage_configs["stcf"], sensor=(32, 32))
+    k1 = hp.process(ev).keep
+    keep = np.zeros(len(ev), bool)
+    keep[np.flatnonzero(k1)[stcf.process(ev[k1]).keep]] = True
+    assert 0 < keep.sum() < 0.9 * len(ev) and (~k1).any()  # both stages remove something here
+    survivors = ev[keep]
+    want = FeatureExtractor(FeatureConfig(), 32, 32).extract(survivors)
+    fc = FeatureConfig()
+    got = load_archive_features(path, fc, tmp_path / "cache", chunk_events=777, prefilter=pre)
+    assert np.array_equal(np.asarray(got.labels), lab[keep])
+    np.testing.assert_allclose(np.asarray(got.features), want, rtol=1e-5, atol=1e-6)
+    gaps = np.maximum(np.diff(survivors.t, prepend=survivors.t[0]), 0)
+    assert np.array_equal(np.asarray(got.dt_us), gaps.astype(np.float32))
+    # cached apart from the unfiltered features, which stay those of every event
+    whole = load_archive_features(path, fc, tmp_path / "cache")
+    assert len(whole) == len(ev) and len(got) == keep.sum()
+    # the noise share behind the filters is what the model learns on
+    assert (lab[keep] == 1).mean() < (lab == 1).mean()
+
+
+def test_cascade_training_learns_on_the_prefiltered_stream(archives, tmp_path):
+    from argparse import Namespace
+
+    from eventfx_core.denoiser.checkpoint import load_checkpoint
+    from eventfx_core.denoiser.training import run
+    from eventfx_core.errors import ConfigError
+
+    cfg = _config(archives, tmp_path / "run", steps=4)
+    cfg["data"].update(prefilter=["hot_pixel", "stcf"], prefilter_config=str(_prefilter_params(tmp_path / "p.yaml")))
+    assert run(cfg, Namespace(config=None, progress=False)) == 0
+    ck = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert [s for s, _ in ck.training["prefilter"]] == ["hot_pixel", "stcf"]
+    assert ck.training["prefilter"][1][1]["time_window_us"] == 20_000
+    plain = _config(archives, tmp_path / "plain", steps=4)
+    assert run(plain, Namespace(config=None, progress=False)) == 0
+    n_pre = sum(ck.training["class_counts"])
+    n_all = sum(load_checkpoint(tmp_path / "plain" / "best.pt").training["class_counts"])
+    assert 0 < n_pre < 0.9 * n_all  # trained on the survivors only
+    for bad in (["mamba"], ["stcf", "deflare"]):
+        cfg["data"]["prefilter"] = bad
+        with pytest.raises(ConfigError, match="prefilter"):
+            run(cfg, Namespace(config=None, progress=False))

@@ -4,6 +4,13 @@ Features are computed once per archive (streaming, in file order, exactly as the
 computes them) and cached as .npy files keyed by the archive's path, size, mtime and the
 feature config, so training is not feature-bound and a second run starts at once.
 
+Cascade training (Viola and Jones, "Rapid object detection using a boosted cascade of simple
+features", CVPR 2001: each stage is trained on what the stages before it pass): with a
+``prefilter`` (a ``PipelineConfig`` of classic stages, e.g. hot_pixel -> stcf as in
+config/denoise.yaml) each archive is first run through those stages by the ``Pipeline`` itself,
+and features, gaps and labels are those of the surviving events only: the stream the model sees
+behind them in the pipeline.
+
 Batches are *lanes*: each of ``batch`` lanes walks through a window of ``window_chunks`` x
 ``chunk_len`` consecutive events of one archive, one chunk per step, carrying the model state
 (truncated back-propagation through time). Windows are drawn from
@@ -59,18 +66,38 @@ def expand_paths(patterns: list[str], base: Path, where: str) -> list[Path]:
     return expand_globs(patterns, base, where, hint="create them with `eventfx generate`")
 
 
-def _cache_key(path: Path, feature_cfg: FeatureConfig) -> str:
+def describe_prefilter(prefilter) -> list | None:
+    """The stages and settings of a prefilter ``PipelineConfig`` (None: no prefilter), as JSON data."""
+    if prefilter is None or not prefilter.stages:
+        return None
+    return [[name, dataclasses.asdict(prefilter.stage_configs[name])] for name in prefilter.stages]
+
+
+def _cache_key(path: Path, feature_cfg: FeatureConfig, prefilter=None) -> str:
     st = path.stat()
-    ident = json.dumps([str(path.resolve()), st.st_size, st.st_mtime_ns,
-                        dataclasses.asdict(feature_cfg)], sort_keys=True, default=list)
-    return hashlib.sha1(ident.encode()).hexdigest()[:16]
+    ident = [str(path.resolve()), st.st_size, st.st_mtime_ns, dataclasses.asdict(feature_cfg)]
+    if describe_prefilter(prefilter) is not None:  # without one the key is the old one: caches stay valid
+        ident.append(describe_prefilter(prefilter))
+    return hashlib.sha1(json.dumps(ident, sort_keys=True, default=list).encode()).hexdigest()[:16]
+
+
+def prefilter_keep(pipe, events) -> np.ndarray:
+    """Keep mask of ``events`` (one chunk of a stream, in order) through the event stages of
+    ``pipe`` (a ``Pipeline``, state carried from the previous chunk): the pipeline's own decisions."""
+    decided = pipe.push(events) + pipe.flush()
+    keep = np.concatenate([d.keep for d in decided]) if decided else np.zeros(0, bool)
+    if len(keep) != len(events):
+        raise ConfigError("denoiser.data.prefilter: its stages must decide every event at once "
+                          "(event stages such as hot_pixel, stcf, baf; not deflare)")
+    return keep
 
 
 def load_archive_features(path: Path, feature_cfg: FeatureConfig, cache_dir: Path,
-                          chunk_events: int = 1_000_000) -> ArchiveData:
-    """Features, gaps and labels of one labelled archive, computed once and cached."""
+                          chunk_events: int = 1_000_000, prefilter=None) -> ArchiveData:
+    """Features, gaps and labels of one labelled archive, computed once and cached; with a
+    ``prefilter`` (a ``PipelineConfig``), of the events its stages keep."""
     path = Path(path)
-    folder = Path(cache_dir) / f"{path.stem}-{_cache_key(path, feature_cfg)}"
+    folder = Path(cache_dir) / f"{path.stem}-{_cache_key(path, feature_cfg, prefilter)}"
     files = {k: folder / f"{k}.npy" for k in ("features", "dt_us", "labels")}
     if not all(f.is_file() for f in files.values()):
         with ArchiveReader(path) as r:
@@ -78,9 +105,17 @@ def load_archive_features(path: Path, feature_cfg: FeatureConfig, cache_dir: Pat
                 raise ConfigError(f"{path}: archive has no per-event labels (/events/label)")
             width, height = r.width, r.height
         fx = FeatureExtractor(feature_cfg, width, height)
+        pipe = None
+        if describe_prefilter(prefilter) is not None:
+            from ..pipeline import Pipeline
+
+            pipe = Pipeline(prefilter, (width, height), threads=1)
         feats, gaps, labels = [], [], []
         prev = None
         for events, lab in iter_archive(path, chunk_events):
+            if pipe is not None and len(events):
+                keep = prefilter_keep(pipe, events)
+                events, lab = events[keep], np.asarray(lab)[keep]
             if len(events) == 0:
                 continue
             feats.append(fx.extract(events))

@@ -27,7 +27,8 @@ from ..errors import ConfigError
 from .features import FeatureConfig, feature_names
 from .checkpoint import save_checkpoint
 from .model import DenoiserModel, ModelConfig, keep_class_indices
-from .data import IGNORE, LaneSampler, class_counts, class_of_label, expand_paths, load_archive_features
+from .data import (IGNORE, LaneSampler, class_counts, class_of_label, describe_prefilter, expand_paths,
+                   load_archive_features)
 from ..train_loop import Distributed, LoopSpec, read_training_config, train
 
 
@@ -38,11 +39,32 @@ class DataConfig:
     cache_dir: str = ""  # feature cache; "" = <output>/feature_cache
     val_max_events: int = 200_000  # events of each validation archive that are scored
     select_best_by: str = "keep_accuracy"  # best.pt: highest keep_accuracy, or lowest "loss"
+    prefilter: list[str] = field(default_factory=list)  # cascade training: classic stages (e.g. [hot_pixel,
+    #   stcf]) run over every train and val archive first; the model learns on what they keep
+    prefilter_config: str = "../config/denoise.yaml"  # pipeline params file giving those stages' settings
 
     def check(self, where: str) -> None:
         if self.select_best_by not in ("keep_accuracy", "loss"):
             raise ConfigError(f"{where}.select_best_by must be keep_accuracy or loss, "
                               f"got {self.select_best_by!r}")
+        for name in self.prefilter:
+            if name in ("mamba", "deflare"):
+                raise ConfigError(f"{where}.prefilter: {name!r} is a model stage; only classic filters "
+                                  f"(hot_pixel, refractory, baf, stcf) can run before the model")
+
+
+def prefilter_pipeline(data: DataConfig, base: Path):
+    """The ``PipelineConfig`` of ``data.prefilter`` with the settings of ``data.prefilter_config``
+    (relative to ``base``, the training config's folder), or None without a prefilter."""
+    if not data.prefilter:
+        return None
+    from ..pipeline_config import load_denoise_config
+
+    path = Path(data.prefilter_config)
+    path = path if path.is_absolute() else base / path
+    if not path.is_file():
+        raise ConfigError(f"denoiser.data.prefilter_config: {path} is not a file")
+    return load_denoise_config(path, {"stages": list(data.prefilter), "threads": 1}).pipeline
 
 
 @dataclass
@@ -145,11 +167,13 @@ def run(config: dict, args) -> int:
     val_files = expand_paths(cfg.data.val, base, "denoiser.data.val") if cfg.data.val else []
     cache = Path(cfg.data.cache_dir) if cfg.data.cache_dir else out / "feature_cache"
     cache = cache if cache.is_absolute() else base / cache
+    cfg.data.check("denoiser.data")
+    prefilter = prefilter_pipeline(cfg.data, base)
 
     torch.set_num_threads(o.threads)
     ddp = Distributed.from_env()
     try:
-        return _train(cfg, out, cache, train_files, val_files, ddp, args)
+        return _train(cfg, out, cache, train_files, val_files, ddp, args, prefilter)
     finally:
         ddp.close()
 
@@ -205,16 +229,17 @@ class DenoiserHooks:
         pass
 
 
-def _train(cfg: DenoiserTrainConfig, out: Path, cache: Path, train_files, val_files, ddp, args) -> int:
+def _train(cfg: DenoiserTrainConfig, out: Path, cache: Path, train_files, val_files, ddp, args,
+           prefilter=None) -> int:
     o = cfg.train
     out.mkdir(parents=True, exist_ok=True)
     # features: rank 0 fills the cache, the others wait and read it
     if ddp.is_main:
         for p in train_files + val_files:
-            load_archive_features(p, cfg.features, cache)
+            load_archive_features(p, cfg.features, cache, prefilter=prefilter)
     ddp.barrier()
-    train_data = [load_archive_features(p, cfg.features, cache) for p in train_files]
-    val = [load_archive_features(p, cfg.features, cache) for p in val_files]
+    train_data = [load_archive_features(p, cfg.features, cache, prefilter=prefilter) for p in train_files]
+    val = [load_archive_features(p, cfg.features, cache, prefilter=prefilter) for p in val_files]
     lut = class_of_label(cfg.model.class_names)
     n_cls = cfg.model.n_classes
     counts = class_counts(train_data, lut, n_cls)
@@ -238,6 +263,7 @@ def _train(cfg: DenoiserTrainConfig, out: Path, cache: Path, train_files, val_fi
         (out / "config.json").write_text(config_json)
     training_info = {"kind": "eventfx train (denoiser)", "train_archives": [p.name for p in train_files],
                      "class_counts": counts.tolist(), "class_weights": weights.tolist(),
+                     "prefilter": describe_prefilter(prefilter),
                      "world_size": ddp.world_size}
     sampler = LaneSampler(train_data, o.batch, o.chunk_len, o.window_chunks, o.seed, ddp.rank)
     hooks = DenoiserHooks(cfg, model, sampler, lut, weights, val, out, training_info, config_json)
