@@ -240,3 +240,17 @@ def test_cascade_training_learns_on_the_prefiltered_stream(archives, tmp_path):
         cfg["data"]["prefilter"] = bad
         with pytest.raises(ConfigError, match="prefilter"):
             run(cfg, Namespace(config=None, progress=False))
+
+
+def test_shipped_cascade_config_prefilters_with_the_default_pipelines_settings():
+    from eventfx_core.config import from_dict
+    from eventfx_core.denoiser.training import DataConfig, prefilter_pipeline
+    from eventfx_core.pipeline_config import load_denoise_config
+
+    for name in ("denoiser_cascade.yaml", "denoiser_cascade_real.yaml"):
+        raw = yaml.safe_load((REPO / "training" / name).read_text())
+        data = from_dict(DataConfig, raw["data"], "data")
+        pre = prefilter_pipeline(data, REPO / "training")
+        default = load_denoise_config(REPO / "config" / "denoise.yaml").pipeline
+        assert pre.stages == default.stages[:2] == ["hot_pixel", "stcf"]
+        assert all(pre.stage_configs[s] == default.stage_configs[s] for s in pre.stages)
