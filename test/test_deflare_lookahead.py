@@ -6,26 +6,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from conftest import random_unet_checkpoint
-from eventfx_core.config import from_dict
 from eventfx_core.deflarer.gate import FlareGate, GateSpec, gate_reference
-from eventfx_core.deflarer.stage import DeflareStage
 from eventfx_core.errors import ConfigError
 from eventfx_core.events import Events, concat
-from test_deflare_gate import H, W, lamp, merge, scene, steady_lamp
-
-
-@pytest.fixture(scope="module")
-def mask_ckpt(tmp_path_factory):
-    return random_unet_checkpoint(tmp_path_factory.mktemp("ck") / "mask.pt", (W, H), seed=3,
-                                  in_channels=2, mask_head=True)
-
-
-def make_stage(ckpt, **kw):
-    cfg = from_dict(DeflareStage.Config, {"checkpoint": str(ckpt), "keep_threshold": 0.6,
-                                          "gate_radius_px": 24, "gate_ghost_radius_px": 8,
-                                          "tile_px": 32, "tile_margin_px": 8, **kw}, "deflare")
-    return DeflareStage(cfg, sensor=(W, H))
+from test_deflare_gate import H, W, lamp, make_stage, mask_ckpt, merge, scene, steady_lamp  # noqa: F401 (mask_ckpt: fixture)
 
 
 def run(stage, parts, advance=False):
