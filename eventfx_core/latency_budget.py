@@ -5,8 +5,10 @@ A live stream gives the learned stages no choice of pace. Before a message is pr
 message (and any message the learned pipeline still holds) has waited and from the measured
 cost per input byte of each route (an exponential average of the worker's own timings):
 
-- ``learned`` when waiting + learned cost fits ``learned_fraction`` of the budget (the rest is
-  headroom: the messages queued behind it, scheduling and transport jitter);
+- ``learned`` when waiting + learned cost fits the stages' hold (``hold_s``: what a windowed
+  stage holds an event by design, e.g. the deflarer's window and look-ahead windows; no pace of
+  the CPU removes it) plus ``learned_fraction`` of the rest of the budget (the rest is headroom:
+  the messages queued behind it, scheduling and transport jitter);
 - else ``fallback`` (the classic filter, e.g. STCF);
 - ``drop`` only when the fallback cannot keep up: the queue behind the message (it included)
   would take the fallback, at its best measured pace, longer than the budget to clear, so the
@@ -33,10 +35,14 @@ class LatencyBudget:
     """Route choice for one stream; ``observe`` feeds back what each message took."""
 
     def __init__(self, budget_s: float, clock: Callable[[], float] = time.monotonic,
-                 learned_fraction: float = 0.5, resume_fraction: float = 0.25):
+                 learned_fraction: float = 0.5, resume_fraction: float = 0.25, hold_s: float = 0.0):
         if budget_s <= 0:
             raise ValueError(f"latency budget must be > 0 s, got {budget_s}")
+        if not 0 <= hold_s < budget_s:
+            raise ValueError(f"latency budget {budget_s * 1e3:g} ms must exceed the stages' hold "
+                             f"({hold_s * 1e3:g} ms: windows they wait for by design)")
         self.budget_s = float(budget_s)
+        self.hold_s = float(hold_s)
         self.clock = clock
         self.learned_fraction = float(learned_fraction)
         self.resume_fraction = float(resume_fraction)
@@ -58,7 +64,8 @@ class LatencyBudget:
         now = self.clock()
         waited = now - received_s
         waited_learned = max(waited, now - oldest_held_s) if oldest_held_s is not None else waited
-        limit = self.budget_s * (self.learned_fraction if self.mode == LEARNED else self.resume_fraction)
+        share = self.learned_fraction if self.mode == LEARNED else self.resume_fraction
+        limit = self.hold_s + (self.budget_s - self.hold_s) * share
         if waited_learned + self.predict(LEARNED, n_bytes) <= limit:
             self.mode = LEARNED
             return LEARNED

@@ -78,6 +78,12 @@ class PipelineConfig:
     stage_configs: dict[str, Any] = field(default_factory=dict)  # name -> that stage's Config
     threads: int = 1  # 2: the later stages of a message on a second thread (pipeline.py)
 
+    def hold_us(self) -> int:
+        """Stream time the stages hold an event by design (windowed stages: ``Config.hold_us``),
+        before any compute: the part of the latency no pace of the CPU removes."""
+        return sum(c.hold_us() for name, c in self.stage_configs.items()
+                   if name in self.stages and hasattr(c, "hold_us"))
+
 
 @dataclass
 class DenoiseConfig:

@@ -125,7 +125,11 @@ class DenoiseNode(Node):
             raise ConfigError(f"building the stages failed: {type(exc).__name__}: {exc}") from None
         self.get_logger().info(f"stages built and warmed up in {time.monotonic() - t0:.2f} s "
                                f"(device {pipe_cfg.device}, {pipe_cfg.threads} pipeline thread(s))")
-        self.budget = (LatencyBudget(node_cfg.latency_budget_ms * 1e-3) if fallback else None)
+        try:
+            self.budget = (LatencyBudget(node_cfg.latency_budget_ms * 1e-3, hold_s=pipe_cfg.hold_us() * 1e-6)
+                           if fallback else None)
+        except ValueError as exc:
+            raise ConfigError(f"latency_budget_ms: {exc}") from None
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self._qos = qos or event_qos(node_cfg.reliable, node_cfg.queue_depth)

@@ -305,3 +305,31 @@ def test_the_engine_path_computes_no_pipeline_score_until_read(monkeypatch):
         n = np.float32(a.n_stages)  # 3, or 1 for the fallback's messages
         assert np.array_equal(a.score >= n / (n + 1), a.keep)
     assert len(calls) == 32
+
+
+def test_the_stages_hold_is_part_of_the_budget_not_a_reason_to_fall_back():
+    """A windowed stage holds events by design (the deflarer: its window and look-ahead
+    windows); a held message that has waited that long is on time, not late. Without the hold
+    in the budget, a 60 ms hold against a 55 ms resume limit kept the stream on the fallback."""
+    from eventfx_core.pipeline_config import load_denoise_config
+    shipped = load_denoise_config(None).pipeline
+    deflare = shipped.stage_configs["deflare"]
+    assert shipped.hold_us() == deflare.window_us * (1 + deflare.lookahead_windows) > 0
+    _, no_window = parse_params(PARAMS)
+    assert no_window.hold_us() == 0
+    clock = FakeClock()
+    plain = LatencyBudget(0.220, clock=clock)
+    held = LatencyBudget(0.220, clock=clock, hold_s=0.060)
+    for b in (plain, held):
+        b.observe(LEARNED, 1000, 0.005)
+    clock.now = 0.120  # the oldest held message arrived 120 ms ago: 60 ms hold + 60 ms of work
+    assert plain.route(0.119, 1000, oldest_held_s=0.0) == FALLBACK  # 125 ms > 110 ms
+    assert held.route(0.119, 1000, oldest_held_s=0.0) == LEARNED  # <= 60 + 80 ms
+    clock.now = 0.200  # truly late: both fall back
+    assert held.route(0.199, 1000, oldest_held_s=0.0) == FALLBACK
+    assert plain.mode == held.mode == FALLBACK
+    clock.now = 0.090  # 90 + 5 ms: within the resume limit with the hold (60 + 40), never without (55)
+    assert plain.route(0.089, 1000, oldest_held_s=0.0) == FALLBACK
+    assert held.route(0.089, 1000, oldest_held_s=0.0) == LEARNED
+    with pytest.raises(ValueError, match="must exceed the stages' hold"):
+        LatencyBudget(0.050, hold_s=0.060)

@@ -137,6 +137,11 @@ class DeflareConfig:
                 raise ConfigError(f"{where}.{name}: must be a positive multiple of cell_px "
                                   f"({self.cell_px}), got {v}")
 
+    def hold_us(self) -> int:
+        """Stream time an event can wait in this stage before its decision: its window, and the
+        look-ahead windows after it (the latency the stage adds by design, before compute)."""
+        return self.window_us * (1 + (self.lookahead_windows if self.gate else 0))
+
     def gate_spec(self) -> GateSpec:
         """The gate's settings: ``gate_NAME`` here is ``GateSpec.NAME`` (matched by name)."""
         return GateSpec(**{f.name: getattr(self, "gate_" + f.name) for f in fields(GateSpec)})
