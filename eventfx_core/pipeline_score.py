@@ -53,16 +53,6 @@ def compose(graded: np.ndarray, removed_by: np.ndarray, n_stages: int, outside: 
     return score
 
 
-def graded_of(score: np.ndarray, removed_by: np.ndarray, n_stages: int, outside: int) -> np.ndarray:
-    """float64[n]: the clipped graded score back from ``compose``'s output (to float32 rounding,
-    about 1e-6; 0 for events outside the sensor): what an analysis of the composition reads."""
-    r = np.asarray(removed_by)
-    depth = np.where(r < 0, n_stages, r)
-    g = (np.asarray(score, np.float64) * (n_stages + 1) - depth) / SQUASH
-    g[r == outside] = 0.0
-    return np.clip(g, 0.0, 1.0)
-
-
 def reference_order(graded, removed_by, n_stages: int, outside: int) -> list[int]:
     """Event indices from lowest to highest rank, by the definition: sort by the tuple
     (outside sensor first, depth, graded)."""

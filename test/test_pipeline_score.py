@@ -11,7 +11,7 @@ from eventfx_core.events import Events, concat
 from eventfx_core.io import Packet, open_source
 from eventfx_core.pipeline import REMOVED_RANGE, Pipeline
 from eventfx_core.pipeline_config import load_denoise_config, parse_params
-from eventfx_core.pipeline_score import SQUASH, compose, graded_of, reference_order
+from eventfx_core.pipeline_score import SQUASH, compose, reference_order
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_BAG = REPO / "data" / "demo" / "emlb_demo_evt3"
@@ -92,17 +92,6 @@ def test_default_operating_point_lies_on_the_curve_of_the_default_pipeline():
     # every STCF removal ranks below every event the model saw, which rank by the model's score
     assert score[removed_by == 1].max() < score[removed_by == 2].min()
     assert score[removed_by == 2].max() < score[keep].min()
-
-
-@settings(max_examples=50, deadline=None)
-@given(st.lists(st.tuples(st.floats(0, 1), st.integers(-1, 4)), min_size=1, max_size=40))
-def test_graded_of_inverts_compose(rows):
-    graded = np.array([g for g, _ in rows], np.float32)
-    removed_by = np.array([r for _, r in rows], np.int64)
-    removed_by[0] = REMOVED_RANGE
-    back = graded_of(compose(graded, removed_by, 5, REMOVED_RANGE), removed_by, 5, REMOVED_RANGE)
-    assert back[0] == 0.0
-    np.testing.assert_allclose(back[1:], graded[1:], rtol=0, atol=1e-5)
 
 
 def test_reordering_interleaves_removals_by_cell_share_and_keeps_the_keep_decision():

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..labels import NOISE, SIGNAL
 from ..pipeline import REMOVED_RANGE
-from ..pipeline_score import compose, graded_of
+from ..pipeline_score import compose
 from .metrics import roc_auc
 
 BINS = 32  # graded bins per depth (STCF's k/8 fall on bin edges: 4 bins per supporting neighbour)
@@ -66,12 +66,13 @@ class Outcomes:
         self.depth, self.graded, self.positive = [], [], []
 
     def add(self, decisions, is_signal: np.ndarray, use: np.ndarray | None = None) -> None:
-        score = np.concatenate([d.score for d in decisions])
+        graded = np.concatenate([d.graded for d in decisions]).astype(np.float64)
         r = np.concatenate([d.removed_by for d in decisions]).astype(np.int64)
         use = np.ones(len(r), bool) if use is None else use
         inside = use & (r != REMOVED_RANGE)
         self.depth.append(np.where(r < 0, self.n, r)[inside])
-        self.graded.append(graded_of(score, r, self.n, REMOVED_RANGE)[inside])
+        # as compose reads it: NaN (no score) 0, clipped to [0, 1]
+        self.graded.append(np.clip(np.nan_to_num(graded, nan=0.0), 0.0, 1.0)[inside])
         self.positive.append(np.asarray(is_signal, bool)[inside])
 
     def arrays(self):
