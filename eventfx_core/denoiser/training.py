@@ -167,7 +167,6 @@ def run(config: dict, args) -> int:
     val_files = expand_paths(cfg.data.val, base, "denoiser.data.val") if cfg.data.val else []
     cache = Path(cfg.data.cache_dir) if cfg.data.cache_dir else out / "feature_cache"
     cache = cache if cache.is_absolute() else base / cache
-    cfg.data.check("denoiser.data")
     prefilter = prefilter_pipeline(cfg.data, base)
 
     torch.set_num_threads(o.threads)
