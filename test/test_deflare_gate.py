@@ -77,9 +77,11 @@ def run(stage, parts):
        gap=st.booleans(), steady=st.integers(0, 3), steady_cluster=st.integers(1, 12),
        contrast=st.sampled_from([0.0, 2.0, 10.0]), runs=st.integers(1, 3), each=st.integers(0, 3),
        each_windows=st.integers(1, 4), phase_bins=st.sampled_from([0, 1, 7, 20]), phase_min=st.integers(0, 6),
-       core_px=st.sampled_from([0.0, 2.5, 6.0]))
+       core_px=st.sampled_from([0.0, 2.5, 6.0]), lock_z=st.sampled_from([0.0, 0.5, 2.0]),
+       lock_decay=st.sampled_from([0.0, 0.5, 1.0]))
 def test_gate_equals_the_plain_reference(seed, hz, rate, flicker, cluster, gap, steady, steady_cluster,
-                                         contrast, runs, each, each_windows, phase_bins, phase_min, core_px):
+                                         contrast, runs, each, each_windows, phase_bins, phase_min, core_px,
+                                         lock_z, lock_decay):
     rng = np.random.default_rng(seed)
     ev = merge(lamp(int(rng.integers(0, W - 3)), int(rng.integers(0, H - 3)), 120_000, hz, seed=seed),
                steady_lamp(int(rng.integers(0, W - 6)), int(rng.integers(0, H - 6)), 120_000, seed=seed),
@@ -89,7 +91,8 @@ def test_gate_equals_the_plain_reference(seed, hz, rate, flicker, cluster, gap, 
     spec = GateSpec(rate=rate, flicker=flicker, cluster=cluster, block_px=8, hold=2, radius_px=20,
                     ghost_radius_px=6, ghost_reach=1.25, steady=steady, steady_cluster=steady_cluster,
                     steady_contrast=contrast, steady_windows=runs, each=each, each_windows=each_windows,
-                    phase_bins=phase_bins, phase_min=phase_min, core_px=core_px)
+                    phase_bins=phase_bins, phase_min=phase_min, core_px=core_px,
+                    lock_z=lock_z if phase_bins else 0.0, lock_decay=lock_decay)
     gate = FlareGate(spec, (W, H))
     idx = ev.t // 20_000
     fast, per_event, windows = [], [], []
@@ -285,7 +288,9 @@ def test_phase_agreement_follows_the_lamp_and_not_an_edge_out_of_step():
 
 
 @pytest.mark.parametrize("kw", [dict(flicker_streak=3, gate_each=2),
-                                dict(flicker_lock=2, flicker_phase=0.5, gate_phase_bins=20, gate_phase_min=2, gate_each=2)])
+                                dict(flicker_lock=2, flicker_phase=0.5, gate_phase_bins=20, gate_phase_min=2, gate_each=2),
+                                dict(flicker_lock=2, flicker_phase=0.5, gate_phase_bins=20, gate_phase_min=2, gate_each=2,
+                                     gate_lock_z=1.0, gate_lock_decay=0.5)])
 def test_streak_and_phase_decisions_do_not_depend_on_the_cut_and_stay_near_the_lamp(mask_ckpt, kw):
     ev = merge(lamp(20, 60, 120_000, hz=50.0, seed=5), scene(5, 6000, 120_000))
     whole = run(make_stage(mask_ckpt, **kw), [ev])
@@ -327,3 +332,27 @@ def test_the_lamp_core_is_kept_and_its_glare_dropped(mask_ckpt):
     centre = (np.abs(ev.x.astype(int) - 41) <= 1) & (np.abs(ev.y.astype(int) - 41) <= 1)
     assert not plain[late].any()  # without it the streak drops the lamp too
     assert kept[late & centre].all() and not kept[late & ~centre].any()
+
+
+def test_the_phase_lock_gates_the_glare_blocks_and_not_a_scene_block_beside_them():
+    """Within the lamp's reach, a block whose events fire in step with the lamp stays gated and a
+    block of scene events of either polarity at their own times leaves the gate (lock_z > 0);
+    without the lock both are gated."""
+    core = lamp(40, 40, 200_000, hz=100.0, per_flip=3)
+    half = 5000
+    t = np.arange(0, 200_000, half)
+    sign = np.arange(len(t)) % 2  # the lamp's polarity in each half period
+    glare = Events.from_arrays(np.repeat(t + 300, 4), np.tile([56, 57, 58, 59], len(t)), np.full(4 * len(t), 40),
+                               np.repeat(sign, 4), W, H)
+    rng = np.random.default_rng(1)
+    n = 1200
+    moving = Events.from_arrays(np.sort(rng.integers(0, 200_000, n)), rng.integers(16, 32, n), rng.integers(48, 64, n),
+                                rng.integers(0, 2, n), W, H)  # about 23 px from the lamp: inside its 32 px reach
+    ev = merge(core, glare, moving)
+    idx = ev.t // 20_000
+    for lock_z, scene_gated in ((0.0, True), (3.0, False)):
+        gate = FlareGate(GateSpec(radius_px=32, ghost_reach=0.0, phase_bins=20, phase_min=4, lock_z=lock_z), (W, H))
+        blocks = [gate.update(int(w), ev.x[m], ev.y[m], ev.p[m], ev.t[m]) for w in np.unique(idx) for m in [idx == w]]
+        late = blocks[3:]  # the lamp is a source, the lock sums have run for a few windows
+        assert all(b[40 // 16, 56 // 16] for b in late)  # the glare block
+        assert all(b[48 // 16, 16 // 16] == scene_gated for b in late)  # the scene block

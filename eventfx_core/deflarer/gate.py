@@ -25,7 +25,12 @@ E-Deflare, Han et al., arXiv 2512.09016, render them there). Per closed window t
    ``ghost_radius_px`` of the segment ``c + k (s - c)``, ``k`` in ``[-ghost_reach, 1]``,
    through the sensor centre ``c`` (the optical centre) and the source ``s``;
 4. (``phase_bins`` > 0) reads each event's agreement with the flicker phase of the source
-   blocks within ``radius_px`` (:mod:`.phase`): glare fires ON while its lamp brightens.
+   blocks within ``radius_px`` (:mod:`.phase`): glare fires ON while its lamp brightens;
+5. (``lock_z`` > 0) keeps in the gate only the blocks whose events are phase-locked with their
+   lamps: the sum of their agreements reaches ``lock_z`` times the root of the sum of their
+   squares, over this window and the ones before it (each earlier window weighted by
+   ``lock_decay`` once more). A lamp's halo and rays reach only some blocks of the disc; a block
+   of the disc that holds only scene (a moving object 100 px from the lamp) stays out.
 
 Everything is local to the window and to the blocks near a source: no statistic of the whole
 sensor, so a lamp in one place changes no decision far from it (except along its ghost line).
@@ -45,7 +50,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError
-from .phase import lamp_cores, lamp_cores_reference, phase_agreement, phase_agreement_reference
+from .phase import (lamp_cores, lamp_cores_reference, lock_sums, lock_sums_reference, phase_agreement,
+                    phase_agreement_reference)
 
 NEVER = np.iinfo(np.int64).min // 4  # "no source seen yet" (far below any window index)
 RING = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if max(abs(dy), abs(dx)) == 2]
@@ -76,6 +82,8 @@ class GateSpec:
     core_px: float = 0.0  # > 0: events within this of a lamp's centre are its core (``core``, phase.py)
     core_shift: int = 0  # mean-shift steps that move each lamp centre to its densest spot (phase.py)
     core_contrast: float = 0.0  # > 0: within 2 core_px, a pixel this many times busier than the ring around is core too
+    lock_z: float = 0.0  # > 0 (needs phase_bins): gate only blocks whose events are phase-locked this strongly
+    lock_decay: float = 0.5  # weight of the lock sums carried from one window to the next
 
     def check(self, where: str) -> None:
         for name in ("rate", "flicker", "cluster", "block_px", "hold", "steady_cluster", "steady_windows"):
@@ -84,9 +92,13 @@ class GateSpec:
         if self.each_windows < 1:
             raise ConfigError(f"{where}.gate_each_windows: must be >= 1, got {self.each_windows}")
         for name in ("radius_px", "ghost_radius_px", "steady", "each", "phase_bins", "phase_min",
-                     "core_px", "core_shift", "core_contrast", "ghost_reach", "steady_contrast"):
+                     "core_px", "core_shift", "core_contrast", "ghost_reach", "steady_contrast", "lock_z"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{where}.gate_{name}: must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.lock_decay <= 1.0:
+            raise ConfigError(f"{where}.gate_lock_decay: must be in [0, 1], got {self.lock_decay}")
+        if self.lock_z > 0 and self.phase_bins < 1:
+            raise ConfigError(f"{where}.gate_lock_z: the phase lock needs gate_phase_bins >= 1")
 
 
 @dataclass(frozen=True)
@@ -140,13 +152,18 @@ def ghost_points(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int], blo
     return py, px
 
 
+def ghost_blocks(source: np.ndarray, spec: GateSpec) -> np.ndarray:
+    """bool[hb, wb]: the blocks within ``ghost_radius_px`` of a source block's ghost line."""
+    ghost = np.zeros_like(source)
+    gy, gx = ghost_points(*np.nonzero(source), source.shape, spec.block_px, spec.ghost_reach)
+    _stamp(ghost, gy, gx, _disc(spec.ghost_radius_px / spec.block_px))
+    return ghost
+
+
 def gated_blocks(source: np.ndarray, spec: GateSpec) -> np.ndarray:
-    """bool[hb, wb]: the blocks where flare can be, given the source blocks."""
-    gate = np.zeros_like(source)
-    rows, cols = np.nonzero(source)
-    _stamp(gate, rows, cols, _disc(spec.radius_px / spec.block_px))
-    gy, gx = ghost_points(rows, cols, source.shape, spec.block_px, spec.ghost_reach)
-    _stamp(gate, gy, gx, _disc(spec.ghost_radius_px / spec.block_px))
+    """bool[hb, wb]: the blocks where flare can be, given the source blocks (before the lock)."""
+    gate = ghost_blocks(source, spec)
+    _stamp(gate, *np.nonzero(source), _disc(spec.radius_px / spec.block_px))
     return gate
 
 
@@ -174,6 +191,9 @@ class FlareGate:
         self._seen = np.full(self.shape, NEVER, np.int64)  # last window each block was a source
         self._bright = np.full(self.shape, NEVER, np.int64)  # last window each block was a bright core ...
         self._run = np.zeros(self.shape, np.int64)  # ... and how many windows running it was one
+        self._lock_s = np.zeros(self.shape)  # decayed sums of each block's phase agreements ...
+        self._lock_q = np.zeros(self.shape)  # ... and of their squares, up to ...
+        self._lock_index: int | None = None  # ... this judged window
 
     def _forget_last_window(self) -> None:
         """Zero the per-pixel alternation and event counts kept from the last window (only at the
@@ -298,13 +318,23 @@ class FlareGate:
         x, y, p, t = obs.x, obs.y, obs.p, obs.t
         if s.phase_bins > 0 and t is not None:
             self.phase = phase_agreement(source, x, y, p, t, index * self.window_us, self.window_us,
-                                         s.phase_bins, s.phase_min, s.block_px, _disc(s.radius_px / s.block_px))
+                                         s.phase_bins, s.phase_min, s.block_px, _disc(s.radius_px / s.block_px),
+                                         ghost_blocks(source, s))
         else:
             self.phase = np.zeros(len(x), np.float32)
         flickering = obs.streak > 0  # alternated >= max(each, 1) times in this window
         self.core = lamp_cores(source, x, y, flickering, s.block_px, s.core_px, s.core_shift,
                                s.core_contrast)
-        return gated_blocks(source, s)
+        gate = gated_blocks(source, s)
+        if s.lock_z > 0:
+            if self._lock_index != index - 1:  # a gap: nothing carries over it
+                self._lock_s[:], self._lock_q[:] = 0.0, 0.0
+            self._lock_index = index
+            ws, wq = lock_sums(self.phase, x, y, self.shape, s.block_px)
+            self._lock_s = s.lock_decay * self._lock_s + ws
+            self._lock_q = s.lock_decay * self._lock_q + wq
+            gate &= self._lock_s >= s.lock_z * np.sqrt(np.maximum(self._lock_q, 1.0))
+        return gate
 
     def event_gate(self, blocks: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """bool[n]: the events that lie in a gated block."""
@@ -372,12 +402,25 @@ def gate_reference(windows: list[tuple[int, list[tuple]]], spec: GateSpec, senso
         alt_prev, count_prev, streak_prev, last_index = alt, count, streak, index
     by_index = {index: streak for index, _, _, streak in seen_windows}
     out = []
+    lock_s, lock_q, lock_index = np.zeros((hb, wb)), np.zeros((hb, wb)), None
     for index, events, alts, streak in seen_windows:
         source = np.zeros((hb, wb), bool)
         for j, blocks in found.items():
             if index - spec.hold < j <= index + lookahead:
                 for r, c in blocks:
                     source[r, c] = True
+        ghost = np.zeros((hb, wb), bool)
+        rad, grad = spec.radius_px / b, spec.ghost_radius_px / b
+        gy, gx = ghost_points(*np.nonzero(source), (hb, wb), b, spec.ghost_reach)
+        for r, c in zip(gy.tolist(), gx.tolist()):
+            for rr in range(hb):
+                for cc in range(wb):
+                    if (rr - r) ** 2 + (cc - c) ** 2 <= grad * grad + 1e-9:
+                        ghost[rr, cc] = True
+        timed = spec.phase_bins > 0 and all(len(e) == 4 for e in events)
+        phase = (phase_agreement_reference(source, events, index * window_us, window_us, spec.phase_bins,
+                                           spec.phase_min, b, spec.radius_px / b, ghost) if timed
+                 else np.zeros(len(events), np.float32))
         if per_event is not None:
             streaks = []
             for x, y, *_ in events:
@@ -386,26 +429,24 @@ def gate_reference(windows: list[tuple[int, list[tuple]]], spec: GateSpec, senso
                 while k and f <= lookahead and by_index.get(index + f, {}).get((x, y), 0):
                     f += 1
                 streaks.append(k + f - 1 if k else 0)
-            timed = spec.phase_bins > 0 and all(len(e) == 4 for e in events)
-            phase = (phase_agreement_reference(source, events, index * window_us, window_us, spec.phase_bins,
-                                               spec.phase_min, b, spec.radius_px / b) if timed
-                     else np.zeros(len(events), np.float32))
             core = lamp_cores_reference(source, events, [streak.get((e[0], e[1]), 0) > 0 for e in events], b,
                                         spec.core_px, spec.core_shift, spec.core_contrast)
             per_event.append((np.array(alts, np.int32), np.array(streaks, np.int32), phase, core))
-        gate = np.zeros((hb, wb), bool)
-        cy, cx = hb * b / 2.0, wb * b / 2.0
-        rad, grad = spec.radius_px / b, spec.ghost_radius_px / b
+        gate = ghost.copy()
         for r, c in zip(*np.nonzero(source)):
             for rr in range(hb):
                 for cc in range(wb):
                     if (rr - r) ** 2 + (cc - c) ** 2 <= rad * rad + 1e-9:
                         gate[rr, cc] = True
-        gy, gx = ghost_points(*np.nonzero(source), (hb, wb), b, spec.ghost_reach)
-        for r, c in zip(gy.tolist(), gx.tolist()):
+        if spec.lock_z > 0:
+            if lock_index != index - 1:
+                lock_s, lock_q = np.zeros((hb, wb)), np.zeros((hb, wb))
+            lock_index = index
+            ws, wq = lock_sums_reference(phase, events, (hb, wb), b)
+            lock_s, lock_q = spec.lock_decay * lock_s + ws, spec.lock_decay * lock_q + wq
             for rr in range(hb):
                 for cc in range(wb):
-                    if (rr - r) ** 2 + (cc - c) ** 2 <= grad * grad + 1e-9:
-                        gate[rr, cc] = True
+                    if lock_s[rr, cc] < spec.lock_z * np.sqrt(max(lock_q[rr, cc], 1.0)):
+                        gate[rr, cc] = False
         out.append(gate)
     return out

@@ -15,7 +15,15 @@ time bins of the window; every block sums these over the source blocks within ``
 (0 where that count is below ``min_events``: no lamp phase to compare with). The lamp's phase is
 read from its own core in the same window, so nothing outside ``radius_px`` of a lamp changes an
 agreement, and the value depends only on the window's events (split-invariant, decided when the
-window closes). :func:`phase_agreement_reference` is the plain per-event version (test oracle).
+window closes). A block on a lamp's ghost line (``ghost``) beyond every lamp's reach reads the sum
+over all source blocks (a ghost is some lamp's light, reflected to the far side of the centre).
+:func:`phase_agreement_reference` is the plain per-event version (test oracle).
+
+Phase-locked blocks (:func:`lock_sums`): glare fires in step with its lamp, so the agreements of a
+block's events add up (``S``, while their squares add up to ``Q``); a block that holds only scene
+events has agreements of either sign, and ``S / sqrt(Q)`` stays near 0 (a sign test: below 3 in
+all but about 1 of 700 blocks). The gate acts only on blocks whose decayed sums over the windows
+so far reach ``S >= z sqrt(max(Q, 1))`` (``gate.py``).
 
 The lamp's centre (:func:`lamp_cores`): the light source itself is to be kept. Per source block
 that holds at least as many flickering events (events of pixels that alternated at least
@@ -41,9 +49,10 @@ def _bins_of(t: np.ndarray, start_us: int, window_us: int, bins: int) -> np.ndar
 
 def phase_agreement(source: np.ndarray, x: np.ndarray, y: np.ndarray, p: np.ndarray, t: np.ndarray,
                     start_us: int, window_us: int, bins: int, min_events: int, block_px: int,
-                    offsets: np.ndarray) -> np.ndarray:
+                    offsets: np.ndarray, ghost: np.ndarray | None = None) -> np.ndarray:
     """float32[n]: each event's agreement with the phase of the lamps within reach; ``source``
-    bool[hb, wb] source blocks, ``offsets`` the (dy, dx) block offsets of the reach disc."""
+    bool[hb, wb] source blocks, ``offsets`` the (dy, dx) block offsets of the reach disc,
+    ``ghost`` bool[hb, wb] the ghost-line blocks (beyond every reach: the sum of all sources)."""
     out = np.zeros(len(x), np.float32)
     rows, cols = np.nonzero(source)
     if not len(rows) or not len(x):
@@ -67,7 +76,12 @@ def phase_agreement(source: np.ndarray, x: np.ndarray, y: np.ndarray, p: np.ndar
     gnet = np.zeros((hb, wb, bins), np.int64)
     gcnt = np.zeros((hb, wb, bins), np.int64)
     np.add.at(gnet, (r[ok], c[ok]), net[i[ok]])
+    reach = np.zeros((hb, wb), bool)
+    reach[r[ok], c[ok]] = True
     np.add.at(gcnt, (r[ok], c[ok]), cnt[i[ok]])
+    if ghost is not None:
+        far = ghost & ~reach
+        gnet[far], gcnt[far] = net.sum(0), cnt.sum(0)
     e_net, e_cnt = gnet[by, bx, b], gcnt[by, bx, b]
     have = e_cnt >= max(min_events, 1)
     out[have] = (e_net[have] * sign[have] / e_cnt[have]).astype(np.float32)
@@ -76,7 +90,7 @@ def phase_agreement(source: np.ndarray, x: np.ndarray, y: np.ndarray, p: np.ndar
 
 def phase_agreement_reference(source: np.ndarray, events: list[tuple[int, int, int, int]], start_us: int,
                               window_us: int, bins: int, min_events: int, block_px: int,
-                              radius_blocks: float) -> np.ndarray:
+                              radius_blocks: float, ghost: np.ndarray | None = None) -> np.ndarray:
     """Plain per-event version of :func:`phase_agreement`; ``events`` [(x, y, p, t), ...]."""
     hb, wb = source.shape
     net: dict = {}
@@ -92,13 +106,38 @@ def phase_agreement_reference(source: np.ndarray, events: list[tuple[int, int, i
         r, c = y // block_px, x // block_px
         b = min(max((t - start_us) * bins // window_us, 0), bins - 1)
         n = m = 0
-        for rr, cc in zip(*np.nonzero(source)):
-            if (rr - r) ** 2 + (cc - c) ** 2 <= radius_blocks * radius_blocks + 1e-9:
-                n += net.get((rr, cc, b), 0)
-                m += cnt.get((rr, cc, b), 0)
+        near = [(rr, cc) for rr, cc in zip(*np.nonzero(source))
+                if (rr - r) ** 2 + (cc - c) ** 2 <= radius_blocks * radius_blocks + 1e-9]
+        if not near and ghost is not None and ghost[r, c]:
+            near = list(zip(*np.nonzero(source)))  # a ghost block beyond every reach: all the lamps
+        for rr, cc in near:
+            n += net.get((rr, cc, b), 0)
+            m += cnt.get((rr, cc, b), 0)
         if m >= max(min_events, 1):
             out[j] = np.float32(n * (1 if p > 0 else -1) / m)
     return out
+
+
+def lock_sums(phase: np.ndarray, x: np.ndarray, y: np.ndarray, shape: tuple[int, int],
+              block_px: int) -> tuple[np.ndarray, np.ndarray]:
+    """(S, Q) float64[hb, wb]: per block, the sum of its events' agreements and of their squares
+    (summed in event order, as :func:`lock_sums_reference` does)."""
+    a = np.asarray(phase, np.float64)
+    k = (np.asarray(y, np.int64) // block_px, np.asarray(x, np.int64) // block_px)
+    s, q = np.zeros(shape), np.zeros(shape)
+    np.add.at(s, k, a)
+    np.add.at(q, k, a * a)
+    return s, q
+
+
+def lock_sums_reference(phase, events: list[tuple], shape: tuple[int, int], block_px: int):
+    """Plain version of :func:`lock_sums`; ``events`` [(x, y, ...), ...]."""
+    s, q = np.zeros(shape), np.zeros(shape)
+    for a, (x, y, *_) in zip(phase, events):
+        a = float(a)
+        s[y // block_px, x // block_px] += a
+        q[y // block_px, x // block_px] += a * a
+    return s, q
 
 
 def _sum3(g: np.ndarray) -> np.ndarray:

@@ -94,6 +94,9 @@ class DeflareConfig:
     gate_core_shift: int = 0  # mean-shift steps moving each lamp centre to its densest spot (phase.py)
     gate_core_contrast: float = 0.0  # > 0: within 2 gate_core_px of a centre, an event whose pixel fired this many
     #                                  times as often as the ring around (2-3 gate_core_px) is the source too
+    gate_lock_z: float = 0.0  # > 0 (needs gate_phase_bins): gate only blocks whose events are phase-locked with
+    #                           their lamps: sum of agreements >= this x root of the sum of their squares ...
+    gate_lock_decay: float = 0.5  # ... over the windows so far, each earlier one weighted by this once more
     tile_px: int = 64  # the U-Net runs on the gated tiles of this side ...
     tile_margin_px: int = 16  # ... each seen with this much context around it
     flicker_lock: int = 0  # > 0 (with the gate): drop only events whose pixel alternated polarity at
