@@ -330,7 +330,8 @@ class FlareGate:
             if self._lock_index != index - 1:  # a gap: nothing carries over it
                 self._lock_s[:], self._lock_q[:] = 0.0, 0.0
             self._lock_index = index
-            ws, wq = lock_sums(self.phase, x, y, self.shape, s.block_px)
+            m = self.phase != 0  # the rest adds nothing (no lamp in reach): cost follows the lamps' events
+            ws, wq = lock_sums(self.phase[m], x[m], y[m], self.shape, s.block_px)
             self._lock_s = s.lock_decay * self._lock_s + ws
             self._lock_q = s.lock_decay * self._lock_q + wq
             gate &= self._lock_s >= s.lock_z * np.sqrt(np.maximum(self._lock_q, 1.0))
