@@ -46,6 +46,7 @@ plain per-event version (the test oracle of :class:`FlareGate`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -117,12 +118,16 @@ class Observed:
     on_pix: np.ndarray
 
 
+@lru_cache(maxsize=16)
 def _disc(radius_blocks: float) -> np.ndarray:
-    """Offsets (dy, dx) of the blocks whose centres lie within ``radius_blocks`` of a block's."""
+    """Offsets (dy, dx) of the blocks whose centres lie within ``radius_blocks`` of a block's
+    (computed once per radius; read-only)."""
     r = int(np.floor(radius_blocks))
     dy, dx = np.mgrid[-r:r + 1, -r:r + 1]
     inside = dy * dy + dx * dx <= radius_blocks * radius_blocks + 1e-9
-    return np.stack([dy[inside], dx[inside]], 1)
+    out = np.stack([dy[inside], dx[inside]], 1)
+    out.flags.writeable = False
+    return out
 
 
 def _stamp(mask: np.ndarray, rows: np.ndarray, cols: np.ndarray, offsets: np.ndarray) -> None:
@@ -160,9 +165,10 @@ def ghost_blocks(source: np.ndarray, spec: GateSpec) -> np.ndarray:
     return ghost
 
 
-def gated_blocks(source: np.ndarray, spec: GateSpec) -> np.ndarray:
-    """bool[hb, wb]: the blocks where flare can be, given the source blocks (before the lock)."""
-    gate = ghost_blocks(source, spec)
+def gated_blocks(source: np.ndarray, spec: GateSpec, ghost: np.ndarray | None = None) -> np.ndarray:
+    """bool[hb, wb]: the blocks where flare can be, given the source blocks (before the lock);
+    ``ghost``: their ghost blocks, if already known."""
+    gate = (ghost_blocks(source, spec) if ghost is None else ghost).copy()
     _stamp(gate, *np.nonzero(source), _disc(spec.radius_px / spec.block_px))
     return gate
 
@@ -316,16 +322,17 @@ class FlareGate:
             streak[alive] += 1
         self.alternations, self.streak = obs.alternations, streak
         x, y, p, t = obs.x, obs.y, obs.p, obs.t
+        ghost = ghost_blocks(source, s)
         if s.phase_bins > 0 and t is not None:
             self.phase = phase_agreement(source, x, y, p, t, index * self.window_us, self.window_us,
                                          s.phase_bins, s.phase_min, s.block_px, _disc(s.radius_px / s.block_px),
-                                         ghost_blocks(source, s))
+                                         ghost)
         else:
             self.phase = np.zeros(len(x), np.float32)
         flickering = obs.streak > 0  # alternated >= max(each, 1) times in this window
         self.core = lamp_cores(source, x, y, flickering, s.block_px, s.core_px, s.core_shift,
                                s.core_contrast)
-        gate = gated_blocks(source, s)
+        gate = gated_blocks(source, s, ghost)
         if s.lock_z > 0:
             if self._lock_index != index - 1:  # a gap: nothing carries over it
                 self._lock_s[:], self._lock_q[:] = 0.0, 0.0
