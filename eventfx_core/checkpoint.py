@@ -30,7 +30,7 @@ command that converts them, once, without running any code from them:
 It follows the output-path policy of every eventfx writer (``io.output_paths``): NEW is never
 OLD, an existing NEW is replaced only with ``--overwrite``, and the file is written as
 ``NEW.partial`` and renamed when complete and checked; a ``NEW.partial`` already there is not
-removed without ``--overwrite`` either.
+removed without ``--overwrite`` either (``check_output``).
 """
 from __future__ import annotations
 
@@ -219,14 +219,10 @@ def _upgrade_deflarer(blob: dict, where: str) -> tuple[dict, dict, dict | None]:
 
 def upgrade(old: str | Path, new: str | Path, overwrite: bool = False) -> Path:
     """Convert a checkpoint of an older eventfx format into this one (weights bit for bit)."""
-    from .io.output_paths import atomic_output, check_output, partial_path
+    from .io.output_paths import atomic_output, check_output
 
     old, new = Path(old), Path(new)
     check_output(new, inputs=[old], overwrite=overwrite, what="NEW")
-    tmp = partial_path(new)
-    if (tmp.exists() or tmp.is_symlink()) and not overwrite:
-        raise EventfxError(f"{tmp} exists (left by an interrupted run?); remove it, choose another "
-                           f"name or pass --overwrite")
     blob = load_blob(old)
     fmt = blob["format"]
     if fmt == FORMAT:

@@ -255,3 +255,19 @@ def test_bench_deflare_and_convert_memory_bad_numbers_are_one_line(argv, tmp_pat
     rc, _, err = run(capsys, "bench", *argv, "--dir", tmp_path / "scratch")
     assert rc == 2 and argv[1] in one_error_line(err)
     assert not (tmp_path / "scratch").exists()  # checked before any work
+
+
+def test_a_partial_output_left_by_an_interrupted_run_is_kept_unless_overwrite(tmp_path, raw_input, config,
+                                                                                capsys):
+    """A leftover OUT.partial (eventfx's temporary name) may hold the only copy of a long run's
+    output: every writer refuses it like OUT itself (io.output_paths.check_output), and replaces it
+    only with --overwrite."""
+    out = tmp_path / "out.h5"
+    left = tmp_path / "out.h5.partial"
+    left.write_bytes(b"half of a long run")
+    rc, _, err = run(capsys, "denoise", "--quiet", raw_input, out, "--config", config)
+    assert rc == 2 and "out.h5.partial exists" in one_error_line(err) and "--overwrite" in err
+    assert left.read_bytes() == b"half of a long run" and not out.exists()
+    rc, _, err = run(capsys, "denoise", "--quiet", raw_input, out, "--config", config, "--overwrite")
+    assert rc == 0, err
+    assert out.exists() and not left.exists()

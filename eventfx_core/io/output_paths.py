@@ -4,7 +4,8 @@ Every output path (a converted or denoised recording, ``--scores``, ``--preview`
 checkpoints, reports) is checked by ``check_outputs`` before any work starts:
 
 - never an input, a file inside an input (a bag folder's ``.db3``) or a folder holding an input;
-- never an existing file or folder unless the user said ``--overwrite``;
+- never an existing file or folder unless the user said ``--overwrite``, and the same for a
+  temporary ``OUT.partial`` left by an interrupted run (it may hold the only copy of something);
 - never two outputs at the same path;
 - its parent folders are created here (for every writer alike), or one ``EventfxError`` says
   why they cannot be (a file in the way, no permission).
@@ -58,6 +59,10 @@ def check_output(path: Path | str, *, inputs: Iterable[Path | str] = (), overwri
             raise EventfxError(f"{what} {path}: must end in {' or '.join(suffixes)}")
     if (path.exists() or path.is_symlink()) and not overwrite:
         raise EventfxError(f"{what} {path} exists already; choose another name or pass --overwrite")
+    for tmp in dict.fromkeys((partial_path(path), partial_path(path, keep_suffix=True))):
+        if (tmp.exists() or tmp.is_symlink()) and not overwrite:
+            raise EventfxError(f"{what} {path}: {tmp} exists (left by an interrupted run?); remove it, "
+                               f"choose another name or pass --overwrite")
     if path.is_dir() and not path.is_symlink() and overwrite and any(path.iterdir()) \
             and not (path / "metadata.yaml").exists():
         raise EventfxError(f"{what} {path} is a folder that is not a bag; --overwrite replaces only "
@@ -137,7 +142,7 @@ def atomic_output(path: Path | str, keep_suffix: bool = False) -> Iterator[Path]
     """Yield the temporary path to write; rename it to ``path`` when the block ends without error."""
     path = Path(path)
     tmp = partial_path(path, keep_suffix)
-    remove(tmp)  # a leftover of an interrupted earlier run
+    remove(tmp)  # a leftover of an interrupted earlier run (check_output let it through: --overwrite)
     try:
         yield tmp
     except BaseException:
