@@ -320,6 +320,18 @@ def test_local_context_lamp_far_away_changes_no_feature(context_px):
     np.testing.assert_array_equal(FeatureExtractor(cfg, 64, 48).extract(both[:1500]), ref)
 
 
+def test_shipped_local_context_far_lamp_moves_only_the_stream_gap():
+    """The shipped weights' set (context_px > 0, local_dt false): a far lamp changes the stream
+    gap log_dt_global of the scene events and no other column (block_burst stays local)."""
+    cfg = FeatureConfig(cell_px=(4, 8), context_px=4, local_dt=False)
+    names = feature_names(cfg)
+    scene, both, is_scene = lamp_and_scene(0)
+    alone = FeatureExtractor(cfg, 64, 48).extract(scene)
+    mixed = FeatureExtractor(cfg, 64, 48).extract(both)[is_scene]
+    changed = [names[j] for j in range(len(names)) if (alone[:, j] != mixed[:, j]).any()]
+    assert changed == ["log_dt_global"]
+
+
 def test_sensor_wide_features_feel_a_far_lamp():
     """The old sensor-wide columns (context_px = 0) do change with a lamp far away; only they."""
     cfg = FeatureConfig(cell_px=(4, 8))
