@@ -76,10 +76,10 @@ def phase_agreement(source: np.ndarray, x: np.ndarray, y: np.ndarray, p: np.ndar
     gnet = np.zeros((hb, wb, bins), np.int64)
     gcnt = np.zeros((hb, wb, bins), np.int64)
     np.add.at(gnet, (r[ok], c[ok]), net[i[ok]])
-    reach = np.zeros((hb, wb), bool)
-    reach[r[ok], c[ok]] = True
     np.add.at(gcnt, (r[ok], c[ok]), cnt[i[ok]])
-    if ghost is not None:
+    if ghost is not None:  # ghost blocks beyond every lamp's reach: the sum of all the lamps
+        reach = np.zeros((hb, wb), bool)
+        reach[r[ok], c[ok]] = True
         far = ghost & ~reach
         gnet[far], gcnt[far] = net.sum(0), cnt.sum(0)
     e_net, e_cnt = gnet[by, bx, b], gcnt[by, bx, b]
