@@ -367,3 +367,21 @@ def test_checkpoint_keeps_its_feature_set(tmp_path):
     old = load_checkpoint(tmp_path / "old.pt")
     assert old.feature_config.context_px == 0
     assert feature_names(old.feature_config)[-1] == "global_burst"
+
+
+@pytest.mark.parametrize("max_gap", [30, 3000, 40_000])
+def test_block_burst_running_sums_equal_the_definition(max_gap):
+    """block_burst comes from running 3x3 sums on absolute-time epochs (extractor.py); it equals
+    the definition written out: per event, the same-polarity events before it in the 3x3
+    context cells around its own, each weighted exp(-(t - t_j) / tau), short and long tau."""
+    cfg = FeatureConfig(cell_px=(4,), cell_taus_us=(1000.0, 10_000.0), context_px=3, local_dt=False)
+    ev = random_stream(7, 1500, width=20, height=14, max_gap=max_gap)  # crosses many 64 ms epochs
+    got = FeatureExtractor(cfg, ev.width, ev.height).extract(ev)[:, feature_names(cfg).index("block_burst")]
+    t, cx, cy, p = (np.asarray(a, np.int64) for a in (ev.t, ev.x // 3, ev.y // 3, ev.p))
+    want = np.zeros(len(ev))
+    for i in range(len(ev)):
+        j = np.flatnonzero((np.abs(cx[:i] - cx[i]) <= 1) & (np.abs(cy[:i] - cy[i]) <= 1) & (p[:i] == p[i]))
+        short = np.exp(-(t[i] - t[j]) / 1000.0).sum() / 1000.0
+        long = np.exp(-(t[i] - t[j]) / 10_000.0).sum() / 10_000.0
+        want[i] = short / (short + long) if short + long > 0 else 0.0
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

@@ -51,8 +51,9 @@ the features of events elsewhere (any event's features depend only on events wit
 
     log_dt_block        min(1, log1p(t - latest event in the block) / log1p(global_dt_cap_us));
                         1 if none yet (``local_dt`` false: log_dt_global stays)
-    block_burst         as global_burst, with s and l the sums over the 9 cells (in row order)
-                        of each cell's decayed same-polarity counts brought to the event's time
+    block_burst         as global_burst, with s and l the sums over the 9 cells of each cell's
+                        decayed same-polarity counts brought to the event's time (read from
+                        running 3x3 sums on absolute-time epochs: ``extractor.py``)
 
 Definitions (exact, so that any split of a stream gives the same features):
   * a pixel is *active* for an event at time t if its last event time l satisfies

@@ -14,7 +14,18 @@ of any sensor pixel is read without bounds checks; padding pixels never fire):
     global_v    float64[2, n_cell_taus]      decayed event counts of the whole sensor
     block_last  int64[(ch+2)*(cw+2)]         (context_px > 0) time of the last event of each
                                              context cell, on a grid of cells padded by one
-    block_v     float64[(ch+2)*(cw+2), 2, 2] its decayed counts per polarity, short and long tau
+    block_s9    float64[(ch+2)*(cw+2), 2, 2] per context cell, polarity and (short, long) tau:
+                                             the sum over its 3x3 cells of their events'
+                                             weights 1 / decay(t_event - epoch start, tau)
+    block_epoch int64[1]                     the epoch those weights are relative to
+
+The block burst ratio needs, per event, the 9 cells' decayed counts at its time. Decaying each
+cell on every read costs 18 exponentials; instead every event adds its weight
+``1 / decay(t - E, tau)`` to the running 3x3 sums of the 9 cells around it, and a read is one
+sum times ``decay(t - E, tau)``: the same decayed counts (up to rounding). ``E`` is the start
+of the event's epoch, ``t // R * R`` with ``R = 64 * min(tau)``, on absolute time, so weights
+stay below e^64 and any split of the stream gives the same sums; when an epoch begins, every
+sum is brought to it (multiplied by ``decay(new E - old E, tau)``).
 
 Cutting a stream anywhere gives bit-identical features: the kernel does the same float64
 operations per event in the same order whatever the split, and only the state above carries
@@ -50,7 +61,7 @@ def _extract_kernel(t, x, y, p, width, height, window, taus, dt_cap, global_dt_c
                     exp_table, mf_table, ma_table, global_table,
                     last_tp, changes, ring_pos, last_global,
                     cell_px, cell_taus, cell_last, cell_v, global_v,
-                    ctx_px, local_dt, block_last, block_v, out):
+                    ctx_px, local_dt, ctx_epoch_us, block_last, block_s9, block_epoch, out):
     """Fill ``out[i]`` for every event, updating the state; returns the number of resets
     caused by time going backwards."""
     row = width + 2
@@ -80,7 +91,8 @@ def _extract_kernel(t, x, y, p, width, height, window, taus, dt_cap, global_dt_c
             cell_v[:, :, :] = 0.0
             global_v[:, :] = 0.0
             block_last[:] = NEVER
-            block_v[:, :, :] = 0.0
+            block_s9[:, :, :] = 0.0
+            block_epoch[0] = NEVER
             resets += 1
         c = (np.int64(y[i]) + 1) * row + np.int64(x[i]) + 1
         pi = np.int8(p[i])
@@ -180,18 +192,25 @@ def _extract_kernel(t, x, y, p, width, height, window, taus, dt_cap, global_dt_c
                 cell_last[cc] = ti
             tau_s = cell_taus[0]
             tau_l = cell_taus[n_ct - 1]
-            if ctx_px > 0:  # burst ratio of the 3x3 block of context cells
-                vs = 0.0
-                vl = 0.0
-                for dy in range(-1, 2):
-                    for dx in range(-1, 2):
-                        q = bc + dy * ctx_row + dx
-                        if block_last[q] != NEVER:
-                            dtq = float(ti - block_last[q])
-                            vs = vs + block_v[q, pi, 0] * decay_jit(dtq, tau_s, exp_table)
-                            vl = vl + block_v[q, pi, 1] * decay_jit(dtq, tau_l, exp_table)
-                short = vs / tau_s
-                long = vl / tau_l
+            d_s = 1.0
+            d_l = 1.0
+            if ctx_px > 0:  # burst ratio of the 3x3 block of context cells (running sums)
+                epoch = (ti // ctx_epoch_us) * ctx_epoch_us
+                if epoch != block_epoch[0]:
+                    if block_epoch[0] != NEVER:  # bring every sum to the new epoch
+                        gap = float(epoch - block_epoch[0])
+                        f_s = decay_jit(gap, tau_s, exp_table)
+                        f_l = decay_jit(gap, tau_l, exp_table)
+                        for q in range(block_s9.shape[0]):
+                            for pq in range(2):
+                                block_s9[q, pq, 0] = block_s9[q, pq, 0] * f_s
+                                block_s9[q, pq, 1] = block_s9[q, pq, 1] * f_l
+                    block_epoch[0] = epoch
+                into = float(ti - epoch)
+                d_s = decay_jit(into, tau_s, exp_table)
+                d_l = decay_jit(into, tau_l, exp_table)
+                short = block_s9[bc, pi, 0] * d_s / tau_s
+                long = block_s9[bc, pi, 1] * d_l / tau_l
             else:  # burst ratio of the whole sensor
                 dtg = float(ti - last_global[0])
                 for k in range(n_ct):
@@ -204,12 +223,14 @@ def _extract_kernel(t, x, y, p, width, height, window, taus, dt_cap, global_dt_c
                     global_v[pi, k] = global_v[pi, k] + 1.0
             col += 1
             out[i, col] = short / (short + long) if short + long > 0.0 else 0.0
-            if ctx_px > 0:  # count the event in its context cell
-                dtc = float(ti - block_last[bc])
-                for k in range(2):
-                    d = decay_jit(dtc, tau_s if k == 0 else tau_l, exp_table) if block_last[bc] != NEVER else 0.0
-                    block_v[bc, pi, k] = block_v[bc, pi, k] * d + 1.0
-                    block_v[bc, 1 - pi, k] = block_v[bc, 1 - pi, k] * d
+            if ctx_px > 0:  # count the event in the sums of the 9 cells around its own
+                w_s = 1.0 / d_s
+                w_l = 1.0 / d_l
+                for dy in range(-1, 2):
+                    for dx in range(-1, 2):
+                        q = bc + dy * ctx_row + dx
+                        block_s9[q, pi, 0] = block_s9[q, pi, 0] + w_s
+                        block_s9[q, pi, 1] = block_s9[q, pi, 1] + w_l
         if ctx_px > 0:
             block_last[bc] = ti
         # add the event to the state
@@ -264,7 +285,10 @@ class FeatureExtractor:
         b = self.cfg.context_px
         n_blocks = (-(-width // b) + 2) * (-(-height // b) + 2) if b > 0 else 1
         self.block_last = np.full(n_blocks, NEVER, np.int64)
-        self.block_v = np.zeros((n_blocks, 2, 2), np.float64)
+        self.block_s9 = np.zeros((n_blocks, 2, 2), np.float64)
+        self.block_epoch = np.full(1, NEVER, np.int64)
+        taus = self.cfg.cell_taus_us if self.cfg.cell_px else (1.0,)
+        self._ctx_epoch_us = np.int64(max(1, int(64 * min(taus))))  # weights stay below e^64
 
     def reset(self) -> None:
         """Forget all state (as if no event had been seen)."""
@@ -285,7 +309,8 @@ class FeatureExtractor:
                                  np.int64(cfg.window_us), self._taus, float(cfg.dt_cap_us),
                                  float(cfg.global_dt_cap_us), EXP_TABLE, *self._tables, self.last_tp, self.changes, self.ring_pos, self.last_global,
                                  self._cell_px, self._cell_taus, self.cell_last, self.cell_v, self.global_v,
-                                 np.int64(cfg.context_px), bool(cfg.local_dt), self.block_last, self.block_v, out)
+                                 np.int64(cfg.context_px), bool(cfg.local_dt), self._ctx_epoch_us, self.block_last,
+                                 self.block_s9, self.block_epoch, out)
         if resets:
             warnings.warn(f"features: time went backwards {resets} time(s); state reset",
                           RuntimeWarning, stacklevel=2)
@@ -298,13 +323,14 @@ class FeatureExtractor:
                 "changes": self.changes.copy(), "ring_pos": self.ring_pos.copy(),
                 "last_global": self.last_global.copy(), "cell_last": self.cell_last.copy(),
                 "cell_v": self.cell_v.copy(), "global_v": self.global_v.copy(),
-                "block_last": self.block_last.copy(), "block_v": self.block_v.copy()}
+                "block_last": self.block_last.copy(), "block_s9": self.block_s9.copy(),
+                "block_epoch": self.block_epoch.copy()}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         width, height = (int(v) for v in state["sensor"])
         self._allocate(width, height)
         for name in ("last_tp", "changes", "ring_pos", "last_global", "cell_last", "cell_v", "global_v",
-                     "block_last", "block_v"):
+                     "block_last", "block_s9", "block_epoch"):
             if name not in state:
                 raise EventfxError(f"features: state has no {name}")
             src = np.asarray(state[name])

@@ -33,7 +33,9 @@ class ReferenceFeatureExtractor:
         self.cell_counts: dict[tuple[int, int, int], list[list[float]]] = {}  # [polarity][tau]
         self.global_counts = [[0.0] * n, [0.0] * n]
         self.block_last: dict[tuple[int, int], int] = {}  # context cell -> time of its last event
-        self.block_counts: dict[tuple[int, int], list[list[float]]] = {}  # [polarity][short, long]
+        self.block_s9: dict[tuple[int, int], list[list[float]]] = {}  # [polarity][short, long] 3x3 sums
+        self.block_epoch: int | None = None  # the epoch the sums' weights are relative to
+        self.block_into = (1.0, 1.0)  # decay(t - epoch, tau) of the event being processed
 
     def _mf(self, pixel, t: int) -> int:
         return sum(1 for c in self.changes.get(pixel, []) if t - c <= self.cfg.window_us)
@@ -133,24 +135,33 @@ class ReferenceFeatureExtractor:
         return max(seen) if seen else None
 
     def _block_burst(self, x: int, y: int, p: int, t: int) -> float:
+        """The burst ratio of the 3x3 context cells: their same-polarity counts decayed to ``t``,
+        read from the running sum of the event's cell (extractor.py explains the epochs)."""
         taus = (self.cfg.cell_taus_us[0], self.cfg.cell_taus_us[-1])
-        s = l = 0.0
-        for q in self._block(x, y):
-            if q in self.block_last:
-                dt = float(t - self.block_last[q])
-                s = s + self.block_counts[q][p][0] * decay(dt, taus[0], EXP_TABLE)
-                l = l + self.block_counts[q][p][1] * decay(dt, taus[1], EXP_TABLE)
-        short, long = s / taus[0], l / taus[1]
+        every = max(1, int(64 * min(self.cfg.cell_taus_us)))
+        epoch = (t // every) * every
+        if epoch != self.block_epoch:
+            if self.block_epoch is not None:
+                gap = float(epoch - self.block_epoch)
+                f = (decay(gap, taus[0], EXP_TABLE), decay(gap, taus[1], EXP_TABLE))
+                for sums in self.block_s9.values():
+                    for pq in range(2):
+                        sums[pq][0], sums[pq][1] = sums[pq][0] * f[0], sums[pq][1] * f[1]
+            self.block_epoch = epoch
+        into = float(t - epoch)
+        self.block_into = (decay(into, taus[0], EXP_TABLE), decay(into, taus[1], EXP_TABLE))
+        b = self.cfg.context_px
+        sums = self.block_s9.get((x // b, y // b), [[0.0, 0.0], [0.0, 0.0]])
+        short = sums[p][0] * self.block_into[0] / taus[0]
+        long = sums[p][1] * self.block_into[1] / taus[1]
         return short / (short + long) if short + long > 0.0 else 0.0
 
     def _count_in_block(self, x: int, y: int, p: int, t: int) -> None:
-        """Add the event to its context cell's decayed counts (both polarities brought to t)."""
-        b = self.cfg.context_px
-        cell = (x // b, y // b)
-        counts = self.block_counts.setdefault(cell, [[0.0, 0.0], [0.0, 0.0]])
+        """Add the event's weights to the running sums of the 9 cells around its own."""
         if self.cfg.cell_px:
-            taus = (self.cfg.cell_taus_us[0], self.cfg.cell_taus_us[-1])
-            for k in range(2):
-                d = decay(float(t - self.block_last[cell]), taus[k], EXP_TABLE) if cell in self.block_last else 0.0
-                counts[p][k], counts[1 - p][k] = counts[p][k] * d + 1.0, counts[1 - p][k] * d
-        self.block_last[cell] = t
+            w = (1.0 / self.block_into[0], 1.0 / self.block_into[1])
+            for q in self._block(x, y):
+                sums = self.block_s9.setdefault(q, [[0.0, 0.0], [0.0, 0.0]])
+                sums[p][0], sums[p][1] = sums[p][0] + w[0], sums[p][1] + w[1]
+        b = self.cfg.context_px
+        self.block_last[(x // b, y // b)] = t
