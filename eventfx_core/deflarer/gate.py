@@ -165,10 +165,10 @@ def ghost_blocks(source: np.ndarray, spec: GateSpec) -> np.ndarray:
     return ghost
 
 
-def gated_blocks(source: np.ndarray, spec: GateSpec, ghost: np.ndarray | None = None) -> np.ndarray:
-    """bool[hb, wb]: the blocks where flare can be, given the source blocks (before the lock);
-    ``ghost``: their ghost blocks, if already known."""
-    gate = (ghost_blocks(source, spec) if ghost is None else ghost).copy()
+def gated_blocks(source: np.ndarray, spec: GateSpec, ghost: np.ndarray) -> np.ndarray:
+    """bool[hb, wb]: the blocks where flare can be (before the lock): ``ghost`` (the source
+    blocks' ``ghost_blocks``) and the blocks within ``radius_px`` of a source block."""
+    gate = ghost.copy()
     _stamp(gate, *np.nonzero(source), _disc(spec.radius_px / spec.block_px))
     return gate
 
