@@ -5,7 +5,8 @@ module on ``sys.path`` that computes what the kernel documents (test/stubs), exa
 the device rules (``auto``, an error for a CUDA device that cannot run); the checkpoint's model
 copied, not patched; and the CPU path never importing mamba_ssm even when it is importable.
 With CUDA and mamba_ssm: GPU vs CPU agreement of the keep decisions (>= 99.9 % of events;
-Triton computes in TF32, so not to 1e-4), for the denoiser and the deflarer's U-Net.
+Triton computes in TF32, so not to 1e-4), for the denoiser and the deflarer's U-Net. And
+``scripts/gpu_check.py`` (the check run on a GPU) as a dry run on the CPU.
 """
 import os
 import subprocess
@@ -168,3 +169,20 @@ def test_gpu_and_cpu_unet_agree_on_keep_decisions():
         out = [stage.push(m) for m in msgs] + [stage.flush()]
         keep[device] = np.concatenate(out)
     assert len(keep["cpu"]) == len(keep["cuda"]) and np.mean(keep["cpu"] == keep["cuda"]) >= 0.999
+
+
+def test_gpu_check_script_dry_run_on_cpu(tmp_path, shared_data):
+    """scripts/gpu_check.py with --device cpu on a real bag: its cut comparisons hold exactly
+    on the CPU path (1 ms messages and one message decide as the bag's own messages)."""
+    import json
+
+    bag = shared_data / "ros2_bags" / "test_data_evt3_trigger"
+    script = Path(__file__).resolve().parents[1] / "scripts" / "gpu_check.py"
+    out = subprocess.run([sys.executable, str(script), "--device", "cpu", "--out", str(tmp_path), str(bag)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    (rec,) = json.loads((tmp_path / "gpu_check.json").read_text())["recordings"]
+    assert rec["events"] == 82_469 and set(rec["configs"]) == {"pipeline", "mamba"}
+    for row in rec["configs"].values():
+        assert row["kept_cpu"] == row["kept_cuda"] > 0
+        assert row["cuda_equals_cpu"] == row["cuda_1ms_equals_cuda"] == row["cuda_one_message_equals_cuda"] == 1.0

@@ -15,9 +15,10 @@ zoh_input_weight(dt, A) / dt, which makes dt * x the zero-order-hold input of ``
 (dt_eff > 0 always: the gap factor is clamped). The conv, gating and projections stay in torch
 (mamba_ssm's fused ``mamba_split_conv1d_scan_combined`` cannot take the real dt, nor a conv
 state to continue from). Triton computes float32 products in TF32, so GPU and CPU agree on the
-keep decisions (tests: >= 99.9 % of events), not to 1e-4. Not run on a GPU yet: the machine
-this was written on has none; ``test_gpu_path.py`` checks the adapter against a stub of the
-kernel's documented maths, and the parity on CUDA when one is present.
+keep decisions (tests: >= 99.9 % of events), not to 1e-4. ``test_gpu_path.py`` checks the
+adapter against a stub of the kernel's documented maths, and the parity on CUDA when one is
+present; ``scripts/gpu_check.py`` ran on an H100 (README, "On a GPU": 2-10 events in a million
+decided otherwise than on the CPU).
 """
 from __future__ import annotations
 
