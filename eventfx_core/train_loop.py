@@ -84,6 +84,17 @@ class Distributed:
             dist.destroy_process_group()
 
 
+def on_cpu(obj: Any) -> Any:
+    """``obj`` (dicts, lists, tuples of tensors and plain data) with every tensor copied to the CPU."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: on_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(on_cpu(v) for v in obj)
+    return obj
+
+
 def lr_at(step: int, base_lr: float, warmup: int, total: int) -> float:
     if warmup > 0 and step < warmup:
         return base_lr * (step + 1) / warmup
@@ -200,8 +211,8 @@ def train(spec: LoopSpec, hooks: Hooks, model: torch.nn.Module, optimizer: torch
     start = time.monotonic()
     losses: list[float] = []  # since the last report line
 
-    def resume_state(at: int) -> dict:
-        return {"step": at, "best": best, "config": hooks.resume_key, "optimizer": optimizer.state_dict(),
+    def resume_state(at: int) -> dict:  # CPU tensors only, whatever device the model trains on
+        return {"step": at, "best": best, "config": hooks.resume_key, "optimizer": on_cpu(optimizer.state_dict()),
                 "torch_rng": torch.get_rng_state(), "extra": hooks.state()}
 
     def validate_and_keep_best(at: int) -> dict | None:

@@ -21,6 +21,12 @@ module gives it the deflarer's batches, loss and validation: the checkpoint at `
 schema, ``eventfx_core/checkpoint.py``, with the resume state for ``--resume``) is written after
 every epoch, the validation metrics of ``metrics.evaluate_deflarer`` are printed, and the log
 goes to ``<output without .pt>.metrics.jsonl``.
+
+Batches: the crops of a step are drawn in this process, in step order (:func:`draw_crops`), and
+built from the crop's own events (:func:`build_batch`; the whole sensor's grids cropped are the
+reference), here or in ``train.workers`` processes: the same batches either way. ``train.device``
+puts the model and the optimiser step on a GPU; checkpoints hold CPU tensors and validation runs
+the CPU stage.
 """
 from __future__ import annotations
 
@@ -79,6 +85,10 @@ class OptimConfig:
     val_threshold: float = 0.5  # validation keeps an event when 1 - flare share >= this (whole sensor)
     val_every: int = 1  # validate every n epochs; 0 = only after the last
     log_every: int = 10  # steps between training log records
+    device: str = "cpu"  # torch device of the model and the optimiser step: cpu, cuda or cuda:N
+    #                      (validation and checkpoints stay on the CPU)
+    workers: int = 0  # processes that build the batches (0: in this process); the crops are drawn
+    #                   here in step order either way, so the batches do not depend on it
 
     def check(self, where: str) -> None:
         if min(self.epochs, self.steps, self.batch, self.crop, self.log_every) < 1:
@@ -91,6 +101,14 @@ class OptimConfig:
             raise ConfigError(f"{where}.light_target_weight: must be >= 1, got {self.light_target_weight}")
         if not (0 <= self.thin_prob <= 1 and 0 <= self.thin_min_keep <= 1):
             raise ConfigError(f"{where}: thin_prob and thin_min_keep must be in [0, 1]")
+        if self.workers < 0:
+            raise ConfigError(f"{where}.workers: must be >= 0, got {self.workers}")
+        try:
+            device = torch.device(self.device)
+        except (RuntimeError, TypeError) as e:
+            raise ConfigError(f"{where}.device: {self.device!r} is no torch device ({e})") from None
+        if device.type not in ("cpu", "cuda"):
+            raise ConfigError(f"{where}.device: cpu or cuda, got {self.device!r}")
 
 
 @dataclass
@@ -130,9 +148,9 @@ class Batch:
     share_weight: torch.Tensor  # 1 channel: BCE weight per cell-bin (0 where empty)
 
 
-def crop_targets(s: WindowSample, spec: VoxelSpec, in_channels: int, clip: float,
-                 window: tuple[slice, slice]):
-    """(input, clean grid, event count, flare count, light count) of one crop, numpy."""
+def crop_targets_reference(s: WindowSample, spec: VoxelSpec, in_channels: int, clip: float,
+                           window: tuple[slice, slice]):
+    """:func:`crop_targets` by way of the whole sensor's grids (the test oracle)."""
     ys, xs = window
     flare, light = s.labels == FLARE, s.labels == LIGHT_SOURCE
     vin = input_grids(s.events, s.start_us, spec, in_channels, clip)[:, :, ys, xs]
@@ -143,24 +161,57 @@ def crop_targets(s: WindowSample, spec: VoxelSpec, in_channels: int, clip: float
     return vin, vgt, count, n_flare, n_light
 
 
-def thinned(s: WindowSample, keep_prob: float, rng: np.random.Generator) -> WindowSample:
-    """The window with each noise and flare event kept with probability ``keep_prob`` (signal
-    and light source all kept): what a denoiser in front of the deflarer leaves."""
+def crop_targets(s: WindowSample, spec: VoxelSpec, in_channels: int, clip: float,
+                 window: tuple[slice, slice]):
+    """(input, clean grid, event count, flare count, light count) of one crop, numpy: the grids
+    of the crop's own events only (cells are whole, so each crop cell sums the same events in
+    the same order as the whole sensor's grid does: equal to :func:`crop_targets_reference`)."""
+    ys, xs = window
+    c = spec.cell_px
+    xa, xb, ya, yb = xs.start * c, xs.stop * c, ys.start * c, ys.stop * c
+    e = s.events
+    inside = (e.x >= xa) & (e.x < xb) & (e.y >= ya) & (e.y < yb)
+    sub = Events(e.t[inside], e.x[inside] - np.uint16(xa), e.y[inside] - np.uint16(ya), e.p[inside],
+                 xb - xa, yb - ya)
+    crop = WindowSample(sub, s.labels[inside], s.start_us)
+    full = (slice(0, ys.stop - ys.start), slice(0, xs.stop - xs.start))
+    return crop_targets_reference(crop, spec, in_channels, clip, full)
+
+
+def thin_mask(s: WindowSample, keep_prob: float, rng: np.random.Generator) -> np.ndarray:
+    """Each noise and flare event kept with probability ``keep_prob`` (signal and light source
+    all kept): what a denoiser in front of the deflarer leaves."""
     removable = (s.labels == NOISE) | (s.labels == FLARE)
-    keep = ~removable | (rng.random(len(s.labels)) < keep_prob)
+    return ~removable | (rng.random(len(s.labels)) < keep_prob)
+
+
+def thinned(s: WindowSample, keep_prob: float, rng: np.random.Generator) -> WindowSample:
+    """The window after :func:`thin_mask`."""
+    keep = thin_mask(s, keep_prob, rng)
     return WindowSample(s.events[keep], s.labels[keep], s.start_us)
 
 
-def make_batch(samples: list[WindowSample], cfg: DeflarerTrainConfig, rng: np.random.Generator) -> Batch:
-    """A :class:`Batch` of random crops of the voxel grids (crop side ``train.crop //
-    voxel.cell_px`` cells)."""
-    spec, clip, o = cfg.voxel, cfg.model.input_clip, cfg.train
+@dataclass
+class CropPlan:
+    """One crop of a batch, as drawn from the random generator: which window, which of its
+    events (``keep``: the thinning's mask, None = all) and which cells."""
+    sample: int
+    keep: np.ndarray | None
+    window: tuple[slice, slice]  # cell rows, cell columns
+
+
+def draw_crops(samples: list[WindowSample], cfg: DeflarerTrainConfig, rng: np.random.Generator) -> list[CropPlan]:
+    """The ``train.batch`` random crops of one step (crop side ``train.crop // voxel.cell_px``
+    cells): every draw from ``rng`` that a batch makes, in a fixed order."""
+    spec, o = cfg.voxel, cfg.train
     c = spec.cell_px
-    ins, tgts, shares, share_ws = [], [], [], []
+    plans = []
     for _ in range(o.batch):
-        s = samples[rng.integers(len(samples))]
+        k = int(rng.integers(len(samples)))
+        s, keep = samples[k], None
         if o.thin_prob > 0 and rng.random() < o.thin_prob:
-            s = thinned(s, float(rng.uniform(o.thin_min_keep, 1.0)), rng)
+            keep = thin_mask(s, float(rng.uniform(o.thin_min_keep, 1.0)), rng)
+            s = WindowSample(s.events[keep], s.labels[keep], s.start_us)
         _, h, w = spec.grid_shape(s.events.width, s.events.height)  # in cells
         cw, ch = min(max(1, o.crop // c), w), min(max(1, o.crop // c), h)
         flare = np.flatnonzero(s.labels == FLARE)
@@ -170,8 +221,19 @@ def make_batch(samples: list[WindowSample], cfg: DeflarerTrainConfig, rng: np.ra
             y0 = int(np.clip(int(s.events.y[i]) // c - ch // 2, 0, h - ch))
         else:
             x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
-        vin, vgt, count, n_flare, n_light = crop_targets(
-            s, spec, cfg.model.in_channels, clip, (slice(y0, y0 + ch), slice(x0, x0 + cw)))
+        plans.append(CropPlan(k, keep, (slice(y0, y0 + ch), slice(x0, x0 + cw))))
+    return plans
+
+
+def build_batch(samples: list[WindowSample], plans: list[CropPlan], cfg: DeflarerTrainConfig) -> Batch:
+    """The :class:`Batch` of ``plans`` (no random draw: a worker process can build it)."""
+    spec, clip, o = cfg.voxel, cfg.model.input_clip, cfg.train
+    ins, tgts, shares, share_ws = [], [], [], []
+    for plan in plans:
+        s = samples[plan.sample]
+        if plan.keep is not None:
+            s = WindowSample(s.events[plan.keep], s.labels[plan.keep], s.start_us)
+        vin, vgt, count, n_flare, n_light = crop_targets(s, spec, cfg.model.in_channels, clip, plan.window)
         occupied = count > 0
         safe = np.where(occupied, count, 1)
         ins.append(vin)
@@ -185,6 +247,39 @@ def make_batch(samples: list[WindowSample], cfg: DeflarerTrainConfig, rng: np.ra
     share = torch.from_numpy(np.stack(shares).astype(np.float32))[:, None]
     share_weight = torch.from_numpy(np.stack(share_ws).astype(np.float32))[:, None]
     return Batch(x, y, weight, share, share_weight)
+
+
+def make_batch(samples: list[WindowSample], cfg: DeflarerTrainConfig, rng: np.random.Generator) -> Batch:
+    """A :class:`Batch` of random crops of the voxel grids (:func:`draw_crops`, :func:`build_batch`)."""
+    return build_batch(samples, draw_crops(samples, cfg, rng), cfg)
+
+
+class _BatchBuilder(torch.utils.data.Dataset):
+    """What a batch worker runs: ``self[(plans, rng state)]`` = (batch, that rng state)."""
+
+    def __init__(self, samples: list[WindowSample], cfg: DeflarerTrainConfig):
+        self.samples, self.cfg = samples, cfg
+
+    def __getitem__(self, item):
+        plans, rng_state = item
+        return build_batch(self.samples, plans, self.cfg), rng_state
+
+
+class _StepPlans(torch.utils.data.Sampler):
+    """The crops of step after step, drawn from the hooks' generator in this process, each with
+    the generator's state after it (the resume state of the step that uses it)."""
+
+    def __init__(self, hooks: "DeflarerHooks"):
+        self.hooks = hooks
+
+    def __iter__(self):
+        while True:
+            plans = draw_crops(self.hooks.samples, self.hooks.cfg, self.hooks.rng)
+            yield plans, self.hooks.rng.bit_generator.state
+
+
+def _first(items):
+    return items
 
 
 def weighted_mse(pred, target, weight) -> torch.Tensor:
@@ -234,12 +329,27 @@ class DeflarerHooks:
         self.cfg, self.model, self.samples, self.sensor, self.val_files = cfg, model, samples, sensor, val_files
         self.out = out
         self.rng = np.random.default_rng(cfg.train.seed)
+        self.device = torch.device(cfg.train.device)
+        self.rng_state = self.rng.bit_generator.state  # after the last batch handed out
+        self.loader = None  # batch workers' iterator (train.workers > 0), started at the first batch
         # what a resumed run must share (epochs, steps and max_minutes may grow)
         self.resume_key = json.dumps({"model": dataclasses.asdict(cfg.model), "voxel": dataclasses.asdict(cfg.voxel)},
                                      sort_keys=True, default=list)
 
     def batch(self, step: int) -> Batch:
-        return make_batch(self.samples, self.cfg, self.rng)
+        if self.cfg.train.workers == 0:
+            b = make_batch(self.samples, self.cfg, self.rng)
+            self.rng_state = self.rng.bit_generator.state
+        else:
+            if self.loader is None:
+                self.loader = iter(torch.utils.data.DataLoader(
+                    _BatchBuilder(self.samples, self.cfg), batch_size=None, sampler=_StepPlans(self),
+                    num_workers=self.cfg.train.workers, collate_fn=_first, prefetch_factor=4,
+                    multiprocessing_context="fork"))
+            b, self.rng_state = next(self.loader)
+        if self.device.type == "cpu":
+            return b
+        return Batch(*(getattr(b, f.name).to(self.device, non_blocking=True) for f in dataclasses.fields(Batch)))
 
     def loss(self, net, batch: Batch):
         return deflarer_loss(net(batch.x), batch, self.cfg.train), {}
@@ -268,10 +378,10 @@ class DeflarerHooks:
         self._write(path, info, resume)
 
     def state(self) -> dict:
-        return {"numpy_rng": self.rng.bit_generator.state}
+        return {"numpy_rng": self.rng_state}
 
     def restore(self, state: dict) -> None:
-        self.rng.bit_generator.state = state["numpy_rng"]
+        self.rng.bit_generator.state = self.rng_state = state["numpy_rng"]
 
 
 def run(config: dict, args) -> int:
@@ -295,7 +405,12 @@ def run(config: dict, args) -> int:
     print(f"deflarer: {len(samples)} training windows from {len(train_files)} archives, "
           f"sensor {sensor[0]}x{sensor[1]}, {len(val_files)} validation archives")
 
-    model = ResidualUNet3D(cfg.model)
+    model = ResidualUNet3D(cfg.model)  # initialised on the CPU: the same weights on every device
+    if o.device != "cpu":
+        if torch.device(o.device).type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"deflarer: train.device is {o.device!r}, but torch finds no CUDA device")
+        model.to(o.device)
+        torch.backends.cudnn.benchmark = True  # fixed crop shapes: let cuDNN pick its fastest kernels
     opt = torch.optim.Adam(model.parameters(), lr=o.lr)
     hooks = DeflarerHooks(cfg, model, samples, sensor, val_files, out)
     stem = out.with_suffix("") if out.suffix == ".pt" else out
