@@ -78,10 +78,11 @@ def run(stage, parts):
        contrast=st.sampled_from([0.0, 2.0, 10.0]), runs=st.integers(1, 3), each=st.integers(0, 3),
        each_windows=st.integers(1, 4), phase_bins=st.sampled_from([0, 1, 7, 20]), phase_min=st.integers(0, 6),
        core_px=st.sampled_from([0.0, 2.5, 6.0]), lock_z=st.sampled_from([0.0, 0.5, 2.0]),
-       lock_decay=st.sampled_from([0.0, 0.5, 1.0]))
+       lock_decay=st.sampled_from([0.0, 0.5, 1.0]), track_burst=st.sampled_from([0, 1, 2]),
+       track_pixels=st.integers(1, 6))
 def test_gate_equals_the_plain_reference(seed, hz, rate, flicker, cluster, gap, steady, steady_cluster,
                                          contrast, runs, each, each_windows, phase_bins, phase_min, core_px,
-                                         lock_z, lock_decay):
+                                         lock_z, lock_decay, track_burst, track_pixels):
     rng = np.random.default_rng(seed)
     ev = merge(lamp(int(rng.integers(0, W - 3)), int(rng.integers(0, H - 3)), 120_000, hz, seed=seed),
                steady_lamp(int(rng.integers(0, W - 6)), int(rng.integers(0, H - 6)), 120_000, seed=seed),
@@ -92,18 +93,24 @@ def test_gate_equals_the_plain_reference(seed, hz, rate, flicker, cluster, gap, 
                     ghost_radius_px=6, ghost_reach=1.25, steady=steady, steady_cluster=steady_cluster,
                     steady_contrast=contrast, steady_windows=runs, each=each, each_windows=each_windows,
                     phase_bins=phase_bins, phase_min=phase_min, core_px=core_px,
-                    lock_z=lock_z if phase_bins else 0.0, lock_decay=lock_decay)
+                    lock_z=lock_z if phase_bins else 0.0, lock_decay=lock_decay, track_burst=track_burst,
+                    track_pixels=track_pixels, track_halo=0.0, track_z=0.0, track_windows=2, track_reach_px=30.0,
+                    track_core_px=3.0)
     gate = FlareGate(spec, (W, H))
     idx = ev.t // 20_000
-    fast, per_event, windows = [], [], []
+    fast, per_event, windows, glare = [], [], [], []
     for w in np.unique(idx):
         m = idx == w
         fast.append(gate.update(int(w), ev.x[m], ev.y[m], ev.p[m], ev.t[m]))
         per_event.append((gate.alternations, gate.streak, gate.phase, gate.core))
+        glare.append(gate.steady_glare)
         windows.append((int(w), list(zip(ev.x[m].tolist(), ev.y[m].tolist(), ev.p[m].tolist(), ev.t[m].tolist()))))
-    ref_events: list = []
-    for a, b in zip(fast, gate_reference(windows, spec, (W, H), per_event=ref_events)):
+    ref_events, ref_glare = [], []
+    for a, b in zip(fast, gate_reference(windows, spec, (W, H), per_event=ref_events, steady_glare=ref_glare)):
         np.testing.assert_array_equal(a, b)
+    assert len(glare) == len(ref_glare)
+    for got, want in zip(glare, ref_glare):
+        np.testing.assert_array_equal(got, want)
     for got, want in zip(per_event, ref_events):
         assert len(got) == len(want) == 4
         for g, r in zip(got, want):

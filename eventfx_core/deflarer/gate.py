@@ -30,7 +30,11 @@ E-Deflare, Han et al., arXiv 2512.09016, render them there). Per closed window t
    lamps: the sum of their agreements reaches ``lock_z`` times the root of the sum of their
    squares, over this window and the ones before it (each earlier window weighted by
    ``lock_decay`` once more). A lamp's halo and rays reach only some blocks of the disc; a block
-   of the disc that holds only scene (a moving object 100 px from the lamp) stays out.
+   of the disc that holds only scene (a moving object 100 px from the lamp) stays out;
+6. (``track_burst`` > 0) finds and tracks moving steady lamps (:mod:`.steady`: a compact burst
+   of same-polarity events, ON ahead and OFF behind over its halo, on a track of
+   ``track_windows`` windows) and marks per event their glare (``steady_glare``), which no
+   flicker test finds.
 
 Everything is local to the window and to the blocks near a source: no statistic of the whole
 sensor, so a lamp in one place changes no decision far from it (except along its ghost line).
@@ -51,6 +55,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..errors import ConfigError
+from . import steady as st
 from .phase import (lamp_cores, lamp_cores_reference, lock_sums, lock_sums_reference, phase_agreement,
                     phase_agreement_reference)
 
@@ -85,15 +90,25 @@ class GateSpec:
     core_contrast: float = 0.0  # > 0: within 2 core_px, a pixel this many times busier than the ring around is core too
     lock_z: float = 0.0  # > 0 (needs phase_bins): gate only blocks whose events are phase-locked this strongly
     lock_decay: float = 0.5  # weight of the lock sums carried from one window to the next
+    track_burst: int = 0  # > 0: moving steady lamps (steady.py): a pixel firing >= this many events of one sign ...
+    track_pixels: int = 6  # ... this many such pixels in 3x3 cells of 8 px: a lamp candidate ...
+    track_halo: float = 0.15  # ... whose halo's motion-polarity agreement averages >= this ...
+    track_z: float = 8.0  # ... and passes the sign test at this z ...
+    track_windows: int = 3  # ... on a track of this many windows running ...
+    track_match_px: float = 4.0  # ... each within this of the one in the window before: a lamp
+    track_reach_px: float = 50.0  # its glare: events within this of its centre, ON ahead and OFF behind ...
+    track_core_px: float = 5.0  # ... and at least this far from it (the lamp itself: kept)
 
     def check(self, where: str) -> None:
-        for name in ("rate", "flicker", "cluster", "block_px", "hold", "steady_cluster", "steady_windows"):
+        for name in ("rate", "flicker", "cluster", "block_px", "hold", "steady_cluster", "steady_windows",
+                     "track_pixels", "track_windows"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{where}.gate_{name}: must be >= 1, got {getattr(self, name)}")
         if self.each_windows < 1:
             raise ConfigError(f"{where}.gate_each_windows: must be >= 1, got {self.each_windows}")
         for name in ("radius_px", "ghost_radius_px", "steady", "each", "phase_bins", "phase_min",
-                     "core_px", "core_shift", "core_contrast", "ghost_reach", "steady_contrast", "lock_z"):
+                     "core_px", "core_shift", "core_contrast", "ghost_reach", "steady_contrast", "lock_z",
+                     "track_burst", "track_halo", "track_z", "track_match_px", "track_reach_px", "track_core_px"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{where}.gate_{name}: must be >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.lock_decay <= 1.0:
@@ -106,7 +121,8 @@ class GateSpec:
 class Observed:
     """One window as :meth:`FlareGate.observe` saw it: its events, and per event its pixel
     (``y * width + x``), alternations and streak up to this window; ``on_pix`` the pixels that
-    alternated at least ``max(each, 1)`` times in it (sorted)."""
+    alternated at least ``max(each, 1)`` times in it (sorted); ``lamps`` its steady-lamp
+    candidates (:mod:`.steady`) and ``runs`` the windows running of each."""
     index: int
     x: np.ndarray
     y: np.ndarray
@@ -116,6 +132,8 @@ class Observed:
     alternations: np.ndarray
     streak: np.ndarray
     on_pix: np.ndarray
+    lamps: tuple = ()
+    runs: tuple = ()
 
 
 @lru_cache(maxsize=16)
@@ -200,6 +218,7 @@ class FlareGate:
         self._lock_s = np.zeros(self.shape)  # decayed sums of each block's phase agreements ...
         self._lock_q = np.zeros(self.shape)  # ... and of their squares, up to ...
         self._lock_index: int | None = None  # ... this judged window
+        self._track: tuple = ((), (), None)  # steady-lamp candidates, their runs, and their window
 
     def _forget_last_window(self) -> None:
         """Zero the per-pixel alternation and event counts kept from the last window (only at the
@@ -297,8 +316,16 @@ class FlareGate:
             run = np.where(self._bright[rows, cols] == index - 1, self._run[rows, cols] + 1, 1)
             self._bright[rows, cols], self._run[rows, cols] = index, run
             self._seen[rows[run >= s.steady_windows], cols[run >= s.steady_windows]] = index
+        lamps, runs = (), ()
+        if s.track_burst > 0:
+            lamps = tuple(st.candidates(x, y, p, self.width, self.height, s.track_burst, s.track_pixels,
+                                        s.track_reach_px, s.track_halo, s.track_z))
+            prev, prev_run, at = self._track
+            runs = tuple(st.extend(list(prev), list(prev_run), list(lamps), s.track_match_px) if at == index - 1
+                         else st.extend([], [], list(lamps), s.track_match_px))
+            self._track = (lamps, runs, index)
         return Observed(index, x, y, p, t, pix, self.alternations, self.streak,
-                        upix[on] if len(ps) else np.zeros(0, np.int64))
+                        upix[on] if len(ps) else np.zeros(0, np.int64), lamps, runs)
 
     def judge(self, obs: "Observed", later: list["Observed"] = ()) -> np.ndarray:
         """The gated blocks of the observed window ``obs``, given what was observed since: the
@@ -307,7 +334,8 @@ class FlareGate:
         the newest observed one is a source of ``obs`` (a lamp found two windows after it
         switched on gates its first windows too); a pixel's ``streak`` runs on into the
         consecutive ``later`` windows in which it alternated ``each`` times. Sets the per-event
-        ``alternations``, ``streak``, ``phase`` and ``core`` of ``obs`` (see :meth:`update`)."""
+        ``alternations``, ``streak``, ``phase``, ``core`` and ``steady_glare`` of ``obs`` (see
+        :meth:`update`; ``steady_glare``: the glare of a tracked moving steady lamp, steady.py)."""
         s = self.spec
         index = obs.index
         source = index - self._seen < s.hold
@@ -333,6 +361,16 @@ class FlareGate:
         self.core = lamp_cores(source, x, y, flickering, s.block_px, s.core_px, s.core_shift,
                                s.core_contrast)
         gate = gated_blocks(source, s, ghost)
+        self.steady_glare = np.zeros(len(x), bool)
+        if s.track_burst > 0 and obs.lamps:
+            nxt = []
+            for f, o in enumerate(later, 1):
+                if o.index != index + f:
+                    break
+                nxt.append(list(o.lamps))
+            fwd = st.ahead(list(obs.lamps), nxt, s.track_match_px)
+            lamps = [q for q, k, f in zip(obs.lamps, obs.runs, fwd) if k + f >= s.track_windows]
+            self.steady_glare = st.glare(lamps, x, y, p, s.track_reach_px, s.track_core_px)
         if s.lock_z > 0:
             if self._lock_index != index - 1:  # a gap: nothing carries over it
                 self._lock_s[:], self._lock_q[:] = 0.0, 0.0
@@ -351,11 +389,12 @@ class FlareGate:
 
 
 def gate_reference(windows: list[tuple[int, list[tuple]]], spec: GateSpec, sensor: tuple[int, int],
-                   window_us: int = 20000, per_event: list | None = None, lookahead: int = 0) -> list[np.ndarray]:
+                   window_us: int = 20000, per_event: list | None = None, lookahead: int = 0,
+                   steady_glare: list | None = None) -> list[np.ndarray]:
     """Plain per-event version of :class:`FlareGate` over a list of (window index,
     [(x, y, p) or (x, y, p, t), ...] in time order): the gated blocks of each window (the test
     oracle). ``per_event``, when given, receives (alternations, streak, phase, core) of each
-    window's events (phase 0 where the events have no ``t``). ``lookahead``: each window is
+    window's events, and ``steady_glare`` the glare of tracked steady lamps (steady.py) (phase 0 where the events have no ``t``). ``lookahead``: each window is
     judged knowing the windows up to ``lookahead`` indices after it (``FlareGate.judge`` with
     them as ``later``): a block is its source when it was found one in a window in
     ``(index - hold, index + lookahead]``; a streak runs on through the consecutive later windows."""
@@ -409,6 +448,11 @@ def gate_reference(windows: list[tuple[int, list[tuple]]], spec: GateSpec, senso
         seen_windows.append((index, events, alts, streak))
         alt_prev, count_prev, streak_prev, last_index = alt, count, streak, index
     by_index = {index: streak for index, _, _, streak in seen_windows}
+    if steady_glare is not None:
+        steady_glare.extend(st.steady_reference(windows, w, h, spec.track_burst, spec.track_pixels, spec.track_reach_px,
+                                                spec.track_halo, spec.track_z, spec.track_windows, spec.track_match_px,
+                                                spec.track_core_px, lookahead) if spec.track_burst > 0
+                            else [np.zeros(len(events), bool) for _, events in windows])
     out = []
     lock_s, lock_q, lock_index = np.zeros((hb, wb)), np.zeros((hb, wb)), None
     for index, events, alts, streak in seen_windows:

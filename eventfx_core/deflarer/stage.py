@@ -55,7 +55,7 @@ from .window import Window, WindowBuffer
 log = logging.getLogger(__name__)
 DEFAULT_CHECKPOINT = WEIGHTS_DIR / "deflarer.pt"
 # DeflareStage.why codes: the rule that removed an event (evaluation only; 0 kept)
-WHY = {"unet": 1, "unet_alternating": 2, "unet_phase": 3, "streak": 4}
+WHY = {"unet": 1, "unet_alternating": 2, "unet_phase": 3, "streak": 4, "steady": 5}
 
 
 @dataclass
@@ -97,6 +97,14 @@ class DeflareConfig:
     gate_lock_z: float = 0.0  # > 0 (needs gate_phase_bins): gate only blocks whose events are phase-locked with
     #                           their lamps: sum of agreements >= this x root of the sum of their squares ...
     gate_lock_decay: float = 0.5  # ... over the windows so far, each earlier one weighted by this once more
+    gate_track_burst: int = 0  # > 0: drop the glare of tracked moving steady lamps (steady.py): pixels firing >= this
+    gate_track_pixels: int = 6  # ... many events of one sign, >= this many of them in 3x3 cells of 8 px, ...
+    gate_track_halo: float = 0.15  # ... whose halo fires ON ahead and OFF behind (mean agreement >= this ...
+    gate_track_z: float = 8.0  # ... at this z), on a track of gate_track_windows windows, each within ...
+    gate_track_windows: int = 3
+    gate_track_match_px: float = 4.0  # ... this of the last; glare: ON ahead / OFF behind within ...
+    gate_track_reach_px: float = 50.0  # ... this of the lamp's centre, ...
+    gate_track_core_px: float = 5.0  # ... and at least this far from it (the lamp itself is kept)
     tile_px: int = 64  # the U-Net runs on the gated tiles of this side ...
     tile_margin_px: int = 16  # ... each seen with this much context around it
     flicker_lock: int = 0  # > 0 (with the gate): drop only events whose pixel alternated polarity at
@@ -282,6 +290,8 @@ class DeflareStage:
             keep &= ~(self._gated & (self.gate.streak >= c.flicker_streak))
         if self.gate is not None and c.out_of_step > -1:
             keep |= self.gate.phase < np.float32(c.out_of_step)
+        if self.gate is not None and c.gate_track_burst > 0:
+            keep &= ~self.gate.steady_glare  # a tracked moving steady lamp's glare
         if self.gate is not None and c.gate_core_px > 0:
             keep |= self.gate.core  # the light source itself
         if self.why is not None:
@@ -292,7 +302,8 @@ class DeflareStage:
         """int8 WHY code of every event of the window just decided (evaluation only): 0 kept,
         else the rule that removed it: ``streak`` where the U-Net alone would have kept it, else
         the U-Net's share, let through the flicker lock by an alternating pixel
-        (``unet_alternating``) or by phase agreement with its lamps (``unet_phase``)."""
+        (``unet_alternating``) or by phase agreement with its lamps (``unet_phase``); ``steady``:
+        the glare of a tracked moving steady lamp."""
         c = self.config
         why = np.zeros(len(keep), np.int8)
         gone = ~keep
@@ -303,6 +314,8 @@ class DeflareStage:
         if self.gate is not None and c.flicker_streak > 0:
             unet_keeps = np.float32(1) - score >= np.float32(c.keep_threshold)
             why[gone & self._gated & (self.gate.streak >= c.flicker_streak) & unet_keeps] = WHY["streak"]
+        if self.gate is not None and c.gate_track_burst > 0:
+            why[gone & self.gate.steady_glare] = WHY["steady"]
         return why
 
     def event_share(self, window: Window, observed: Observed | None = None,
