@@ -394,7 +394,8 @@ def gate_reference(windows: list[tuple[int, list[tuple]]], spec: GateSpec, senso
     """Plain per-event version of :class:`FlareGate` over a list of (window index,
     [(x, y, p) or (x, y, p, t), ...] in time order): the gated blocks of each window (the test
     oracle). ``per_event``, when given, receives (alternations, streak, phase, core) of each
-    window's events, and ``steady_glare`` the glare of tracked steady lamps (steady.py) (phase 0 where the events have no ``t``). ``lookahead``: each window is
+    window's events (phase 0 where the events have no ``t``), and ``steady_glare`` the glare of
+    tracked steady lamps (steady.py). ``lookahead``: each window is
     judged knowing the windows up to ``lookahead`` indices after it (``FlareGate.judge`` with
     them as ``later``): a block is its source when it was found one in a window in
     ``(index - hold, index + lookahead]``; a streak runs on through the consecutive later windows."""

@@ -8,8 +8,8 @@ al., IEEE JSSC 2008). So, per closed window:
    passing: ON as it arrives, OFF as it leaves);
 2. candidates: ``CELL_PX`` cells whose 3x3 cells hold at least ``pixels`` burst pixels (the
    local maxima of that count); the centre, the mean of those burst pixels moved by mean shift
-   (``CENTRE_PX``) to their densest spot; the direction, from the mean of its OFF burst pixels
-   to that of its ON ones (a candidate needs both);
+   (``CENTRE_PX``; Comaniciu and Meer, IEEE TPAMI 2002) to their densest spot; the direction,
+   from the mean of its OFF burst pixels to that of its ON ones (a candidate needs both);
 3. halo test: a bright thing moving fires ON ahead of it and OFF behind it, so each event from
    ``CELL_PX`` to ``reach_px`` of the centre agrees by ``a = polarity x cos(offset, direction)``
    (the motion-polarity cue of issue 14); the candidate stays when the mean ``a`` is at least
@@ -151,63 +151,68 @@ def glare(lamps: list[Candidate], x: np.ndarray, y: np.ndarray, p: np.ndarray, r
     return out
 
 
+def candidates_reference(events: list[tuple], width: int, height: int, burst: int, pixels: int, reach_px: float,
+                         halo: float, z: float) -> list[Candidate]:
+    """Plain version of :func:`candidates` over [(x, y, p, ...), ...]."""
+    if burst < 1:
+        return []
+    count: dict = {}
+    for x, y, p, *_ in events:
+        count[(x, y, int(p > 0))] = count.get((x, y, int(p > 0)), 0) + 1
+    bursts = [k for k, n in count.items() if n >= burst]
+    cell: dict = {}
+    for x, y, _ in bursts:
+        cell[(y // CELL_PX, x // CELL_PX)] = cell.get((y // CELL_PX, x // CELL_PX), 0) + 1
+    hb, wb = -(-height // CELL_PX), -(-width // CELL_PX)
+    s = {(r, c): sum(cell.get((r + dy, c + dx), 0) for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+         for r in range(hb) for c in range(wb)}
+    ex = np.array([e[0] for e in events]); ey = np.array([e[1] for e in events])
+    ep = np.array([e[2] for e in events])
+    out = []
+    for r in range(hb):
+        for c in range(wb):
+            nb = [s[(r + dy, c + dx)] for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (r + dy, c + dx) in s]
+            if s[(r, c)] < pixels or s[(r, c)] < max(nb):
+                continue
+            sel = sorted((y, x, q) for x, y, q in bursts
+                         if abs(y // CELL_PX - r) <= 1 and abs(x // CELL_PX - c) <= 1)
+            cy, cx = sum(v[0] for v in sel) / len(sel), sum(v[1] for v in sel) / len(sel)
+            near, ok = sel, True
+            for _ in range(SHIFT_STEPS):
+                near = [v for v in sel if (v[0] - cy) ** 2 + (v[1] - cx) ** 2 <= CENTRE_PX * CENTRE_PX]
+                if not near:
+                    ok = False
+                    break
+                cy, cx = sum(v[0] for v in near) / len(near), sum(v[1] for v in near) / len(near)
+            on = [v for v in near if v[2] == 1] if ok else []
+            off = [v for v in near if v[2] == 0] if ok else []
+            if not on or not off:
+                continue
+            vy = sum(v[0] for v in on) / len(on) - sum(v[0] for v in off) / len(off)
+            vx = sum(v[1] for v in on) / len(on) - sum(v[1] for v in off) / len(off)
+            n = math.sqrt(vy * vy + vx * vx)
+            if n == 0:
+                continue
+            cand = Candidate(cy, cx, vy / n, vx / n)
+            aa = []
+            for x, y, q in zip(ex.tolist(), ey.tolist(), ep.tolist()):
+                dy, dx = y - cy, x - cx
+                r2 = dy * dy + dx * dx
+                if CELL_PX * CELL_PX <= r2 < reach_px * reach_px:
+                    aa.append((1.0 if q > 0 else -1.0) * (dy * cand.uy + dx * cand.ux) / math.sqrt(r2))
+            if aa and math.fsum(aa) >= halo * len(aa) and \
+                    math.fsum(aa) >= z * math.sqrt(max(math.fsum(v * v for v in aa), 1.0)):
+                out.append(cand)
+    return out
+
+
 def steady_reference(windows: list[tuple[int, list[tuple]]], width: int, height: int, burst: int, pixels: int,
                      reach_px: float, halo: float, z: float, windows_run: int, match_px: float, core_px: float,
                      lookahead: int = 0) -> list[np.ndarray]:
     """Plain version over (window index, [(x, y, p, ...), ...]): per window, the glare mask of
     its events (the test oracle of the fast path in :class:`.gate.FlareGate`)."""
-    def cands(events):
-        if burst < 1:
-            return []
-        count: dict = {}
-        for x, y, p, *_ in events:
-            count[(x, y, int(p > 0))] = count.get((x, y, int(p > 0)), 0) + 1
-        bursts = [k for k, n in count.items() if n >= burst]
-        cell: dict = {}
-        for x, y, _ in bursts:
-            cell[(y // CELL_PX, x // CELL_PX)] = cell.get((y // CELL_PX, x // CELL_PX), 0) + 1
-        hb, wb = -(-height // CELL_PX), -(-width // CELL_PX)
-        s = {(r, c): sum(cell.get((r + dy, c + dx), 0) for dy in (-1, 0, 1) for dx in (-1, 0, 1))
-             for r in range(hb) for c in range(wb)}
-        ex = np.array([e[0] for e in events]); ey = np.array([e[1] for e in events])
-        ep = np.array([e[2] for e in events])
-        out = []
-        for r in range(hb):
-            for c in range(wb):
-                nb = [s[(r + dy, c + dx)] for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (r + dy, c + dx) in s]
-                if s[(r, c)] < pixels or s[(r, c)] < max(nb):
-                    continue
-                sel = sorted((y, x, q) for x, y, q in bursts if abs(y // CELL_PX - r) <= 1 and abs(x // CELL_PX - c) <= 1)
-                cy, cx = sum(v[0] for v in sel) / len(sel), sum(v[1] for v in sel) / len(sel)
-                near, ok = sel, True
-                for _ in range(SHIFT_STEPS):
-                    near = [v for v in sel if (v[0] - cy) ** 2 + (v[1] - cx) ** 2 <= CENTRE_PX * CENTRE_PX]
-                    if not near:
-                        ok = False
-                        break
-                    cy, cx = sum(v[0] for v in near) / len(near), sum(v[1] for v in near) / len(near)
-                on = [v for v in near if v[2] == 1] if ok else []
-                off = [v for v in near if v[2] == 0] if ok else []
-                if not on or not off:
-                    continue
-                vy = sum(v[0] for v in on) / len(on) - sum(v[0] for v in off) / len(off)
-                vx = sum(v[1] for v in on) / len(on) - sum(v[1] for v in off) / len(off)
-                n = math.sqrt(vy * vy + vx * vx)
-                if n == 0:
-                    continue
-                cand = Candidate(cy, cx, vy / n, vx / n)
-                aa = []
-                for x, y, q in zip(ex.tolist(), ey.tolist(), ep.tolist()):
-                    dy, dx = y - cy, x - cx
-                    r2 = dy * dy + dx * dx
-                    if CELL_PX * CELL_PX <= r2 < reach_px * reach_px:
-                        aa.append((1.0 if q > 0 else -1.0) * (dy * cand.uy + dx * cand.ux) / math.sqrt(r2))
-                if aa and math.fsum(aa) >= halo * len(aa) and \
-                        math.fsum(aa) >= z * math.sqrt(max(math.fsum(v * v for v in aa), 1.0)):
-                    out.append(cand)
-        return out
-
-    found = {index: cands(events) for index, events in windows}
+    found = {index: candidates_reference(events, width, height, burst, pixels, reach_px, halo, z)
+             for index, events in windows}
     runs: dict = {}
     last = None
     for index, _ in windows:
