@@ -318,7 +318,7 @@ class FlareGate:
             self._seen[rows[run >= s.steady_windows], cols[run >= s.steady_windows]] = index
         lamps, runs = (), ()
         if s.track_burst > 0:
-            lamps = tuple(st.candidates(x, y, p, self.width, self.height, s.track_burst, s.track_pixels,
+            lamps = tuple(st.candidates(ps, pp, self.width, self.height, s.track_burst, s.track_pixels,
                                         s.track_reach_px, s.track_halo, s.track_z))
             prev, prev_run, at = self._track
             runs = tuple(st.extend(list(prev), list(prev_run), list(lamps), s.track_match_px) if at == index - 1

@@ -84,36 +84,51 @@ def _halo_ok(cand: Candidate, x, y, p, reach_px: float, halo: float, z: float) -
     return s >= halo * int(ring.sum()) and s >= z * math.sqrt(max(q, 1.0))
 
 
-def candidates(x: np.ndarray, y: np.ndarray, p: np.ndarray, width: int, height: int, burst: int, pixels: int,
+def candidates(pix: np.ndarray, p: np.ndarray, width: int, height: int, burst: int, pixels: int,
                reach_px: float, halo: float, z: float) -> list[Candidate]:
-    """The window's lamp candidates (steps 1-3), in cell order (row, then column)."""
-    if burst < 1 or not len(x):
+    """The window's lamp candidates (steps 1-3), in cell order (row, then column), from its
+    events sorted by pixel (``pix = y * width + x``, ascending; ``p`` in that order: the gate's
+    sort). Rows of the sensor are runs of ``pix``, so the halo test reads only the events of
+    the rows within reach (a search, no sort); the burst pixels are grouped by cell once."""
+    n = len(pix)
+    if burst < 1 or not n:
         return []
-    key = (y.astype(np.int64) * width + x.astype(np.int64)) * 2 + (p > 0)
-    u, cnt = np.unique(key, return_counts=True)
-    b = u[cnt >= burst]
+    first = np.ones(n, bool)
+    first[1:] = pix[1:] != pix[:-1]
+    starts = np.flatnonzero(first)
+    upix = pix[starts]
+    n_on = np.add.reduceat((p > 0).astype(np.int64), starts)
+    n_off = np.diff(np.append(starts, n)) - n_on
+    b = np.sort(np.concatenate([upix[n_off >= burst] * 2, upix[n_on >= burst] * 2 + 1]))
     if not len(b):
         return []
     bpix, bp = b // 2, (b % 2).astype(np.int8)
     by, bx = bpix // width, bpix % width
     hb, wb = -(-height // CELL_PX), -(-width // CELL_PX)
-    g = np.zeros((hb + 2, wb + 2), np.int64)
-    np.add.at(g, (by // CELL_PX + 1, bx // CELL_PX + 1), 1)
-    s = sum(g[1 + dy:hb + 1 + dy, 1 + dx:wb + 1 + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+    g = np.zeros((2, hb + 2, wb + 2), np.int64)  # burst pixels per cell, OFF and ON
+    np.add.at(g, (bp, by // CELL_PX + 1, bx // CELL_PX + 1), 1)
+    s2 = sum(g[:, 1 + dy:hb + 1 + dy, 1 + dx:wb + 1 + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+    s = s2[0] + s2[1]
     sp = np.full((hb + 2, wb + 2), -1, np.int64)
     sp[1:-1, 1:-1] = s
     peak = np.max([sp[1 + dy:hb + 1 + dy, 1 + dx:wb + 1 + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1)], axis=0)
+    both = (s2[0] > 0) & (s2[1] > 0)  # a candidate needs both signs (_candidate): skip the rest unread
+    cell = (by // CELL_PX) * wb + bx // CELL_PX
+    by_cell = np.argsort(cell, kind="stable")  # burst pixels grouped by cell
+    cell_sorted = cell[by_cell]
     out = []
-    cy_, cx_ = by // CELL_PX, bx // CELL_PX
-    rows = np.argsort(y, kind="stable")  # the halo test reads only the rows within reach
-    ys = y[rows].astype(np.float64)
-    for r, c in zip(*np.nonzero((s >= pixels) & (s >= peak))):
-        m = (np.abs(cy_ - r) <= 1) & (np.abs(cx_ - c) <= 1)
+    for r, c in zip(*np.nonzero((s >= pixels) & (s >= peak) & both)):
+        m = np.concatenate([by_cell[np.searchsorted(cell_sorted, row * wb + max(c - 1, 0)):
+                                    np.searchsorted(cell_sorted, row * wb + min(c + 1, wb - 1), side="right")]
+                            for row in range(max(r - 1, 0), min(r + 1, hb - 1) + 1)])
         cand = _candidate(by[m].astype(np.float64), bx[m].astype(np.float64), bp[m])
         if cand is None:
             continue
-        near = rows[np.searchsorted(ys, cand.cy - reach_px):np.searchsorted(ys, cand.cy + reach_px, side="right")]
-        if _halo_ok(cand, x[near], y[near], p[near], reach_px, halo, z):
+        y0, y1 = max(math.floor(cand.cy - reach_px), 0), min(math.ceil(cand.cy + reach_px), height - 1)
+        band = slice(np.searchsorted(pix, y0 * width), np.searchsorted(pix, (y1 + 1) * width))
+        ey, ex = np.divmod(pix[band], width)
+        near = np.abs(ex - cand.cx) < reach_px
+        if _halo_ok(cand, ex[near], ey[near], p[band][near], reach_px, halo, z):
             out.append(cand)
     return out
 
