@@ -278,7 +278,7 @@ class _StepPlans(torch.utils.data.Sampler):
             yield plans, self.hooks.rng.bit_generator.state
 
 
-def _first(items):
+def _no_collate(items):  # each item is a whole batch already
     return items
 
 
@@ -344,7 +344,7 @@ class DeflarerHooks:
             if self.loader is None:
                 self.loader = iter(torch.utils.data.DataLoader(
                     _BatchBuilder(self.samples, self.cfg), batch_size=None, sampler=_StepPlans(self),
-                    num_workers=self.cfg.train.workers, collate_fn=_first, prefetch_factor=4,
+                    num_workers=self.cfg.train.workers, collate_fn=_no_collate, prefetch_factor=4,
                     multiprocessing_context="fork"))
             b, self.rng_state = next(self.loader)
         if self.device.type == "cpu":
