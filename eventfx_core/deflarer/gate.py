@@ -320,9 +320,8 @@ class FlareGate:
         if s.track_burst > 0:
             lamps = tuple(st.candidates(ps, pp, self.width, self.height, s.track_burst, s.track_pixels,
                                         s.track_reach_px, s.track_halo, s.track_z))
-            prev, prev_run, at = self._track
-            runs = tuple(st.extend(list(prev), list(prev_run), list(lamps), s.track_match_px) if at == index - 1
-                         else st.extend([], [], list(lamps), s.track_match_px))
+            prev, prev_run, _ = self._track if self._track[2] == index - 1 else ((), (), None)
+            runs = tuple(st.extend(prev, prev_run, lamps, s.track_match_px))
             self._track = (lamps, runs, index)
         return Observed(index, x, y, p, t, pix, self.alternations, self.streak,
                         upix[on] if len(ps) else np.zeros(0, np.int64), lamps, runs)

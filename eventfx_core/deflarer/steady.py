@@ -142,27 +142,26 @@ def candidates(pix: np.ndarray, p: np.ndarray, width: int, height: int, burst: i
     return out
 
 
-def extend(prev: list[Candidate], prev_run: list[int], now: list[Candidate], match_px: float) -> list[int]:
+def _continues(q: Candidate, o: Candidate, match_px: float) -> bool:
+    """Whether candidate ``q`` lies within ``match_px`` of ``o`` (one window apart: the same lamp)."""
+    return (q.cy - o.cy) ** 2 + (q.cx - o.cx) ** 2 <= match_px * match_px
+
+
+def extend(prev, prev_run, now, match_px: float) -> list[int]:
     """Windows running of each candidate of ``now`` (1 + the longest run among the candidates of
     the window before within ``match_px``; ``prev`` empty when that window is not the one before)."""
-    out = []
-    for q in now:
-        runs = [k for o, k in zip(prev, prev_run) if (q.cy - o.cy) ** 2 + (q.cx - o.cx) ** 2 <= match_px * match_px]
-        out.append(1 + max(runs) if runs else 1)
-    return out
+    return [1 + max([k for o, k in zip(prev, prev_run) if _continues(q, o, match_px)], default=0) for q in now]
 
 
 def ahead(now: list[Candidate], later: list[list[Candidate]], match_px: float) -> list[int]:
     """For each candidate of ``now``: the longest chain of matches through the ``later``
     windows (the consecutive windows after it, oldest first)."""
-    fwd = [0] * (len(later[-1]) if later else 0)
-    for i in range(len(later) - 1, -1, -1):
-        nxt = later[i + 1] if i + 1 < len(later) else []
-        fwd = [max([k + 1 for o, k in zip(nxt, fwd) if (q.cy - o.cy) ** 2 + (q.cx - o.cx) ** 2 <= match_px * match_px],
-                   default=0) for q in later[i]]
-    first = later[0] if later else []
-    return [max([k + 1 for o, k in zip(first, fwd) if (q.cy - o.cy) ** 2 + (q.cx - o.cx) ** 2 <= match_px * match_px],
-                default=0) for q in now]
+    chain = [now, *later]
+    fwd = [0] * len(chain[-1])
+    for i in range(len(chain) - 2, -1, -1):  # from the newest window back to ``now``
+        fwd = [max([k + 1 for o, k in zip(chain[i + 1], fwd) if _continues(q, o, match_px)], default=0)
+               for q in chain[i]]
+    return fwd
 
 
 def glare(lamps: list[Candidate], x: np.ndarray, y: np.ndarray, p: np.ndarray, reach_px: float,
