@@ -318,7 +318,9 @@ class FlareGate:
             self._seen[rows[run >= s.steady_windows], cols[run >= s.steady_windows]] = index
         lamps, runs = (), ()
         if s.track_burst > 0:
-            lamps = tuple(st.candidates(ps, pp, self.width, self.height, s.track_burst, s.track_pixels,
+            bursts = (st.burst_pixels(upix, np.add.reduceat((pp > 0).astype(np.int64), starts), count, s.track_burst)
+                      if len(ps) else np.zeros(0, np.int64))  # the pixel runs of the sort above
+            lamps = tuple(st.candidates(bursts, ps, pp, self.width, self.height, s.track_pixels,
                                         s.track_reach_px, s.track_halo, s.track_z))
             prev, prev_run, _ = self._track if self._track[2] == index - 1 else ((), (), None)
             runs = tuple(st.extend(prev, prev_run, lamps, s.track_match_px))

@@ -91,22 +91,19 @@ def _halo_ok(cand: Candidate, x, y, p, reach_px: float, halo: float, z: float) -
     return s >= halo * n and s >= z * math.sqrt(max(q, 1.0))
 
 
-def candidates(pix: np.ndarray, p: np.ndarray, width: int, height: int, burst: int, pixels: int,
+def burst_pixels(upix: np.ndarray, n_on: np.ndarray, count: np.ndarray, burst: int) -> np.ndarray:
+    """Step 1: ``pixel * 2 + polarity`` (ascending) of the pixels firing at least ``burst`` events
+    of one polarity, from the window's distinct pixels ``upix``, their ON and all events."""
+    return np.sort(np.concatenate([upix[count - n_on >= burst] * 2, upix[n_on >= burst] * 2 + 1]))
+
+
+def candidates(b: np.ndarray, pix: np.ndarray, p: np.ndarray, width: int, height: int, pixels: int,
                reach_px: float, halo: float, z: float) -> list[Candidate]:
-    """The window's lamp candidates (steps 1-3), in cell order (row, then column), from its
-    events sorted by pixel (``pix = y * width + x``, ascending; ``p`` in that order: the gate's
-    sort). Rows of the sensor are runs of ``pix``, so the halo test reads only the events of
-    the rows within reach (a search, no sort); the burst pixels are grouped by cell once."""
-    n = len(pix)
-    if burst < 1 or not n:
-        return []
-    first = np.ones(n, bool)
-    first[1:] = pix[1:] != pix[:-1]
-    starts = np.flatnonzero(first)
-    upix = pix[starts]
-    n_on = np.add.reduceat((p > 0).astype(np.int64), starts)
-    n_off = np.diff(np.append(starts, n)) - n_on
-    b = np.sort(np.concatenate([upix[n_off >= burst] * 2, upix[n_on >= burst] * 2 + 1]))
+    """The window's lamp candidates (steps 2-3), in cell order (row, then column), from its burst
+    pixels ``b`` (:func:`burst_pixels`) and its events sorted by pixel (``pix = y * width + x``,
+    ascending; ``p`` in that order: the gate's sort). Rows of the sensor are runs of ``pix``, so
+    the halo test reads only the events of the rows within reach (a search, no sort); the burst
+    pixels are grouped by cell once."""
     if len(b) < pixels:  # no cell block can hold enough
         return []
     bpix, bp = b // 2, (b % 2).astype(np.int8)
