@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..device import cuda_error
 from ..errors import ConfigError
 from ..events import Events
 from ..train_loop import Distributed, LoopSpec, read_training_config, train
@@ -407,8 +408,9 @@ def run(config: dict, args) -> int:
 
     model = ResidualUNet3D(cfg.model)  # initialised on the CPU: the same weights on every device
     if o.device != "cpu":
-        if torch.device(o.device).type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError(f"deflarer: train.device is {o.device!r}, but torch finds no CUDA device")
+        reason = cuda_error(torch.device(o.device))  # the stages' probe (device.py): no CUDA, no such GPU
+        if reason is not None:
+            raise ConfigError(f"deflarer: train.device is {o.device!r}, but torch finds no CUDA device ({reason})")
         model.to(o.device)
         torch.backends.cudnn.benchmark = True  # fixed crop shapes: let cuDNN pick its fastest kernels
     opt = torch.optim.Adam(model.parameters(), lr=o.lr)
