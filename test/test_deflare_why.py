@@ -71,3 +71,25 @@ def test_scene_loss_adds_up_to_the_scene_lost():
     assert abs(sum(r["lost_by_rule_pts"].values()) - lost) < 1e-9
     assert r["lost_near_2ms_pts"] <= r["lost_near_20ms_pts"] <= lost + 1e-9
     assert 0 <= r["ceiling_20ms"] <= r["ceiling_2ms"] <= 1
+
+
+def test_glare_kept_adds_up_to_the_glare_kept_and_names_the_parts():
+    """``glare_kept``: each grouping adds up to the glare kept; a lamp without rays or streak keeps
+    nothing there, and glare far along a ray is the rays' part."""
+    from eventfx_core.evaluate.flare_real import glare_kept
+    from eventfx_core.evaluate.glare_overlay import GLARE, TERMS, glare_part, render_overlay
+    lamp_ = Lamp(60.0, 40.0, "mains", 100.0, vx=-40.0, ghosts=())
+    ev, lab = render_overlay(lamp_, W, H, 0, 60_000, seed=2)
+    keep = np.random.default_rng(3).random(len(ev)) < 0.3
+    r = glare_kept(ev, lab, keep, lamp_, 0, 20_000)
+    kept = 100 * keep[lab == GLARE].sum() / (lab == GLARE).sum()
+    for group in ("kept_by_part_pts", "kept_by_distance_pts"):
+        assert abs(sum(r[group].values()) - kept) < 1e-9
+    assert abs(r["kept_before_onset_pts"] + r["kept_after_onset_pts"] - kept) < 1e-9
+    assert r["kept_by_part_pts"]["ghosts"] == 0 and r["kept_by_part_pts"]["halo"] > 0
+    assert list(r["kept_by_part_pts"]) == list(TERMS)
+    plain = Lamp(60.0, 40.0, "mains", 100.0, rays=0, streak_px=0.0, ghosts=())
+    ev2, lab2 = render_overlay(plain, W, H, 0, 40_000, seed=2)
+    assert (glare_part(plain, ev2, 0)[lab2 == GLARE] == 0).all()  # only a halo left
+    far = Events.from_arrays(np.array([10_000]), np.array([60 + 30]), np.array([40]), np.array([1]), W, H)
+    assert glare_part(lamp_, far, 0)[0] == TERMS.index("rays")  # on the ray at angle 0, 30 px out

@@ -10,6 +10,9 @@
     346x260 scenes: the share of the glare removed, of the lamp core kept, and of the scene
     events kept compared with the same run without the overlay (an event counts when it is
     kept in both runs), for the deflarer alone and the whole pipeline;
+(c) where the scene an overlay run loses lies, and which rule or stage removed it;
+(d) where the glare an overlay run keeps lies: by the part of the glare (halo, rays, streak,
+    ghosts), by distance from the lamp, before or after the lamp has been on for a while;
 PNGs: input | kept | removed, the removed events coloured by the stage that removed them.
 Recordings come from the real-data benchmark (``evaluate.real.recordings``, with its tune and
 report splits).
@@ -28,7 +31,7 @@ from ..events import Events
 from ..pipeline import Pipeline
 from ..pipeline_config import PipelineConfig, load_denoise_config
 from ..viz import before_after_png
-from .glare_overlay import CORE, GLARE, overlay, render_overlay, standard_lamps
+from .glare_overlay import CORE, GLARE, TERMS, glare_part, overlay, render_overlay, standard_lamps
 
 
 def run(cfg: PipelineConfig, base_dir, ev: Events, chunk: int = 20000, why: list | None = None
@@ -101,6 +104,26 @@ def scene_loss(ev: Events, src: np.ndarray, keep: np.ndarray, kept_alone: np.nda
     return out
 
 
+def glare_kept(ev: Events, src: np.ndarray, keep: np.ndarray, lamp, t0: int, onset_us: int) -> dict:
+    """Where the glare a run keeps lies, in points of the overlay's glare events (each group adds
+    up to 100 - glare removed): by the part of the glare (``glare_overlay.TERMS``, the part giving
+    most of the light at the event's pixel), by distance from the lamp (``RINGS_PX``), and before
+    or after ``onset_us`` from the lamp's switch-on."""
+    g = src == GLARE
+    ge = ev[g]
+    kept = keep[g]
+    n = max(int(g.sum()), 1)
+    pts = (lambda m: float(100.0 * (kept & m).sum() / n))
+    part = glare_part(lamp, ge, t0)
+    s = (ge.t - t0) * 1e-6
+    d = np.hypot(ge.x - (lamp.x + lamp.vx * s), ge.y - (lamp.y + lamp.vy * s))
+    edges = (0,) + RINGS_PX + (np.inf,)
+    return dict(kept_by_part_pts={name: pts(part == i) for i, name in enumerate(TERMS)},
+                kept_by_distance_pts={f"{a}-{b}" if np.isfinite(b) else f">{a}": pts((d >= a) & (d < b))
+                                      for a, b in zip(edges[:-1], edges[1:])},
+                kept_before_onset_pts=pts(ge.t < t0 + onset_us), kept_after_onset_pts=pts(ge.t >= t0 + onset_us))
+
+
 def alone(cfg: PipelineConfig, name: str) -> PipelineConfig:
     """``cfg`` with only stage ``name`` (the deflarer without the denoiser's P(flare))."""
     sc = cfg.stage_configs[name]
@@ -155,7 +178,8 @@ def glare_runs(rec, lamps: dict, configs: dict, seconds: float, out: Path | None
                                                 else None),
                              core_kept=float(keep[src == CORE].mean()) if (src == CORE).any() else None,
                              scene_kept_vs_no_overlay=float((scene_kept & kept_alone).sum() / max(kept_alone.sum(), 1)),
-                             **scene_loss(both, src, keep, kept_alone, lamp, t0, removed_by, list(c.stages), why)))
+                             **scene_loss(both, src, keep, kept_alone, lamp, t0, removed_by, list(c.stages), why),
+                             **glare_kept(both, src, keep, lamp, t0, onset_us)))
             if out is not None and lname in ("mains_100hz", "pwm_100hz_moving"):
                 removed_png(out / f"{rec.info.name}_{lname}_{name}.png", both, keep, removed_by, c.stages,
                             f"{rec.info.name} + {lname} overlay, {name}")
@@ -242,6 +266,22 @@ def markdown(report: dict) -> str:
                          f"{100 * r['ceiling_2ms']:.1f} / {100 * r['ceiling_20ms']:.1f} % | "
                          f"{r['lost_near_2ms_pts']:.2f} / {r['lost_near_20ms_pts']:.2f} | "
                          + " / ".join(f"{v:.2f}" for v in r["lost_by_distance_pts"].values()) + f" | {rules} |")
+    rows = [r for r in report["glare"] if "kept_by_part_pts" in r]
+    if rows:
+        parts, dist = list(rows[0]["kept_by_part_pts"]), list(rows[0]["kept_by_distance_pts"])
+        lines += ["", "(d) the glare an overlay run keeps: where, in points of the overlay's glare events (each "
+                  "group adds up to 100 - glare removed). By part: the part of the glare giving most of the light "
+                  "at the event's pixel (halo, rays, streak, ghost reflections); by distance from the lamp; in the "
+                  "first onset ms after the lamp switched on, or after.", "",
+                  "| recording | lamp | run | glare removed | kept by part " + " / ".join(parts)
+                  + " | kept by distance " + " / ".join(f"{d} px" for d in dist) + " | kept before / after onset |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in rows:
+            removed = "-" if r["glare_removed"] is None else f"{100 * r['glare_removed']:.1f} %"
+            lines.append(f"| {r['recording']} | {r['lamp']} | {r['config']} | {removed} | "
+                         + " / ".join(f"{v:.1f}" for v in r["kept_by_part_pts"].values()) + " | "
+                         + " / ".join(f"{v:.1f}" for v in r["kept_by_distance_pts"].values()) + " | "
+                         f"{r['kept_before_onset_pts']:.1f} / {r['kept_after_onset_pts']:.1f} |")
     return "\n".join(lines) + "\n"
 
 

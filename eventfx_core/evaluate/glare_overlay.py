@@ -48,22 +48,50 @@ class Lamp:
     #          (k, radius px, strength): a disc at centre + k (lamp - centre)
 
 
+TERMS = ("halo", "rays", "streak", "ghosts")  # the glare's parts (the core is the light source)
+
+
+def light_terms(lamp: Lamp, x: np.ndarray, y: np.ndarray, lx: float, ly: float, cx: float,
+                cy: float) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, list[np.ndarray]]:
+    """(core, halo, rays, streak, [each ghost]): each part's light relative to the core peak at
+    pixels (x, y) for a lamp at (lx, ly) and the optical centre (cx, cy); None: the lamp has no
+    such part."""
+    dx, dy = x - lx, y - ly
+    r = np.hypot(dx, dy)
+    core = np.clip(1.5 - r / lamp.core_px, 0, 1)
+    rays = (lamp.ray * np.abs(np.cos(0.5 * lamp.rays * np.arctan2(dy, dx))) ** 40 * np.exp(-r / lamp.ray_px)
+            if lamp.rays else None)
+    streak = (lamp.streak * np.exp(-np.abs(dy) / 0.8) * np.exp(-np.abs(dx) / lamp.streak_px)
+              if lamp.streak_px > 0 else None)
+    ghosts = [strength * np.clip(1.5 - np.hypot(x - (cx + k * (lx - cx)), y - (cy + k * (ly - cy))) / rad, 0, 1)
+              for k, rad, strength in lamp.ghosts]
+    return core, lamp.halo * np.exp(-r / lamp.halo_px), rays, streak, ghosts
+
+
+def glare_part(lamp: Lamp, ev: Events, t0: int) -> np.ndarray:
+    """int8 per event: the index in ``TERMS`` of the part that gives most of the glare light at its
+    pixel at its time (the lamp switched on at ``t0``; the optical centre is the sensor's)."""
+    s = (ev.t - t0) * 1e-6
+    _, halo, rays, streak, ghosts = light_terms(lamp, ev.x.astype(np.float64), ev.y.astype(np.float64),
+                                                lamp.x + lamp.vx * s, lamp.y + lamp.vy * s,
+                                                ev.width / 2.0, ev.height / 2.0)
+    none = np.full(len(ev), -np.inf)
+    parts = [halo, none if rays is None else rays, none if streak is None else streak,
+             sum(ghosts) if ghosts else none]
+    return np.argmax(np.stack(parts), axis=0).astype(np.int8)
+
+
 def lamp_gain(lamp: Lamp, x: np.ndarray, y: np.ndarray, lx: float, ly: float, cx: float,
               cy: float) -> tuple[np.ndarray, np.ndarray]:
     """(total light, core light) relative to the core peak at pixels (x, y) for a lamp at
     (lx, ly) and the optical centre (cx, cy): core, halo, rays, streak and ghosts."""
-    dx, dy = x - lx, y - ly
-    r = np.hypot(dx, dy)
-    core = np.clip(1.5 - r / lamp.core_px, 0, 1)
-    g = lamp.halo * np.exp(-r / lamp.halo_px)
-    if lamp.rays:
-        ang = np.arctan2(dy, dx)
-        g = g + lamp.ray * np.abs(np.cos(0.5 * lamp.rays * ang)) ** 40 * np.exp(-r / lamp.ray_px)
-    if lamp.streak_px > 0:
-        g = g + lamp.streak * np.exp(-np.abs(dy) / 0.8) * np.exp(-np.abs(dx) / lamp.streak_px)
-    for k, rad, strength in lamp.ghosts:
-        d = np.hypot(x - (cx + k * (lx - cx)), y - (cy + k * (ly - cy)))
-        g = g + strength * np.clip(1.5 - d / rad, 0, 1)
+    core, g, rays, streak, ghosts = light_terms(lamp, x, y, lx, ly, cx, cy)
+    if rays is not None:
+        g = g + rays
+    if streak is not None:
+        g = g + streak
+    for ghost in ghosts:
+        g = g + ghost
     return g + core, core
 
 
