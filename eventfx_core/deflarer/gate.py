@@ -34,7 +34,10 @@ E-Deflare, Han et al., arXiv 2512.09016, render them there). Per closed window t
 6. (``track_burst`` > 0) finds and tracks moving steady lamps (:mod:`.steady`: a compact burst
    of same-polarity events, ON ahead and OFF behind over its halo, on a track of
    ``track_windows`` windows) and marks per event their glare (``steady_glare``), which no
-   flicker test finds.
+   flicker test finds;
+7. (``ray_sectors`` > 0) marks per event the rays of each flickering lamp (:mod:`.rays`: the
+   angles around its centre that fire in step with it, from ``ray_inner_px`` to ``radius_px``)
+   as ``ray_glare``.
 
 Everything is local to the window and to the blocks near a source: no statistic of the whole
 sensor, so a lamp in one place changes no decision far from it (except along its ghost line).
@@ -56,8 +59,9 @@ import numpy as np
 
 from ..errors import ConfigError
 from . import steady as st
-from .phase import (lamp_cores, lamp_cores_reference, lock_sums, lock_sums_reference, phase_agreement,
-                    phase_agreement_reference)
+from . import rays
+from .phase import (core_events, lamp_centres, lamp_centres_reference, lamp_cores_reference, lock_sums,
+                    lock_sums_reference, phase_agreement, phase_agreement_reference)
 
 NEVER = np.iinfo(np.int64).min // 4  # "no source seen yet" (far below any window index)
 RING = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if max(abs(dy), abs(dx)) == 2]
@@ -98,6 +102,11 @@ class GateSpec:
     track_match_px: float = 4.0  # ... each within this of the one in the window before: a lamp
     track_reach_px: float = 50.0  # its glare: events within this of its centre, ON ahead and OFF behind ...
     track_core_px: float = 5.0  # ... and at least this far from it (the lamp itself: kept)
+    ray_sectors: int = 0  # > 0 (needs phase_bins): a flickering lamp's rays (rays.py): its events from ...
+    ray_inner_px: float = 25.0  # ... this to radius_px binned by angle into ray_sectors; a sector holding ...
+    ray_peak: float = 4.0  # ... this many times the median sector's events ...
+    ray_z: float = 8.0  # ... whose phase agreements pass the sign test at this z is a ray ...
+    ray_phase: float = 0.9  # ... and its events agreeing by more than this are glare
 
     def check(self, where: str) -> None:
         for name in ("rate", "flicker", "cluster", "block_px", "hold", "steady_cluster", "steady_windows",
@@ -108,13 +117,18 @@ class GateSpec:
             raise ConfigError(f"{where}.gate_each_windows: must be >= 1, got {self.each_windows}")
         for name in ("radius_px", "ghost_radius_px", "steady", "each", "phase_bins", "phase_min",
                      "core_px", "core_shift", "core_contrast", "ghost_reach", "steady_contrast", "lock_z",
-                     "track_burst", "track_halo", "track_z", "track_match_px", "track_reach_px", "track_core_px"):
+                     "track_burst", "track_halo", "track_z", "track_match_px", "track_reach_px", "track_core_px",
+                     "ray_sectors", "ray_peak", "ray_z"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{where}.gate_{name}: must be >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.lock_decay <= 1.0:
             raise ConfigError(f"{where}.gate_lock_decay: must be in [0, 1], got {self.lock_decay}")
         if self.lock_z > 0 and self.phase_bins < 1:
             raise ConfigError(f"{where}.gate_lock_z: the phase lock needs gate_phase_bins >= 1")
+        if self.ray_sectors > 0 and (self.phase_bins < 1 or self.ray_inner_px <= 0):
+            raise ConfigError(f"{where}.gate_ray_sectors: rays need gate_phase_bins >= 1 and gate_ray_inner_px > 0")
+        if not -1.0 <= self.ray_phase <= 1.0:
+            raise ConfigError(f"{where}.gate_ray_phase: must be in [-1, 1], got {self.ray_phase}")
 
 
 @dataclass(frozen=True)
@@ -359,8 +373,10 @@ class FlareGate:
         else:
             self.phase = np.zeros(len(x), np.float32)
         flickering = obs.streak > 0  # alternated >= max(each, 1) times in this window
-        self.core = lamp_cores(source, x, y, flickering, s.block_px, s.core_px, s.core_shift,
-                               s.core_contrast)
+        centres = lamp_centres(source, x, y, flickering, s.block_px, s.core_px, s.core_shift)
+        self.core = core_events(centres, x, y, s.core_px, s.core_contrast)
+        self.ray_glare = rays.ray_glare(centres, x, y, self.phase, s.ray_inner_px, s.radius_px, s.ray_sectors,
+                                        s.ray_peak, s.ray_z, s.ray_phase)
         gate = gated_blocks(source, s, ghost)
         self.steady_glare = np.zeros(len(x), bool)
         if s.track_burst > 0 and obs.lamps:
@@ -391,12 +407,12 @@ class FlareGate:
 
 def gate_reference(windows: list[tuple[int, list[tuple]]], spec: GateSpec, sensor: tuple[int, int],
                    window_us: int = 20000, per_event: list | None = None, lookahead: int = 0,
-                   steady_glare: list | None = None) -> list[np.ndarray]:
+                   steady_glare: list | None = None, ray_glare: list | None = None) -> list[np.ndarray]:
     """Plain per-event version of :class:`FlareGate` over a list of (window index,
     [(x, y, p) or (x, y, p, t), ...] in time order): the gated blocks of each window (the test
     oracle). ``per_event``, when given, receives (alternations, streak, phase, core) of each
     window's events (phase 0 where the events have no ``t``), and ``steady_glare`` the glare of
-    tracked steady lamps (steady.py). ``lookahead``: each window is
+    tracked steady lamps (steady.py), ``ray_glare`` that of flickering lamps' rays (rays.py). ``lookahead``: each window is
     judged knowing the windows up to ``lookahead`` indices after it (``FlareGate.judge`` with
     them as ``later``): a block is its source when it was found one in a window in
     ``(index - hold, index + lookahead]``; a streak runs on through the consecutive later windows."""
@@ -486,6 +502,11 @@ def gate_reference(windows: list[tuple[int, list[tuple]]], spec: GateSpec, senso
             core = lamp_cores_reference(source, events, [streak.get((e[0], e[1]), 0) > 0 for e in events], b,
                                         spec.core_px, spec.core_shift, spec.core_contrast)
             per_event.append((np.array(alts, np.int32), np.array(streaks, np.int32), phase, core))
+        if ray_glare is not None:
+            flick = [streak.get((e[0], e[1]), 0) > 0 for e in events]
+            centres = lamp_centres_reference(source, events, flick, b, spec.core_px, spec.core_shift)
+            ray_glare.append(rays.ray_glare_reference(centres, events, phase, spec.ray_inner_px, spec.radius_px,
+                                                      spec.ray_sectors, spec.ray_peak, spec.ray_z, spec.ray_phase))
         gate = ghost.copy()
         for r, c in zip(*np.nonzero(source)):
             for rr in range(hb):

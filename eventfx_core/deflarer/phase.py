@@ -147,12 +147,13 @@ def _sum3(g: np.ndarray) -> np.ndarray:
     return sum(p[dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3))
 
 
-def lamp_cores(source: np.ndarray, x: np.ndarray, y: np.ndarray, flickering: np.ndarray, block_px: int,
-               core_px: float, shift: int = 0, contrast: float = 0.0) -> np.ndarray:
-    """bool[n]: the events within ``core_px`` of a lamp centre (see the module text)."""
-    out = np.zeros(len(x), bool)
-    if not source.any() or not len(x) or core_px <= 0:
-        return out
+def lamp_centres(source: np.ndarray, x: np.ndarray, y: np.ndarray, flickering: np.ndarray, block_px: int,
+                 core_px: float, shift: int = 0) -> list[tuple[float, float]]:
+    """(cx, cy) of every lamp centre (see the module text): per source block holding at least as
+    many flickering events in its 3x3 blocks as any neighbour, their centroid, moved ``shift``
+    mean-shift steps within ``2 * core_px``."""
+    if not source.any() or not len(x):
+        return []
     hb, wb = source.shape
     x, y = x.astype(np.int64), y.astype(np.int64)
     by, bx = y // block_px, x // block_px
@@ -167,10 +168,7 @@ def lamp_cores(source: np.ndarray, x: np.ndarray, y: np.ndarray, flickering: np.
     p = np.pad(c3, 1)
     top = np.max([p[dy:dy + hb, dx:dx + wb] for dy in range(3) for dx in range(3)], axis=0)
     fx, fy = x[flickering], y[flickering]
-    if contrast > 0:
-        pix = y * 65536 + x
-        _, inv, cnt = np.unique(pix, return_inverse=True, return_counts=True)
-        count = cnt[inv]  # per event: its pixel's events in the window
+    centres = []
     for r, c in np.argwhere(source & (c3 > 0) & (c3 >= top)):
         cx, cy = x3[r, c] / c3[r, c], y3[r, c] / c3[r, c]
         for _ in range(shift):
@@ -178,6 +176,23 @@ def lamp_cores(source: np.ndarray, x: np.ndarray, y: np.ndarray, flickering: np.
             if not near.any():
                 break
             cx, cy = fx[near].sum() / near.sum(), fy[near].sum() / near.sum()
+        centres.append((float(cx), float(cy)))
+    return centres
+
+
+def core_events(centres: list[tuple[float, float]], x: np.ndarray, y: np.ndarray, core_px: float,
+                contrast: float = 0.0) -> np.ndarray:
+    """bool[n]: the events within ``core_px`` of a lamp centre (:func:`lamp_centres`), or with
+    ``contrast`` within ``2 * core_px`` and outshining the ring around (see the module text)."""
+    out = np.zeros(len(x), bool)
+    if not centres or not len(x) or core_px <= 0:
+        return out
+    x, y = x.astype(np.int64), y.astype(np.int64)
+    if contrast > 0:
+        pix = y * 65536 + x
+        _, inv, cnt = np.unique(pix, return_inverse=True, return_counts=True)
+        count = cnt[inv]  # per event: its pixel's events in the window
+    for cx, cy in centres:
         d2 = (x - cx) ** 2 + (y - cy) ** 2
         out |= d2 <= core_px * core_px
         if contrast > 0:
@@ -187,9 +202,17 @@ def lamp_cores(source: np.ndarray, x: np.ndarray, y: np.ndarray, flickering: np.
     return out
 
 
-def lamp_cores_reference(source: np.ndarray, events: list[tuple], flickering: list[bool], block_px: int,
-                         core_px: float, shift: int = 0, contrast: float = 0.0) -> np.ndarray:
-    """Plain per-event version of :func:`lamp_cores`; ``events`` [(x, y, ...), ...]."""
+def lamp_cores(source: np.ndarray, x: np.ndarray, y: np.ndarray, flickering: np.ndarray, block_px: int,
+               core_px: float, shift: int = 0, contrast: float = 0.0) -> np.ndarray:
+    """bool[n]: the events of the lamps' cores (:func:`lamp_centres`, then :func:`core_events`)."""
+    if core_px <= 0:
+        return np.zeros(len(x), bool)
+    return core_events(lamp_centres(source, x, y, flickering, block_px, core_px, shift), x, y, core_px, contrast)
+
+
+def lamp_centres_reference(source: np.ndarray, events: list[tuple], flickering: list[bool], block_px: int,
+                           core_px: float, shift: int = 0) -> list[tuple[float, float]]:
+    """Plain version of :func:`lamp_centres`; ``events`` [(x, y, ...), ...]."""
     hb, wb = source.shape
     cnt: dict = {}
     sums: dict = {}
@@ -218,9 +241,16 @@ def lamp_cores_reference(source: np.ndarray, events: list[tuple], flickering: li
                     break
                 cx, cy = sum(q[0] for q in near) / len(near), sum(q[1] for q in near) / len(near)
             centres.append((cx, cy))
+    return centres
+
+
+def lamp_cores_reference(source: np.ndarray, events: list[tuple], flickering: list[bool], block_px: int,
+                         core_px: float, shift: int = 0, contrast: float = 0.0) -> np.ndarray:
+    """Plain per-event version of :func:`lamp_cores`; ``events`` [(x, y, ...), ...]."""
     out = np.zeros(len(events), bool)
     if core_px <= 0:
         return out
+    centres = lamp_centres_reference(source, events, flickering, block_px, core_px, shift)
     count: dict = {}
     for x, y, *_ in events:
         count[(x, y)] = count.get((x, y), 0) + 1

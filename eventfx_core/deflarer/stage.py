@@ -55,7 +55,7 @@ from .window import Window, WindowBuffer
 log = logging.getLogger(__name__)
 DEFAULT_CHECKPOINT = WEIGHTS_DIR / "deflarer.pt"
 # DeflareStage.why codes: the rule that removed an event (evaluation only; 0 kept)
-WHY = {"unet": 1, "unet_alternating": 2, "unet_phase": 3, "streak": 4, "steady": 5}
+WHY = {"unet": 1, "unet_alternating": 2, "unet_phase": 3, "streak": 4, "steady": 5, "ray": 6}
 
 
 @dataclass
@@ -105,6 +105,11 @@ class DeflareConfig:
     gate_track_match_px: float = 4.0  # ... this of the last; glare: ON ahead / OFF behind within ...
     gate_track_reach_px: float = 50.0  # ... this of the lamp's centre, ...
     gate_track_core_px: float = 5.0  # ... and at least this far from it (the lamp itself is kept)
+    gate_ray_sectors: int = 0  # > 0: drop the rays of flickering lamps (rays.py): events from gate_ray_inner_px ...
+    gate_ray_inner_px: float = 25.0  # ... to gate_radius_px of a lamp's centre, binned by angle into this many
+    gate_ray_peak: float = 4.0  # sectors; a sector with >= this many times the median sector's events ...
+    gate_ray_z: float = 8.0  # ... whose phase agreements pass the sign test at this z is a ray; its events ...
+    gate_ray_phase: float = 0.9  # ... agreeing by more than this are dropped
     tile_px: int = 64  # the U-Net runs on the gated tiles of this side ...
     tile_margin_px: int = 16  # ... each seen with this much context around it
     flicker_lock: int = 0  # > 0 (with the gate): drop only events whose pixel alternated polarity at
@@ -292,18 +297,23 @@ class DeflareStage:
             keep |= self.gate.phase < np.float32(c.out_of_step)
         if self.gate is not None and c.gate_track_burst > 0:
             keep &= ~self.gate.steady_glare  # a tracked moving steady lamp's glare
+        by_rays = np.zeros(len(keep), bool)
+        if self.gate is not None and c.gate_ray_sectors > 0:
+            by_rays = keep & self._gated & self.gate.ray_glare  # a lamp's rays in its phase-locked blocks
+            keep &= ~by_rays
         if self.gate is not None and c.gate_core_px > 0:
             keep |= self.gate.core  # the light source itself
         if self.why is not None:
-            self.why.append(self._why(keep, score))
+            self.why.append(self._why(keep, score, by_rays))
         return keep
 
-    def _why(self, keep: np.ndarray, score: np.ndarray) -> np.ndarray:
+    def _why(self, keep: np.ndarray, score: np.ndarray, by_rays: np.ndarray) -> np.ndarray:
         """int8 WHY code of every event of the window just decided (evaluation only): 0 kept,
         else the rule that removed it: ``streak`` where the U-Net alone would have kept it, else
         the U-Net's share, let through the flicker lock by an alternating pixel
         (``unet_alternating``) or by phase agreement with its lamps (``unet_phase``); ``steady``:
-        the glare of a tracked moving steady lamp."""
+        the glare of a tracked moving steady lamp; ``ray``: a flickering lamp's rays (where nothing
+        before removed it)."""
         c = self.config
         why = np.zeros(len(keep), np.int8)
         gone = ~keep
@@ -316,6 +326,7 @@ class DeflareStage:
             why[gone & self._gated & (self.gate.streak >= c.flicker_streak) & unet_keeps] = WHY["streak"]
         if self.gate is not None and c.gate_track_burst > 0:
             why[gone & self.gate.steady_glare] = WHY["steady"]
+        why[gone & by_rays] = WHY["ray"]
         return why
 
     def event_share(self, window: Window, observed: Observed | None = None,
