@@ -23,6 +23,12 @@ def run(stage, parts, advance=False):
     return np.concatenate(out + [stage.flush()])
 
 
+def lamp_cores(source, x, y, flickering, block_px, core_px, shift=0, contrast=0.0):
+    """The gate's two steps: the lamps' centres, then the events of their cores."""
+    from eventfx_core.deflarer.phase import core_events, lamp_centres
+    return core_events(lamp_centres(source, x, y, flickering, block_px, core_px, shift), x, y, core_px, contrast)
+
+
 def judged_in_stage_order(spec, ev, lookahead):
     """FlareGate as the stage drives it: each window judged once ``lookahead`` later windows have
     been observed, before any newer one is."""
@@ -177,7 +183,7 @@ def test_lookahead_must_not_be_negative(mask_ckpt):
 def test_mean_shift_centres_the_core_on_the_lamp():
     """The 3x3-block centroid of a lamp whose halo the blocks cut off lies off the lamp; a few
     mean-shift steps bring it back, so a small ``core_px`` keeps the lamp and drops the halo."""
-    from eventfx_core.deflarer.phase import lamp_cores, lamp_cores_reference
+    from eventfx_core.deflarer.phase import lamp_cores_reference
     rng = np.random.default_rng(1)
     n = 4000  # a lamp at (20, 20) near the sensor's corner, its halo decaying over 6 px
     r, a = rng.exponential(6.0, n), rng.uniform(0, 2 * np.pi, n)
@@ -221,7 +227,7 @@ def test_out_of_step_keeps_a_scene_event_at_a_glare_pixel_and_drops_the_glare(ma
 def test_core_contrast_keeps_a_wide_source_and_not_a_smooth_halo():
     """``contrast``: a source 6 px wide (pixels firing 5 times each) over a sparse glare (once
     each) is kept whole with a 3 px ``core_px``; a smooth halo (counts falling slowly) is not."""
-    from eventfx_core.deflarer.phase import lamp_cores, lamp_cores_reference
+    from eventfx_core.deflarer.phase import lamp_cores_reference
     yy, xx = np.mgrid[0:H, 0:W]
     r = np.hypot(xx - 60, yy - 40)
     source = np.zeros((H // 16, W // 16), bool)

@@ -25,8 +25,8 @@ events has agreements of either sign, and ``S / sqrt(Q)`` stays near 0 (a sign t
 all but about 1 of 700 blocks). The gate acts only on blocks whose decayed sums over the windows
 so far reach ``S >= z sqrt(max(Q, 1))`` (``gate.py``).
 
-The lamp's centre (:func:`lamp_cores`): the light source itself is to be kept. Per source block
-that holds at least as many flickering events (events of pixels that alternated at least
+The lamp's centre (:func:`lamp_centres`; its core, :func:`core_events`): the light source itself
+is to be kept. Per source block that holds at least as many flickering events (events of pixels that alternated at least
 ``each`` times in this window) in its 3x3 blocks as any of its 8 neighbours, the centroid of
 those events; with ``shift`` > 0 that centre then moves ``shift`` times to the centroid of the
 flickering events within ``2 * core_px`` of it (mean shift, Comaniciu and Meer, TPAMI 2002: it
@@ -202,14 +202,6 @@ def core_events(centres: list[tuple[float, float]], x: np.ndarray, y: np.ndarray
     return out
 
 
-def lamp_cores(source: np.ndarray, x: np.ndarray, y: np.ndarray, flickering: np.ndarray, block_px: int,
-               core_px: float, shift: int = 0, contrast: float = 0.0) -> np.ndarray:
-    """bool[n]: the events of the lamps' cores (:func:`lamp_centres`, then :func:`core_events`)."""
-    if core_px <= 0:
-        return np.zeros(len(x), bool)
-    return core_events(lamp_centres(source, x, y, flickering, block_px, core_px, shift), x, y, core_px, contrast)
-
-
 def lamp_centres_reference(source: np.ndarray, events: list[tuple], flickering: list[bool], block_px: int,
                            core_px: float, shift: int = 0) -> list[tuple[float, float]]:
     """Plain version of :func:`lamp_centres`; ``events`` [(x, y, ...), ...]."""
@@ -246,7 +238,7 @@ def lamp_centres_reference(source: np.ndarray, events: list[tuple], flickering: 
 
 def lamp_cores_reference(source: np.ndarray, events: list[tuple], flickering: list[bool], block_px: int,
                          core_px: float, shift: int = 0, contrast: float = 0.0) -> np.ndarray:
-    """Plain per-event version of :func:`lamp_cores`; ``events`` [(x, y, ...), ...]."""
+    """Plain per-event version of :func:`core_events` over :func:`lamp_centres`; ``events`` [(x, y, ...), ...]."""
     out = np.zeros(len(events), bool)
     if core_px <= 0:
         return out
