@@ -29,16 +29,16 @@ def lamp_cores(source, x, y, flickering, block_px, core_px, shift=0, contrast=0.
     return core_events(lamp_centres(source, x, y, flickering, block_px, core_px, shift), x, y, core_px, contrast)
 
 
-def judged_in_stage_order(spec, ev, lookahead):
+def judged_in_stage_order(spec, ev, lookahead, fields=("alternations", "streak", "phase", "core")):
     """FlareGate as the stage drives it: each window judged once ``lookahead`` later windows have
-    been observed, before any newer one is."""
+    been observed, before any newer one is; per window (gated blocks, *the gate's ``fields``)."""
     gate, held, out = FlareGate(spec, (W, H)), [], []
 
     def release(open_index):
         while held and (open_index is None or held[0].index + lookahead < open_index):
             obs = held.pop(0)
             blocks = gate.judge(obs, list(held))
-            out.append((blocks, gate.alternations, gate.streak, gate.phase, gate.core))
+            out.append((blocks, *(getattr(gate, f) for f in fields)))
 
     idx = ev.t // 20_000
     for w in np.unique(idx):

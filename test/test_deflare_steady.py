@@ -48,19 +48,7 @@ def test_tracker_equals_the_plain_reference_with_look_ahead(seed, lookahead, bur
         ev = ev[(ev.t < 60_000) | (ev.t >= 80_000)]
     spec = GateSpec(block_px=8, radius_px=20, ghost_radius_px=6, track_burst=burst, track_pixels=pixels,
                     track_halo=halo, track_z=z, track_windows=windows, track_reach_px=30.0, track_core_px=3.0)
-    gate, held, fast = FlareGate(spec, (W, H)), [], []
-    idx = ev.t // 20_000
-    for w in np.unique(idx):
-        while held and held[0].index + lookahead < int(w):
-            obs = held.pop(0)
-            gate.judge(obs, list(held))
-            fast.append(gate.steady_glare)
-        m = idx == w
-        held.append(gate.observe(int(w), ev.x[m], ev.y[m], ev.p[m], ev.t[m]))
-    while held:
-        obs = held.pop(0)
-        gate.judge(obs, list(held))
-        fast.append(gate.steady_glare)
+    fast = [g for _, g in judged_in_stage_order(spec, ev, lookahead, fields=("steady_glare",))]
     ref_glare: list = []
     gate_reference(windows_of(ev), spec, (W, H), lookahead=lookahead, steady_glare=ref_glare)
     assert len(fast) == len(ref_glare)
