@@ -25,6 +25,18 @@ def windows_of(ev):
             for w in np.unique(idx) for m in [idx == w]]
 
 
+def gate_field_equals_reference(spec, ev, lookahead, field):
+    """The gate's per-event ``field`` of every window, judged in the stage's order, asserted equal
+    to ``gate_reference``'s (its keyword argument of that name); returned."""
+    fast = [g for _, g in judged_in_stage_order(spec, ev, lookahead, fields=(field,))]
+    ref: list = []
+    gate_reference(windows_of(ev), spec, (W, H), lookahead=lookahead, **{field: ref})
+    assert len(fast) == len(ref)
+    for got, want in zip(fast, ref):
+        np.testing.assert_array_equal(got, want)
+    return fast
+
+
 def with_labels(glare, lab, seed, n=3000, t_end=160_000):
     """The lamp over a random scene, and per event its label (0 scene)."""
     sc = scene(seed, n, t_end)
@@ -48,12 +60,7 @@ def test_tracker_equals_the_plain_reference_with_look_ahead(seed, lookahead, bur
         ev = ev[(ev.t < 60_000) | (ev.t >= 80_000)]
     spec = GateSpec(block_px=8, radius_px=20, ghost_radius_px=6, track_burst=burst, track_pixels=pixels,
                     track_halo=halo, track_z=z, track_windows=windows, track_reach_px=30.0, track_core_px=3.0)
-    fast = [g for _, g in judged_in_stage_order(spec, ev, lookahead, fields=("steady_glare",))]
-    ref_glare: list = []
-    gate_reference(windows_of(ev), spec, (W, H), lookahead=lookahead, steady_glare=ref_glare)
-    assert len(fast) == len(ref_glare)
-    for got, want in zip(fast, ref_glare):
-        np.testing.assert_array_equal(got, want)
+    fast = gate_field_equals_reference(spec, ev, lookahead, "steady_glare")
     assert any(g.any() for g in fast) or burst > 1 or pixels > 1 or windows > 1  # the loosest setting finds it
 
 
