@@ -53,3 +53,34 @@ def test_flare_real_refuses_a_bad_lamp_position_in_one_line(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.startswith("eventfx: error: --lamp-at") and "Traceback" not in err
     assert not (tmp_path / "o").exists()
+
+
+def test_flare_real_refuses_bad_starts_in_one_line(tmp_path, capsys):
+    from eventfx_core.evaluate.flare_real import cli
+    for bad in ("", "-0.1", "a", "0,nan"):
+        assert cli(["--starts", bad, "--out", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("eventfx: error: --starts") and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_glare_runs_overlay_the_segment_from_its_start(monkeypatch):
+    """``start_s``: the lamp switches on at the first scene event at or after the start, and the
+    run covers ``seconds`` from there; every row says where its segment starts."""
+    from types import SimpleNamespace
+    from eventfx_core.evaluate import flare_real
+    from test_deflare_gate import scene
+    ev = scene(3, 4000, 1_000_000)
+    ev = Events.from_arrays(ev.t + 5_000_000, ev.x, ev.y, ev.p, ev.width, ev.height)
+    seen = []
+    real_render = flare_real.render_overlay
+    monkeypatch.setattr(flare_real, "render_overlay", lambda lamp, w, h, t0, t1, seed: (seen.append((t0, t1)) or
+                                                                                        real_render(lamp, w, h, t0, t1, seed=seed)))
+    monkeypatch.setattr(flare_real, "run", lambda c, b, e, chunk=20000, why=None: (np.ones(len(e), bool),
+                                                                                    np.full(len(e), -1, np.int8)))
+    rec = SimpleNamespace(events=ev, info=SimpleNamespace(name="s", split="tune"))
+    lamps = {"mains_100hz": Lamp(60.0, 40.0, "mains", 100.0)}
+    rows = flare_real.glare_runs(rec, lamps, {"x": (SimpleNamespace(stages=["stub"]), None)}, 0.2, None, start_s=0.5)
+    first = int(ev.t[ev.t >= ev.t[0] + 500_000][0])  # 0.5 s after the recording's first event
+    assert seen == [(first, int(ev.t[ev.t < first + 200_000][-1]) + 1)]
+    assert [r["start_s"] for r in rows] == [0.5] and rows[0]["glare_removed"] == 0.0

@@ -1,8 +1,8 @@
 """The deflarer on real scenes: do no harm where there is no flare, remove the glare there is.
 
 ``python -m eventfx_core.evaluate.flare_real --out DIR [--config config/denoise.yaml]
-[--deflare-config config/deflare.yaml] [--seconds 0.3]`` writes ``DIR/report.json``,
-``DIR/report.md`` and PNGs:
+[--deflare-config config/deflare.yaml] [--seconds 0.3] [--starts 0,0.3,0.6] [--lamp-at FX,FY]``
+writes ``DIR/report.json``, ``DIR/report.md`` and PNGs:
 
 (a) every stage of the pipeline alone on every real recording (none holds lens flare): the
     share of its events each keeps;
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -152,13 +153,14 @@ def stages_alone(recordings, cfg: PipelineConfig, base_dir) -> list[dict]:
 
 
 def glare_runs(rec, lamps: dict, configs: dict, seconds: float, out: Path | None,
-               onset_us: int = 60000) -> list[dict]:
-    """(b): every lamp over the first ``seconds`` of one recording, every named config. The lamps
-    switch on at the scene's first event; ``glare_removed_lit`` counts only the glare after the
-    first ``onset_us`` (a lamp that has been on for a while: a stage that needs a few windows of
-    flicker to find a lamp cannot act on the first ones)."""
+               onset_us: int = 60000, start_s: float = 0.0) -> list[dict]:
+    """(b): every lamp over ``seconds`` of one recording from ``start_s`` into it, every named
+    config. The lamps switch on at the segment's first event; ``glare_removed_lit`` counts only
+    the glare after the first ``onset_us`` (a lamp that has been on for a while: a stage that
+    needs a few windows of flicker to find a lamp cannot act on the first ones)."""
     ev = rec.events
-    ev = ev[: int((ev.t < ev.t[0] + int(seconds * 1e6)).sum())]
+    a = int(ev.t[0]) + int(round(start_s * 1e6))
+    ev = ev[int((ev.t < a).sum()): int((ev.t < a + int(seconds * 1e6)).sum())]
     t0, t1 = int(ev.t[0]), int(ev.t[-1]) + 1
     base = {name: run(c, b, ev)[0] for name, (c, b) in configs.items()}
     rows = []
@@ -171,7 +173,7 @@ def glare_runs(rec, lamps: dict, configs: dict, seconds: float, out: Path | None
             why = np.concatenate(why) if why else None
             scene_kept = keep[src == 0]  # the scene events, in their original order
             kept_alone = base[name]
-            rows.append(dict(recording=rec.info.name, split=rec.info.split, lamp=lname, config=name,
+            rows.append(dict(recording=rec.info.name, split=rec.info.split, start_s=start_s, lamp=lname, config=name,
                              glare_events=int((src == GLARE).sum()), core_events=int((src == CORE).sum()),
                              glare_removed=float(1 - keep[src == GLARE].mean()) if (src == GLARE).any() else None,
                              glare_removed_lit=(float(1 - keep[lit].mean()) if (lit := (src == GLARE) & (both.t >= t0 + onset_us)).any()
@@ -181,8 +183,9 @@ def glare_runs(rec, lamps: dict, configs: dict, seconds: float, out: Path | None
                              **scene_loss(both, src, keep, kept_alone, lamp, t0, removed_by, list(c.stages), why),
                              **glare_kept(both, src, keep, lamp, t0, onset_us)))
             if out is not None and lname in ("mains_100hz", "pwm_100hz_moving"):
-                removed_png(out / f"{rec.info.name}_{lname}_{name}.png", both, keep, removed_by, c.stages,
-                            f"{rec.info.name} + {lname} overlay, {name}")
+                at = f"_at{start_s:g}s" if start_s else ""
+                removed_png(out / f"{rec.info.name}{at}_{lname}_{name}.png", both, keep, removed_by, c.stages,
+                            f"{rec.info.name}{at.replace('_', ' ')} + {lname} overlay, {name}")
     return rows
 
 
@@ -198,7 +201,16 @@ def main(argv=None) -> int:
                     help="place every lamp at this fraction of the sensor's width and height (default 0.78,0.25)")
     ap.add_argument("--onset-ms", type=float, default=60.0,
                     help="the 'lit' glare column counts glare from this long after the lamp switched on")
+    ap.add_argument("--starts", default="0", metavar="S1,S2,...",
+                    help="overlay runs start this many seconds into each scene, each that leaves --seconds of it "
+                         "(default 0: one run from its start); more starts give more scenes to tune on")
     args = ap.parse_args(argv)
+    try:
+        starts = sorted({float(v) for v in args.starts.split(",")})
+    except ValueError:
+        starts = []
+    if not starts or not all(math.isfinite(v) and v >= 0 for v in starts):
+        raise ConfigError(f"--starts: seconds >= 0 separated by commas, got {args.starts!r}")
     at = None
     if args.lamp_at is not None:
         try:
@@ -224,11 +236,20 @@ def main(argv=None) -> int:
             lamps = standard_lamps(346, 260)
             if at is not None:
                 lamps = {k: replace(v, x=at[0] * 346, y=at[1] * 260) for k, v in lamps.items()}
-            report["glare"] += glare_runs(rec, lamps, configs, args.seconds, out, int(args.onset_ms * 1000))
+            span_s = (int(rec.events.t[-1]) - int(rec.events.t[0])) * 1e-6
+            for start in starts:
+                if start == 0 or start + args.seconds <= span_s:
+                    report["glare"] += glare_runs(rec, lamps, configs, args.seconds, out, int(args.onset_ms * 1000),
+                                                  start)
     (out / "report.json").write_text(json.dumps(report, indent=1))
     (out / "report.md").write_text(markdown(report))
     print(markdown(report))
     return 0
+
+
+def _scene(r: dict) -> str:
+    """A glare row's scene: the recording, and where in it the segment starts when not at 0."""
+    return r["recording"] + (f" @{r['start_s']:g} s" if r.get("start_s") else "")
 
 
 def markdown(report: dict) -> str:
@@ -245,7 +266,7 @@ def markdown(report: dict) -> str:
               "|---|---|---|---|---|---|---|---|---|"]
     for r in report["glare"]:
         f = (lambda v: "-" if v is None else f"{100 * v:.1f} %")
-        lines.append(f"| {r['recording']} | {r['split']} | {r['lamp']} | {r['config']} | {r['glare_events']:,} | "
+        lines.append(f"| {_scene(r)} | {r['split']} | {r['lamp']} | {r['config']} | {r['glare_events']:,} | "
                      f"{f(r['glare_removed'])} | {f(r.get('glare_removed_lit'))} | {f(r['core_kept'])} | "
                      f"{f(r['scene_kept_vs_no_overlay'])} |")
     lines += ["", "(c) the scene an overlay run loses: where and why, in points of the scene kept without the "
@@ -262,7 +283,7 @@ def markdown(report: dict) -> str:
                   "|---|---|---|---|---|---|---|---|"]
         for r in rows:
             rules = ", ".join(f"{k} {v:.2f}" for k, v in r["lost_by_rule_pts"].items() if v > 0) or "-"
-            lines.append(f"| {r['recording']} | {r['lamp']} | {r['config']} | {100 * r['scene_kept_vs_no_overlay']:.1f} % | "
+            lines.append(f"| {_scene(r)} | {r['lamp']} | {r['config']} | {100 * r['scene_kept_vs_no_overlay']:.1f} % | "
                          f"{100 * r['ceiling_2ms']:.1f} / {100 * r['ceiling_20ms']:.1f} % | "
                          f"{r['lost_near_2ms_pts']:.2f} / {r['lost_near_20ms_pts']:.2f} | "
                          + " / ".join(f"{v:.2f}" for v in r["lost_by_distance_pts"].values()) + f" | {rules} |")
@@ -278,7 +299,7 @@ def markdown(report: dict) -> str:
                   "|---|---|---|---|---|---|---|"]
         for r in rows:
             removed = "-" if r["glare_removed"] is None else f"{100 * r['glare_removed']:.1f} %"
-            lines.append(f"| {r['recording']} | {r['lamp']} | {r['config']} | {removed} | "
+            lines.append(f"| {_scene(r)} | {r['lamp']} | {r['config']} | {removed} | "
                          + " / ".join(f"{v:.1f}" for v in r["kept_by_part_pts"].values()) + " | "
                          + " / ".join(f"{v:.1f}" for v in r["kept_by_distance_pts"].values()) + " | "
                          f"{r['kept_before_onset_pts']:.1f} / {r['kept_after_onset_pts']:.1f} |")
