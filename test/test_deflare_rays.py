@@ -106,3 +106,20 @@ def test_no_rays_without_a_lamp(mask_ckpt):
     ev = scene(5, 6000, 160_000)
     kw = dict(STAGE, **{f"gate_{k}": v for k, v in RAYS_SMALL.items()})
     assert run(make_stage(mask_ckpt, **kw), [ev]).all()
+
+
+def test_nothing_near_any_centre_is_a_ray():
+    """A second centre found in a lamp's wide glare (30 px away) sees the lamp and its near glare
+    as one dense in-step angle; they are within ``inner_px`` of the lamp's own centre: kept."""
+    rng = np.random.default_rng(2)
+    lx, ly = rng.normal(64.0, 3.0, 800).round(), rng.normal(48.0, 3.0, 800).round()  # a lamp and its near glare
+    sx, sy = rng.uniform(0, W, 600).round(), rng.uniform(0, H, 600).round()
+    x, y = np.concatenate([lx, sx]).astype(np.int64), np.concatenate([ly, sy]).astype(np.int64)
+    phase = np.concatenate([np.ones(len(lx)), rng.uniform(-1, 1, len(sx))]).astype(np.float32)
+    lone = ray_glare([(94.0, 48.0)], x, y, phase, 20.0, 60.0, 90, 4.0, 8.0, 0.9)
+    assert lone[:len(lx)].mean() > 0.5  # seen from the second centre alone: a "ray"
+    both = ray_glare([(64.0, 48.0), (94.0, 48.0)], x, y, phase, 20.0, 60.0, 90, 4.0, 8.0, 0.9)
+    near = np.hypot(x - 64.0, y - 48.0) < 20.0
+    assert near.sum() > 700 and not both[near].any()
+    np.testing.assert_array_equal(both, ray_glare_reference([(64.0, 48.0), (94.0, 48.0)], list(zip(x.tolist(), y.tolist())),
+                                                            phase.tolist(), 20.0, 60.0, 90, 4.0, 8.0, 0.9))

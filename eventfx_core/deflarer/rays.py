@@ -8,8 +8,9 @@ block lock (``phase.lock_sums``) falls short, or, when the lamp moves, starts af
 lamp arrives. Seen from the lamp's centre, a ray is one angle that keeps firing in step.
 
 Per closed window and lamp centre (``phase.lamp_centres``): the events from ``inner_px`` to
-``reach_px`` of the centre that have a lamp phase to compare with (agreement != 0) are binned by
-angle into ``sectors`` (a diamond angle, ``dy / (|dx| + |dy|)`` by quadrant: exact float
+``reach_px`` of the centre, and at least ``inner_px`` from every centre (a lamp and its near glare
+are no ray, also where the gate finds a second centre in a lamp's wide glare), that have a lamp
+phase to compare with (agreement != 0) are binned by angle into ``sectors`` (a diamond angle, ``dy / (|dx| + |dy|)`` by quadrant: exact float
 arithmetic, so :func:`ray_glare_reference` decides alike). A sector is a ray when it holds at
 least ``peak`` times the median sector's events (at least one) and its events' agreements pass
 the sign test ``S >= z sqrt(max(Q, 1))`` (as the block lock's); its events agreeing by more than
@@ -46,10 +47,13 @@ def ray_glare(centres: list[tuple[float, float]], x: np.ndarray, y: np.ndarray, 
     a = np.asarray(phase, np.float64)
     timed = np.flatnonzero(a != 0)  # the rest has no lamp in reach: cost follows the lamps' events
     fx, fy, fa = x[timed].astype(np.float64), y[timed].astype(np.float64), a[timed]
+    near = np.zeros(len(timed), bool)  # within inner_px of some centre: no ray's (a lamp and its near glare)
+    for cx, cy in centres:
+        near |= (fx - cx) * (fx - cx) + (fy - cy) * (fy - cy) < inner_px * inner_px
     for cx, cy in centres:
         dx, dy = fx - cx, fy - cy
         d2 = dx * dx + dy * dy
-        ring = np.flatnonzero((d2 >= inner_px * inner_px) & (d2 < reach_px * reach_px))
+        ring = np.flatnonzero(~near & (d2 < reach_px * reach_px))
         if not len(ring):
             continue
         sec = np.minimum((diamond(dx[ring], dy[ring]) * (sectors / 4.0)).astype(np.int64), sectors - 1)
@@ -67,12 +71,14 @@ def ray_glare_reference(centres: list[tuple[float, float]], events: list[tuple],
     out = np.zeros(len(events), bool)
     if sectors <= 0:
         return out
+    far = [all((float(x) - cx) * (float(x) - cx) + (float(y) - cy) * (float(y) - cy) >= inner_px * inner_px
+               for cx, cy in centres) for x, y, *_ in events]
     for cx, cy in centres:
         members: dict = {}
         for j, ((x, y, *_), a) in enumerate(zip(events, phase)):
             a = float(a)
             dx, dy = float(x) - cx, float(y) - cy
-            if a != 0 and inner_px * inner_px <= dx * dx + dy * dy < reach_px * reach_px:
+            if a != 0 and far[j] and dx * dx + dy * dy < reach_px * reach_px:
                 k = min(int(_diamond_one(dx, dy) * (sectors / 4.0)), sectors - 1)
                 members.setdefault(k, []).append((j, a))
         counts = [len(members.get(k, [])) for k in range(sectors)]
