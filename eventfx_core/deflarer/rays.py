@@ -7,14 +7,15 @@ step with the lamp (phase.py) far from its core, where a 16-px block holds mostl
 block lock (``phase.lock_sums``) falls short, or, when the lamp moves, starts afresh where the
 lamp arrives. Seen from the lamp's centre, a ray is one angle that keeps firing in step.
 
-Per closed window and lamp centre (``phase.lamp_centres``): the events from ``inner_px`` to
-``reach_px`` of the centre, and at least ``inner_px`` from every centre (a lamp and its near glare
-are no ray, also where the gate finds a second centre in a lamp's wide glare), that have a lamp
-phase to compare with (agreement != 0) are binned by angle into ``sectors`` (a diamond angle, ``dy / (|dx| + |dy|)`` by quadrant: exact float
-arithmetic, so :func:`ray_glare_reference` decides alike). A sector is a ray when it holds at
-least ``peak`` times the median sector's events (at least one) and its events' agreements pass
-the sign test ``S >= z sqrt(max(Q, 1))`` (as the block lock's); its events agreeing by more than
-``min_phase`` are glare. Everything depends on the window's events alone (split-invariant).
+Per closed window and lamp centre (``phase.lamp_centres``): the events within ``reach_px`` of the
+centre and at least ``inner_px`` from every centre (a lamp and its near glare are no ray, also
+where the gate finds a second centre in a lamp's wide glare) that have a lamp phase to compare
+with (agreement != 0) are binned by angle into ``sectors`` (a diamond angle, ``dy / (|dx| +
+|dy|)`` by quadrant: exact float arithmetic, so :func:`ray_glare_reference` decides alike). A
+sector is a ray when it holds at least ``peak`` times the median sector's events (at least one)
+and its events' agreements pass the sign test ``S >= z sqrt(max(Q, 1))`` (as the block lock's);
+its events agreeing by more than ``min_phase`` are glare. Everything depends on the window's
+events alone (split-invariant).
 """
 from __future__ import annotations
 

@@ -59,6 +59,15 @@ NEAR_MS = (2, 20)  # "glare at the same pixel within +-N ms": 2 ms (a flicker ha
 RINGS_PX = (12, 40, 96)  # distance bins from the lamp centre: halo, rays, the gate's reach, beyond
 
 
+def by_ring(ev: Events, lamp, t0: int, pts) -> dict:
+    """``pts(mask)`` of the events of each ``RINGS_PX`` ring around the lamp at each event's time
+    (the lamp switched on at ``t0``), keyed "a-b" (the last ">a")."""
+    s = (ev.t - t0) * 1e-6
+    d = np.hypot(ev.x - (lamp.x + lamp.vx * s), ev.y - (lamp.y + lamp.vy * s))
+    edges = (0,) + RINGS_PX + (np.inf,)
+    return {f"{a}-{b}" if np.isfinite(b) else f">{a}": pts((d >= a) & (d < b)) for a, b in zip(edges[:-1], edges[1:])}
+
+
 def near_glare(ev: Events, src: np.ndarray, dt_us: int) -> np.ndarray:
     """bool per scene event (``src == 0``, in order): some overlay event (glare or core) fires at
     the same pixel within +-``dt_us`` of it. Such a scene event looks, to any per-pixel rule
@@ -90,11 +99,7 @@ def scene_loss(ev: Events, src: np.ndarray, keep: np.ndarray, kept_alone: np.nda
         near = near_glare(ev, src, ms * 1000)
         out[f"ceiling_{ms}ms"] = float(1 - (base & near).sum() / n)
         out[f"lost_near_{ms}ms_pts"] = pts(near)
-    s = (ev.t[sc] - t0) * 1e-6
-    d = np.hypot(ev.x[sc] - (lamp.x + lamp.vx * s), ev.y[sc] - (lamp.y + lamp.vy * s))
-    edges = (0,) + RINGS_PX + (np.inf,)
-    out["lost_by_distance_pts"] = {f"{a}-{b}" if np.isfinite(b) else f">{a}": pts((d >= a) & (d < b))
-                                   for a, b in zip(edges[:-1], edges[1:])}
+    out["lost_by_distance_pts"] = by_ring(ev[sc], lamp, t0, pts)
     if why is not None:
         from ..deflarer.stage import WHY
         w = why[sc]
@@ -116,12 +121,8 @@ def glare_kept(ev: Events, src: np.ndarray, keep: np.ndarray, lamp, t0: int, ons
     n = max(int(g.sum()), 1)
     pts = (lambda m: float(100.0 * (kept & m).sum() / n))
     part = glare_part(lamp, ge, t0)
-    s = (ge.t - t0) * 1e-6
-    d = np.hypot(ge.x - (lamp.x + lamp.vx * s), ge.y - (lamp.y + lamp.vy * s))
-    edges = (0,) + RINGS_PX + (np.inf,)
     return dict(kept_by_part_pts={name: pts(part == i) for i, name in enumerate(TERMS)},
-                kept_by_distance_pts={f"{a}-{b}" if np.isfinite(b) else f">{a}": pts((d >= a) & (d < b))
-                                      for a, b in zip(edges[:-1], edges[1:])},
+                kept_by_distance_pts=by_ring(ge, lamp, t0, pts),
                 kept_before_onset_pts=pts(ge.t < t0 + onset_us), kept_after_onset_pts=pts(ge.t >= t0 + onset_us))
 
 
