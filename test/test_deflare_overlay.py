@@ -1,5 +1,6 @@
 """Glare overlays for the real-scene flare benchmark (eventfx_core/evaluate/glare_overlay.py)."""
 import numpy as np
+import pytest
 
 from eventfx_core.evaluate.glare_overlay import CORE, GLARE, Lamp, overlay, render_overlay, standard_lamps
 from eventfx_core.events import Events
@@ -46,21 +47,14 @@ def test_flare_real_reports_bad_input_in_one_line(tmp_path, capsys):
     assert err.startswith("eventfx: error:") and "missing.yaml" in err and "Traceback" not in err
 
 
-def test_flare_real_refuses_a_bad_lamp_position_in_one_line(tmp_path, capsys):
+@pytest.mark.parametrize("option, bads", [("--lamp-at", ("0.5", "1.5,0.2", "a,b", "nan,0.5")),
+                                           ("--starts", ("", "-0.1", "a", "0,nan"))])
+def test_flare_real_refuses_a_bad_lamp_position_or_start_in_one_line(tmp_path, capsys, option, bads):
     from eventfx_core.evaluate.flare_real import cli
-    for bad in ("0.5", "1.5,0.2", "a,b", "nan,0.5"):
-        assert cli(["--lamp-at", bad, "--out", str(tmp_path / "o")]) == 2
+    for bad in bads:
+        assert cli([option, bad, "--out", str(tmp_path / "o")]) == 2
         err = capsys.readouterr().err
-        assert err.startswith("eventfx: error: --lamp-at") and "Traceback" not in err
-    assert not (tmp_path / "o").exists()
-
-
-def test_flare_real_refuses_bad_starts_in_one_line(tmp_path, capsys):
-    from eventfx_core.evaluate.flare_real import cli
-    for bad in ("", "-0.1", "a", "0,nan"):
-        assert cli(["--starts", bad, "--out", str(tmp_path / "o")]) == 2
-        err = capsys.readouterr().err
-        assert err.startswith("eventfx: error: --starts") and "Traceback" not in err
+        assert err.startswith(f"eventfx: error: {option}") and "Traceback" not in err
     assert not (tmp_path / "o").exists()
 
 
