@@ -355,3 +355,18 @@ def test_blend_with_time_going_backwards_keeps_each_event_with_its_own_flare(mas
     np.testing.assert_array_equal(out[len(ev):], whole)
     with pytest.raises(ConfigError, match="blend"):
         make_stage(mask_ckpt, blend=1.5)
+
+
+def test_bench_deflare_times_a_checkpoint_at_its_own_cells(tmp_path):
+    """``eventfx bench --deflare --checkpoint``: the stage runs at the checkpoint's window, bins
+    and cell size (a 2x2-px model no longer meets the config's 4 px and stops)."""
+    import torch
+    from eventfx_core.bench.deflare import bench
+    from eventfx_core.deflarer.checkpoint import save_checkpoint
+    from eventfx_core.deflarer.model import ResidualUNet3D, UNet3DConfig
+    from eventfx_core.deflarer.voxel import VoxelSpec
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "fine.pt", ResidualUNet3D(UNet3DConfig(channels=(4, 8, 8))),
+                           VoxelSpec(window_us=10000, bins=4, cell_px=2), (64, 48))
+    r = bench((64, 48), 1, 3, 2e5, tmp_path, str(ckpt))
+    assert r["windows"] == 3 and r["latency_ms"] >= 10.0  # 10 ms windows

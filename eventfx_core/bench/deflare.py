@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..deflarer.checkpoint import save_checkpoint
+from ..deflarer.checkpoint import load_checkpoint, save_checkpoint
 from ..deflarer.decode import event_flare_share
 from ..deflarer.model import ResidualUNet3D, UNet3DConfig
 from ..deflarer.stage import DeflareStage, share_grid
@@ -63,8 +63,10 @@ def bench(sensor: tuple[int, int], threads: int, windows: int, rate: float, tmp:
           checkpoint: str | None = None, gate: bool = False) -> dict:
     torch.set_num_threads(threads)
     ckpt = checkpoint or random_checkpoint(tmp / f"bench_{sensor[0]}x{sensor[1]}.pt", sensor)
+    voxel = load_checkpoint(ckpt).voxel  # the stage runs at the checkpoint's window, bins and cells
     stage = DeflareStage(DeflareStage.Config(checkpoint=str(ckpt), threads=threads, allow_other_sensor=True,
-                                             gate=gate),
+                                             gate=gate, window_us=voxel.window_us, bins=voxel.bins,
+                                             cell_px=voxel.cell_px),
                          sensor=sensor)
     spec = stage.spec
     ev = synthetic_stream(*sensor, rate, (windows + 3) * spec.window_us)
@@ -143,8 +145,9 @@ def run(args) -> int:
         raise EventfxError(f"--windows must be >= 1, got {args.windows}")
     if not (0 < args.rate < math.inf):
         raise EventfxError(f"--rate must be a finite number > 0, got {args.rate}")
+    spec = load_checkpoint(args.checkpoint).voxel if args.checkpoint else VoxelSpec()
     print(f"torch {torch.__version__}, oneDNN {torch.backends.mkldnn.is_available()}, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, model {args.checkpoint or UNet3DConfig()}, {VoxelSpec()}")
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, model {args.checkpoint or UNet3DConfig()}, {spec}")
     with tempfile.TemporaryDirectory() as d:
         for sensor in sensors:
             for threads in args.threads or [1, 2]:
