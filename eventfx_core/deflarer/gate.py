@@ -491,6 +491,7 @@ def gate_reference(windows: list[tuple[int, list[tuple]]], spec: GateSpec, senso
         phase = (phase_agreement_reference(source, events, index * window_us, window_us, spec.phase_bins,
                                            spec.phase_min, b, spec.radius_px / b, ghost) if timed
                  else np.zeros(len(events), np.float32))
+        flick = [streak.get((e[0], e[1]), 0) > 0 for e in events]  # alternated >= max(each, 1) times here
         if per_event is not None:
             streaks = []
             for x, y, *_ in events:
@@ -499,11 +500,9 @@ def gate_reference(windows: list[tuple[int, list[tuple]]], spec: GateSpec, senso
                 while k and f <= lookahead and by_index.get(index + f, {}).get((x, y), 0):
                     f += 1
                 streaks.append(k + f - 1 if k else 0)
-            core = lamp_cores_reference(source, events, [streak.get((e[0], e[1]), 0) > 0 for e in events], b,
-                                        spec.core_px, spec.core_shift, spec.core_contrast)
+            core = lamp_cores_reference(source, events, flick, b, spec.core_px, spec.core_shift, spec.core_contrast)
             per_event.append((np.array(alts, np.int32), np.array(streaks, np.int32), phase, core))
         if ray_glare is not None:
-            flick = [streak.get((e[0], e[1]), 0) > 0 for e in events]
             centres = lamp_centres_reference(source, events, flick, b, spec.core_px, spec.core_shift)
             ray_glare.append(rays.ray_glare_reference(centres, events, phase, spec.ray_inner_px, spec.radius_px,
                                                       spec.ray_sectors, spec.ray_peak, spec.ray_z, spec.ray_phase))
