@@ -93,6 +93,30 @@ def test_a_lamp_found_later_gates_its_earlier_windows():
     assert [int(s.max()) for _, _, s, _, _ in ahead][:4] == [0, 3, 4, 5]
 
 
+def test_a_lamp_found_later_keeps_its_core_from_its_first_window():
+    """A 50 Hz lamp alternates only once in its first window, so that window alone shows no
+    flickering pixel to centre the lamp on; with look-ahead 3 the window is gated (the lamp is
+    found in the 4th), and the next window's centre keeps the lamp's own events there. Equal to
+    the plain reference."""
+    spec = GateSpec(radius_px=24, ghost_reach=0.0, each=2, each_windows=3, phase_bins=20, phase_min=2,
+                    core_px=3.0, core_shift=2)
+    ev = merge(lamp(20, 60, 120_000, hz=50.0, seed=5), scene(5, 2000, 120_000))
+    on_lamp = (ev.x >= 20) & (ev.x < 23) & (ev.y >= 60) & (ev.y < 63)
+    first = ev.t < 20_000
+    fast = judged_in_stage_order(spec, ev, 3, fields=("streak", "core"))
+    blocks, streak, core = fast[0]
+    assert blocks[60 // 16, 20 // 16] and not (streak[on_lamp[first]] > 0).any()
+    assert core[on_lamp[first]].all()
+    assert not core[~on_lamp[first]].any()
+    idx = ev.t // 20_000
+    windows = [(int(w), list(zip(ev.x[m].tolist(), ev.y[m].tolist(), ev.p[m].tolist(), ev.t[m].tolist())))
+               for w in np.unique(idx) for m in [idx == w]]
+    per_event: list = []
+    gate_reference(windows, spec, (W, H), per_event=per_event, lookahead=3)
+    for (_, _, got), (_, _, _, want) in zip(fast, per_event):
+        np.testing.assert_array_equal(got, want)
+
+
 def streak_oracle(ev, lookahead, flicker_streak, core_px, **spec_kw):
     """Decisions of a stage that never trusts the U-Net (keep_threshold 0), from the plain
     reference: drop a gated event whose pixel's streak (look-ahead included) reaches

@@ -60,8 +60,8 @@ import numpy as np
 from ..errors import ConfigError
 from . import steady as st
 from . import rays
-from .phase import (core_events, lamp_centres, lamp_centres_reference, lamp_cores_reference, lock_sums,
-                    lock_sums_reference, phase_agreement, phase_agreement_reference)
+from .phase import (core_events, core_events_reference, lamp_centres, lamp_centres_reference, lock_sums,
+                    lock_sums_reference, phase_agreement, phase_agreement_reference, with_next_centres)
 
 NEVER = np.iinfo(np.int64).min // 4  # "no source seen yet" (far below any window index)
 RING = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if max(abs(dy), abs(dx)) == 2]
@@ -350,7 +350,8 @@ class FlareGate:
         switched on gates its first windows too); a pixel's ``streak`` runs on into the
         consecutive ``later`` windows in which it alternated ``each`` times. Sets the per-event
         ``alternations``, ``streak``, ``phase``, ``core`` and ``steady_glare`` of ``obs`` (see
-        :meth:`update`; ``steady_glare``: the glare of a tracked moving steady lamp, steady.py)."""
+        :meth:`update`; ``steady_glare``: the glare of a tracked moving steady lamp, steady.py;
+        ``core`` also around the next window's lamp centres, phase.py's ``with_next_centres``)."""
         s = self.spec
         index = obs.index
         source = index - self._seen < s.hold
@@ -374,6 +375,10 @@ class FlareGate:
             self.phase = np.zeros(len(x), np.float32)
         flickering = obs.streak > 0  # alternated >= max(each, 1) times in this window
         centres = lamp_centres(source, x, y, flickering, s.block_px, s.core_px, s.core_shift)
+        if later and later[0].index == index + 1:  # a lamp this window shows too little of yet
+            nxt = later[0]
+            centres = with_next_centres(centres, lamp_centres(source, nxt.x, nxt.y, nxt.streak > 0, s.block_px,
+                                                              s.core_px, s.core_shift), s.core_px)
         self.core = core_events(centres, x, y, s.core_px, s.core_contrast)
         self.ray_glare = rays.ray_glare(centres, x, y, self.phase, s.ray_inner_px, s.radius_px, s.ray_sectors,
                                         s.ray_peak, s.ray_z, s.ray_phase)
@@ -492,6 +497,13 @@ def gate_reference(windows: list[tuple[int, list[tuple]]], spec: GateSpec, senso
                                            spec.phase_min, b, spec.radius_px / b, ghost) if timed
                  else np.zeros(len(events), np.float32))
         flick = [streak.get((e[0], e[1]), 0) > 0 for e in events]  # alternated >= max(each, 1) times here
+        centres = lamp_centres_reference(source, events, flick, b, spec.core_px, spec.core_shift)
+        if lookahead >= 1 and index + 1 in by_index:  # the next window's centres where this one has none near
+            nxt_events = next(e for j, e, _, _ in seen_windows if j == index + 1)
+            nxt_flick = [by_index[index + 1].get((e[0], e[1]), 0) > 0 for e in nxt_events]
+            for cx, cy in lamp_centres_reference(source, nxt_events, nxt_flick, b, spec.core_px, spec.core_shift):
+                if all((cx - a) ** 2 + (cy - c) ** 2 > spec.core_px ** 2 for a, c in centres):
+                    centres.append((cx, cy))
         if per_event is not None:
             streaks = []
             for x, y, *_ in events:
@@ -500,10 +512,9 @@ def gate_reference(windows: list[tuple[int, list[tuple]]], spec: GateSpec, senso
                 while k and f <= lookahead and by_index.get(index + f, {}).get((x, y), 0):
                     f += 1
                 streaks.append(k + f - 1 if k else 0)
-            core = lamp_cores_reference(source, events, flick, b, spec.core_px, spec.core_shift, spec.core_contrast)
+            core = core_events_reference(centres, events, spec.core_px, spec.core_contrast)
             per_event.append((np.array(alts, np.int32), np.array(streaks, np.int32), phase, core))
         if ray_glare is not None:
-            centres = lamp_centres_reference(source, events, flick, b, spec.core_px, spec.core_shift)
             ray_glare.append(rays.ray_glare_reference(centres, events, phase, spec.ray_inner_px, spec.radius_px,
                                                       spec.ray_sectors, spec.ray_peak, spec.ray_z, spec.ray_phase))
         gate = ghost.copy()

@@ -32,11 +32,15 @@ those events; with ``shift`` > 0 that centre then moves ``shift`` times to the c
 flickering events within ``2 * core_px`` of it (mean shift, Comaniciu and Meer, TPAMI 2002: it
 climbs to the densest spot, the lamp itself, where the 3x3-block centroid is pulled towards the
 blocks' middle by the part of the halo they cut off); events within ``core_px`` of such a centre
-are the lamp's core. A light source can be wider than ``core_px``; with ``contrast`` > 0 an event
-within ``2 * core_px`` of a centre is core too when its pixel fired at least ``contrast`` times as
-often in the window as the pixels of the ring from ``2 * core_px`` to ``3 * core_px`` around it
-did on average (at least once): the source outshines its own glare, where a smooth halo's events
-near the core fire about as often as those a little farther out.
+are the lamp's core. With a look-ahead, the next window's centres count too where this window
+has none within ``core_px`` (:func:`with_next_centres`): in a lamp's first window its pixels have
+not yet alternated ``each`` times, so that window alone may not centre it, and a moving lamp's
+mean-shift centre may miss it by more than ``core_px``. A light source can be wider than
+``core_px``; with ``contrast`` > 0 an event within ``2 * core_px`` of a centre is core too when
+its pixel fired at least ``contrast`` times as often in the window as the pixels of the ring from
+``2 * core_px`` to ``3 * core_px`` around it did on average (at least once): the source outshines
+its own glare, where a smooth halo's events near the core fire about as often as those a little
+farther out.
 """
 from __future__ import annotations
 
@@ -180,6 +184,18 @@ def lamp_centres(source: np.ndarray, x: np.ndarray, y: np.ndarray, flickering: n
     return centres
 
 
+def with_next_centres(centres: list[tuple[float, float]], next_centres: list[tuple[float, float]],
+                      core_px: float) -> list[tuple[float, float]]:
+    """``centres`` and every centre of the next window (:func:`lamp_centres` of its events) farther
+    than ``core_px`` from all of them: a lamp is kept from its first window, where its pixels have
+    not yet alternated ``each`` times (it switched on, or came into view, part way through)."""
+    out = list(centres)
+    for cx, cy in next_centres:
+        if all((cx - a) ** 2 + (cy - b) ** 2 > core_px * core_px for a, b in centres):
+            out.append((cx, cy))
+    return out
+
+
 def core_events(centres: list[tuple[float, float]], x: np.ndarray, y: np.ndarray, core_px: float,
                 contrast: float = 0.0) -> np.ndarray:
     """bool[n]: the events within ``core_px`` of a lamp centre (:func:`lamp_centres`), or with
@@ -239,10 +255,16 @@ def lamp_centres_reference(source: np.ndarray, events: list[tuple], flickering: 
 def lamp_cores_reference(source: np.ndarray, events: list[tuple], flickering: list[bool], block_px: int,
                          core_px: float, shift: int = 0, contrast: float = 0.0) -> np.ndarray:
     """Plain per-event version of :func:`core_events` over :func:`lamp_centres`; ``events`` [(x, y, ...), ...]."""
+    return core_events_reference(lamp_centres_reference(source, events, flickering, block_px, core_px, shift),
+                                 events, core_px, contrast)
+
+
+def core_events_reference(centres: list[tuple[float, float]], events: list[tuple], core_px: float,
+                          contrast: float = 0.0) -> np.ndarray:
+    """Plain per-event version of :func:`core_events`; ``events`` [(x, y, ...), ...]."""
     out = np.zeros(len(events), bool)
     if core_px <= 0:
         return out
-    centres = lamp_centres_reference(source, events, flickering, block_px, core_px, shift)
     count: dict = {}
     for x, y, *_ in events:
         count[(x, y)] = count.get((x, y), 0) + 1
