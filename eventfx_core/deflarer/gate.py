@@ -497,13 +497,15 @@ def gate_reference(windows: list[tuple[int, list[tuple]]], spec: GateSpec, senso
                                            spec.phase_min, b, spec.radius_px / b, ghost) if timed
                  else np.zeros(len(events), np.float32))
         flick = [streak.get((e[0], e[1]), 0) > 0 for e in events]  # alternated >= max(each, 1) times here
-        centres = lamp_centres_reference(source, events, flick, b, spec.core_px, spec.core_shift)
-        if lookahead >= 1 and index + 1 in by_index:  # the next window's centres where this one has none near
-            nxt_events = next(e for j, e, _, _ in seen_windows if j == index + 1)
-            nxt_flick = [by_index[index + 1].get((e[0], e[1]), 0) > 0 for e in nxt_events]
-            for cx, cy in lamp_centres_reference(source, nxt_events, nxt_flick, b, spec.core_px, spec.core_shift):
-                if all((cx - a) ** 2 + (cy - c) ** 2 > spec.core_px ** 2 for a, c in centres):
-                    centres.append((cx, cy))
+        centres = []  # the lamps' centres (for the cores and the rays)
+        if per_event is not None or ray_glare is not None:
+            centres = lamp_centres_reference(source, events, flick, b, spec.core_px, spec.core_shift)
+            if lookahead >= 1 and index + 1 in by_index:  # the next window's centres where this one has none near
+                nxt_events = next(e for j, e, _, _ in seen_windows if j == index + 1)
+                nxt_flick = [by_index[index + 1].get((e[0], e[1]), 0) > 0 for e in nxt_events]
+                for cx, cy in lamp_centres_reference(source, nxt_events, nxt_flick, b, spec.core_px, spec.core_shift):
+                    if all((cx - a) ** 2 + (cy - c) ** 2 > spec.core_px ** 2 for a, c in centres):
+                        centres.append((cx, cy))
         if per_event is not None:
             streaks = []
             for x, y, *_ in events:
