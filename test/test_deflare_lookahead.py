@@ -117,6 +117,14 @@ def test_a_lamp_found_later_keeps_its_core_from_its_first_window():
         np.testing.assert_array_equal(got, want)
 
 
+def test_the_next_windows_centres_join_only_far_from_this_windows():
+    """A centre of the next window joins when it lies more than core_px from every centre of this
+    window; two such next-window centres close to each other both join (the cores are a union)."""
+    from eventfx_core.deflarer.phase import with_next_centres
+    got = with_next_centres([(0.0, 0.0)], [(1.0, 0.0), (10.0, 0.0), (11.0, 0.0), (0.0, 3.0)], 3.0)
+    assert got == [(0.0, 0.0), (10.0, 0.0), (11.0, 0.0)]
+
+
 def streak_oracle(ev, lookahead, flicker_streak, core_px, **spec_kw):
     """Decisions of a stage that never trusts the U-Net (keep_threshold 0), from the plain
     reference: drop a gated event whose pixel's streak (look-ahead included) reaches

@@ -471,6 +471,7 @@ def gate_reference(windows: list[tuple[int, list[tuple]]], spec: GateSpec, senso
         seen_windows.append((index, events, alts, streak))
         alt_prev, count_prev, streak_prev, last_index = alt, count, streak, index
     by_index = {index: streak for index, _, _, streak in seen_windows}
+    events_by_index = {index: events for index, events, _, _ in seen_windows}
     if steady_glare is not None:
         steady_glare.extend(st.steady_reference(windows, w, h, spec.track_burst, spec.track_pixels, spec.track_reach_px,
                                                 spec.track_halo, spec.track_z, spec.track_windows, spec.track_match_px,
@@ -499,12 +500,13 @@ def gate_reference(windows: list[tuple[int, list[tuple]]], spec: GateSpec, senso
         flick = [streak.get((e[0], e[1]), 0) > 0 for e in events]  # alternated >= max(each, 1) times here
         centres = []  # the lamps' centres (for the cores and the rays)
         if per_event is not None or ray_glare is not None:
-            centres = lamp_centres_reference(source, events, flick, b, spec.core_px, spec.core_shift)
+            own = lamp_centres_reference(source, events, flick, b, spec.core_px, spec.core_shift)
+            centres = list(own)
             if lookahead >= 1 and index + 1 in by_index:  # the next window's centres where this one has none near
-                nxt_events = next(e for j, e, _, _ in seen_windows if j == index + 1)
+                nxt_events = events_by_index[index + 1]
                 nxt_flick = [by_index[index + 1].get((e[0], e[1]), 0) > 0 for e in nxt_events]
                 for cx, cy in lamp_centres_reference(source, nxt_events, nxt_flick, b, spec.core_px, spec.core_shift):
-                    if all((cx - a) ** 2 + (cy - c) ** 2 > spec.core_px ** 2 for a, c in centres):
+                    if all((cx - a) ** 2 + (cy - c) ** 2 > spec.core_px ** 2 for a, c in own):
                         centres.append((cx, cy))
         if per_event is not None:
             streaks = []
